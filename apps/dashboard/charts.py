@@ -1,0 +1,115 @@
+"""Plotly figures for the pages, built server-side and serialised with plotly.io.to_json.
+
+Each trace carries `meta` naming the bar field it plots, so the browser can merge live bar
+updates into the same figure without knowing anything else about it.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+THEMES = {
+    "dark": {"template": "plotly_dark", "paper": "#0f1419", "plot": "#0f1419", "grid": "#223"},
+    "light": {"template": "plotly_white", "paper": "#ffffff", "plot": "#ffffff", "grid": "#e5e7eb"},
+}
+BUY, SELL = "#26a69a", "#ef5350"
+BANDS = (("imbalance_0_1pct", "0.1%", "#90caf9"), ("imbalance_0_5pct", "0.5%", "#42a5f5"),
+         ("imbalance_1pct", "1%", "#1e88e5"), ("imbalance_2pct", "2%", "#0d47a1"))
+
+# (row title, glossary slug) per subplot, in order; the page links each to its explanation.
+PANELS = (
+    ("Price", "candlestick"),
+    ("Taker buy / sell volume", "taker-buy-sell-volume"),
+    ("Taker sell ratio", "taker-sell-ratio"),
+    ("Cumulative volume delta", "cumulative-volume-delta"),
+    ("Book imbalance by depth band", "order-book-imbalance"),
+    ("Bid-ask spread", "bid-ask-spread"),
+)
+
+
+def _col(rows: list[dict], field: str, sign: int = 1) -> list:
+    out = []
+    for r in rows:
+        v = r.get(field)
+        out.append(None if v is None else sign * float(v))
+    return out
+
+
+def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "dark") -> str:
+    t = THEMES.get(theme, THEMES["dark"])
+    x = [r["bucket_start"] for r in rows]
+    fig = make_subplots(
+        rows=6, cols=1, shared_xaxes=True, vertical_spacing=0.035,
+        row_heights=[0.34, 0.15, 0.12, 0.13, 0.14, 0.12],
+        subplot_titles=[f"{title}" for title, _ in PANELS],
+    )
+    fig.add_trace(go.Candlestick(
+        x=x, open=_col(rows, "open"), high=_col(rows, "high"), low=_col(rows, "low"), close=_col(rows, "close"),
+        name=f"Price ({quote})", increasing_line_color=BUY, decreasing_line_color=SELL,
+        meta={"kind": "ohlc"}, hoverlabel={"namelength": -1},
+    ), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=_col(rows, "vwap"), name="VWAP", mode="lines", line={"width": 1, "color": "#ffb300"},
+        meta={"y": "vwap"}, hovertemplate=f"VWAP %{{y:,.2f}} {quote}<extra></extra>",
+    ), row=1, col=1)
+    fig.add_trace(go.Bar(
+        x=x, y=_col(rows, "taker_buy_base"), name="Taker buy", marker_color=BUY,
+        meta={"y": "taker_buy_base"}, hovertemplate=f"taker buy %{{y:,.4f}} {base}<extra></extra>",
+    ), row=2, col=1)
+    fig.add_trace(go.Bar(
+        x=x, y=_col(rows, "taker_sell_base", -1), name="Taker sell", marker_color=SELL,
+        meta={"y": "taker_sell_base", "sign": -1},
+        hovertemplate=f"taker sell %{{customdata:,.4f}} {base}<extra></extra>",
+        customdata=_col(rows, "taker_sell_base"),
+    ), row=2, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=_col(rows, "taker_sell_ratio"), name="Taker sell ratio", mode="lines",
+        line={"color": SELL, "width": 1.5}, meta={"y": "taker_sell_ratio"},
+        hovertemplate="taker sell ratio %{y:.1%}<extra></extra>",
+    ), row=3, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=_col(rows, "cvd_base"), name="CVD", mode="lines", fill="tozeroy",
+        line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
+        hovertemplate=f"CVD %{{y:,.4f}} {base}<extra></extra>",
+    ), row=4, col=1)
+    for field, label, color in BANDS:
+        fig.add_trace(go.Scatter(
+            x=x, y=_col(rows, field), name=f"Imbalance ±{label}", mode="lines", line={"color": color, "width": 1},
+            meta={"y": field}, hovertemplate=f"imbalance within {label}: %{{y:+.3f}}<extra></extra>",
+        ), row=5, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=_col(rows, "spread_bps"), name="Spread", mode="lines", line={"color": "#26c6da", "width": 1.5},
+        meta={"y": "spread_bps"}, hovertemplate="spread %{y:.3f} bps<extra></extra>",
+    ), row=6, col=1)
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=3, col=1)
+    fig.add_hline(y=0, line_dash="dot", line_color="#888", row=5, col=1)
+    fig.update_yaxes(title_text=quote, row=1, col=1)
+    fig.update_yaxes(title_text=base, row=2, col=1)
+    fig.update_yaxes(title_text="ratio", tickformat=".0%", range=[0, 1], row=3, col=1)
+    fig.update_yaxes(title_text=base, row=4, col=1)
+    fig.update_yaxes(title_text="-1..+1", range=[-1, 1], row=5, col=1)
+    fig.update_yaxes(title_text="bps", row=6, col=1)
+    fig.update_xaxes(rangeslider_visible=False, gridcolor=t["grid"])
+    fig.update_xaxes(title_text="Time (UTC)", row=6, col=1)
+    fig.update_layout(
+        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=980,
+        margin={"l": 60, "r": 20, "t": 40, "b": 40}, barmode="relative", hovermode="x unified",
+        legend={"orientation": "h", "y": 1.04, "x": 0}, uirevision="keep-zoom",
+    )
+    return pio.to_json(fig, validate=False, pretty=False)
+
+
+def sparkline_figure(points: list[tuple[str, float]], *, theme: str = "dark") -> str:
+    t = THEMES.get(theme, THEMES["dark"])
+    fig = go.Figure(go.Scatter(
+        x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line={"width": 1.5, "color": "#42a5f5"},
+        hovertemplate="%{y:,.2f}<extra></extra>", meta={"y": "close"},
+    ))
+    fig.update_layout(
+        template=t["template"], paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
+        xaxis={"visible": False}, yaxis={"visible": False},
+    )
+    return pio.to_json(fig, validate=False, pretty=False)

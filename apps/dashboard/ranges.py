@@ -1,0 +1,36 @@
+"""Chart time ranges a trader picks: presets plus a custom start/end, always in UTC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apps.api.params import BadRequest, parse_time
+
+PRESETS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+
+
+@dataclass(frozen=True)
+class ChartRange:
+    key: str
+    start: datetime
+    end: datetime
+    live: bool  # ends now, so live updates extend it
+
+
+def chart_range_parse(params) -> tuple[ChartRange, str | None]:
+    """Returns the range and an error message for the page (falling back to 1h)."""
+    now = datetime.now(tz=UTC)
+    key = params.get("range", "1h")
+    if key == "custom":
+        try:
+            start = parse_time(params.get("start"), "start")
+            end = parse_time(params.get("end"), "end") or now
+            if start is None or start >= end:
+                raise BadRequest("a custom range needs a start before its end")
+            return ChartRange("custom", start, end, live=end >= now - timedelta(minutes=1)), None
+        except BadRequest as exc:
+            return ChartRange("1h", now - PRESETS["1h"], now, True), str(exc)
+    if key not in PRESETS:
+        return ChartRange("1h", now - PRESETS["1h"], now, True), f"unknown range {key!r}; showing 1h"
+    return ChartRange(key, now - PRESETS[key], now, True), None

@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.http import Http404
+from django.shortcuts import render
+
+from apps.dashboard import charts
+from apps.dashboard.ranges import PRESETS, chart_range_parse
+from apps.pressure.models import INTERVALS
+from apps.pressure.selectors import (
+    bars_for_range,
+    closes_recent,
+    instrument_lookup,
+    instruments_with_latest_bar,
+    interval_for_points,
+)
+
+
+def _theme(request) -> str:
+    return "light" if request.COOKIES.get("theme") == "light" else "dark"
+
+
+def overview(request):
+    rows = [
+        {"instrument": inst, "bar": bar, "spark_id": f"spark-{inst.pk}",
+         "sparkline": charts.sparkline_figure(closes_recent(instrument=inst), theme=_theme(request))}
+        for inst, bar in instruments_with_latest_bar()
+    ]
+    return render(request, "dashboard/overview.html", {"rows": rows})
+
+
+def instrument(request, exchange, market, symbol):
+    inst = instrument_lookup(exchange=exchange, market=market, symbol=symbol)
+    if inst is None:
+        raise Http404("No such instrument")
+    asked = request.GET.get("interval", "1m")
+    asked = asked if asked in INTERVALS else "1m"
+    chart_range, range_error = chart_range_parse(request.GET)
+    interval = interval_for_points(instrument=inst, interval=asked, start=chart_range.start, end=chart_range.end,
+                                   max_points=settings.CHART_MAX_POINTS)
+    bars = bars_for_range(instrument=inst, interval=interval, start=chart_range.start, end=chart_range.end)
+    return render(request, "dashboard/instrument.html", {
+        "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
+        "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
+        "figure": charts.instrument_figure(bars, base=inst.base, quote=inst.quote, theme=_theme(request)),
+        "panels": charts.PANELS, "bars": bars, "last_bar": bars[-1] if bars else None,
+        "live_config": {
+            "instrument": inst.pk, "interval": interval, "live": chart_range.live,
+            "rangeMs": int((chart_range.end - chart_range.start).total_seconds() * 1000),
+            "api": f"/api/v1/bars?exchange={inst.exchange.slug}&market={inst.market}&symbol={inst.symbol}"
+                   f"&interval={interval}",
+        },
+    })

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.live.consumers import BarsConsumer
+
+websocket_urlpatterns = [
+    path("ws/instruments/<int:instrument_id>/", BarsConsumer.as_asgi()),
+    path("ws/overview/", BarsConsumer.as_asgi()),
+]

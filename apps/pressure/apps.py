@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class PressureConfig(AppConfig):
+    name = "apps.pressure"

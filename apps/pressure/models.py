@@ -1,0 +1,74 @@
+from datetime import timedelta
+
+from django.db import models
+
+from apps.markets.fields import ExactDecimalField
+from apps.markets.models import Instrument
+
+INTERVALS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1)}
+
+
+class PressureBarQuerySet(models.QuerySet):
+    def for_instrument(self, instrument):
+        return self.filter(instrument=instrument)
+
+    def of_interval(self, interval: str):
+        return self.filter(interval=interval)
+
+    def between(self, start, end):
+        return self.filter(bucket_start__gte=start, bucket_start__lt=end)
+
+    def chronological(self):
+        return self.order_by("bucket_start")
+
+
+class PressureBar(models.Model):
+    """Selling-pressure bar of one instrument, bucketed by exchange event time (UTC).
+
+    Definitions: a trade is a taker sell when the aggressor sold (Binance m=true);
+    taker_sell_ratio = sell / (buy + sell) in base; delta = buy - sell (base);
+    spread_bps = (ask - bid) / mid * 10,000 averaged over book samples; imbalance in band b
+    = (bid depth - ask depth) / (bid depth + ask depth) within b% of mid, averaged.
+    CVD is not stored: it is the running sum of delta from the start of the range asked for.
+    """
+
+    class Interval(models.TextChoices):
+        M1 = "1m", "1 minute"
+        M5 = "5m", "5 minutes"
+        H1 = "1h", "1 hour"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
+    interval = models.CharField(max_length=3, choices=Interval.choices)
+    bucket_start = models.DateTimeField()
+    open = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    high = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    low = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    close = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    vwap = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    trades = models.PositiveIntegerField(default=0)
+    taker_buy_base = ExactDecimalField(max_digits=38, decimal_places=12, default=0)
+    taker_sell_base = ExactDecimalField(max_digits=38, decimal_places=12, default=0)
+    taker_buy_quote = ExactDecimalField(max_digits=40, decimal_places=20, default=0)
+    taker_sell_quote = ExactDecimalField(max_digits=40, decimal_places=20, default=0)
+    delta_base = ExactDecimalField(max_digits=38, decimal_places=12, default=0)
+    taker_sell_ratio = models.FloatField(null=True)
+    spread_bps = models.FloatField(null=True)
+    imbalance_0_1pct = models.FloatField(null=True)
+    imbalance_0_5pct = models.FloatField(null=True)
+    imbalance_1pct = models.FloatField(null=True)
+    imbalance_2pct = models.FloatField(null=True)
+    book_samples = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PressureBarQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument", "interval", "bucket_start"], name="pressurebar_unique_bucket"
+            ),
+        ]
+        indexes = [models.Index(fields=["instrument", "interval", "-bucket_start"], name="bar_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.interval} {self.bucket_start:%Y-%m-%d %H:%M} UTC"

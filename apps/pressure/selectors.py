@@ -1,0 +1,85 @@
+"""Reads of selling-pressure bars, shaped for the API, the charts and live pushes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import OuterRef, Subquery
+
+from apps.markets.models import Instrument
+from apps.pressure.models import INTERVALS, PressureBar
+
+# The public API contract: these names never change.
+API_FIELDS = (
+    "bucket_start", "open", "high", "low", "close", "vwap", "trades", "taker_buy_base", "taker_sell_base",
+    "taker_buy_quote", "taker_sell_quote", "delta_base", "cvd_base", "taker_sell_ratio", "spread_bps",
+    "imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct",
+)
+_DECIMALS = ("open", "high", "low", "close", "vwap", "taker_buy_base", "taker_sell_base", "taker_buy_quote",
+             "taker_sell_quote", "delta_base")
+
+
+def _plain(value: Decimal | None) -> str | None:
+    """Exact decimal text without exponent or padding zeros: Decimal('1.2300') -> '1.23'."""
+    if value is None:
+        return None
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
+    row = {"bucket_start": bar.bucket_start.isoformat().replace("+00:00", "Z"), "trades": bar.trades}
+    for name in _DECIMALS:
+        row[name] = _plain(getattr(bar, name))
+    row["cvd_base"] = _plain(cvd)
+    for name in ("taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct",
+                 "imbalance_2pct"):
+        row[name] = getattr(bar, name)
+    row["book_samples"] = bar.book_samples
+    return row
+
+
+def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
+    """Bars in [start, end), oldest first, with CVD summed from the first bar of the range."""
+    bars = PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).chronological()
+    running = Decimal(0)
+    out = []
+    for bar in bars:
+        running += bar.delta_base
+        out.append(bar_serialize(bar, cvd=running))
+    return out
+
+
+def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:
+    return PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).count()
+
+
+def interval_for_points(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
+                        max_points: int) -> str:
+    """Downsample long ranges by moving to a coarser interval, so no trace exceeds max_points."""
+    order = list(INTERVALS)
+    for candidate in order[order.index(interval):]:
+        if (end - start) / INTERVALS[candidate] <= max_points:
+            return candidate
+    return order[-1]
+
+
+def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrument, PressureBar | None]]:
+    latest = PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval).order_by("-bucket_start")
+    instruments = list(Instrument.objects.active().with_exchange().annotate(latest_bar_id=Subquery(latest.values("pk")[:1])))
+    bars = PressureBar.objects.in_bulk([i.latest_bar_id for i in instruments if i.latest_bar_id])
+    return [(i, bars.get(i.latest_bar_id)) for i in instruments]
+
+
+def closes_recent(*, instrument: Instrument, interval: str = "1m", limit: int = 60) -> list[tuple[str, float]]:
+    rows = (PressureBar.objects.for_instrument(instrument).of_interval(interval).exclude(close=None)
+            .order_by("-bucket_start").values_list("bucket_start", "close")[:limit])
+    return [(ts.isoformat().replace("+00:00", "Z"), float(close)) for ts, close in reversed(rows)]
+
+
+def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
+    return (Instrument.objects.with_exchange()
+            .filter(exchange__slug=exchange, market=market, symbol=symbol.upper()).first())

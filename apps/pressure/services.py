@@ -1,0 +1,202 @@
+"""Writes of selling-pressure bars, and the one ingestion entry point every source uses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from django.db import connection, transaction
+
+from apps.markets.models import BookSample, Instrument, Trade
+from apps.markets.services import book_samples_store, source_status_record, trades_store
+from apps.markets.validation import TradeRow
+from apps.pressure import bars as barmath
+from apps.pressure.models import PressureBar
+
+logger = logging.getLogger(__name__)
+
+BAR_FIELDS = [
+    "open", "high", "low", "close", "vwap", "trades", "taker_buy_base", "taker_sell_base", "taker_buy_quote",
+    "taker_sell_quote", "delta_base", "taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct",
+    "imbalance_1pct", "imbalance_2pct", "book_samples",
+]
+_DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _dt_to_ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def trade_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
+    """Trades in [start, end) as exact integer arrays, sorted by time then trade id."""
+    pd_, qd = instrument.price_decimals, instrument.qty_decimals
+    table = Trade._meta.db_table
+    if connection.vendor == "postgresql":
+        cols = f"time_ms, round(price * 1e{pd_})::bigint, round(qty * 1e{qd})::bigint, taker_sell"
+    else:
+        # Trades hold at most 15 significant digits, so the float product rounds back exactly.
+        cols = f"time_ms, CAST(round(price * 1e{pd_}) AS INTEGER), CAST(round(qty * 1e{qd}) AS INTEGER), taker_sell"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {cols} FROM {table} WHERE instrument_id = %s AND time_ms >= %s AND time_ms < %s"
+            " ORDER BY time_ms, trade_id",
+            [instrument.pk, start_ms, end_ms],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=bool)
+    arr = np.array(rows, dtype=np.int64)
+    return arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3].astype(bool)
+
+
+def book_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
+    rows = list(
+        BookSample.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lt=end_ms)
+        .order_by("time_ms")
+        .values_list("time_ms", "bid_price", "ask_price", *_DEPTH_COLUMNS)
+    )
+    if not rows:
+        return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 4)), np.zeros((0, 4)))
+    arr = np.array(rows, dtype=np.float64)
+    depth = arr[:, 3:]
+    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], depth[:, 0::2], depth[:, 1::2]
+
+
+def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[dict]:
+    """1m bars for the minutes in [start, end) from stored trades and book samples."""
+    interval = barmath.INTERVAL_MS["1m"]
+    t, price, qty, sell = trade_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    tb = barmath.trade_bars(t, price, qty, sell, interval_ms=interval)
+    bt, bid, ask, bid_depth, ask_depth = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    bb = barmath.book_bars(bt, bid, ask, bid_depth, ask_depth, interval_ms=interval)
+
+    pd_, qd = instrument.price_decimals, instrument.qty_decimals
+    zero = barmath.from_units(0, qd)
+    bars: dict[int, dict] = {}
+    for i, bucket in enumerate(tb.bucket_ms.tolist()):
+        bars[bucket] = {
+            "bucket_ms": bucket,
+            "open": barmath.from_units(tb.open[i], pd_),
+            "high": barmath.from_units(tb.high[i], pd_),
+            "low": barmath.from_units(tb.low[i], pd_),
+            "close": barmath.from_units(tb.close[i], pd_),
+            "trades": int(tb.trades[i]),
+            "taker_buy_base": barmath.from_units(tb.buy_base[i], qd),
+            "taker_sell_base": barmath.from_units(tb.sell_base[i], qd),
+            "taker_buy_quote": barmath.from_units(tb.buy_quote[i], pd_ + qd),
+            "taker_sell_quote": barmath.from_units(tb.sell_quote[i], pd_ + qd),
+        }
+    for i, bucket in enumerate(bb.bucket_ms.tolist()):
+        bar = bars.setdefault(bucket, {
+            "bucket_ms": bucket, "open": None, "high": None, "low": None, "close": None, "trades": 0,
+            "taker_buy_base": zero, "taker_sell_base": zero, "taker_buy_quote": zero, "taker_sell_quote": zero,
+        })
+        bar["spread_bps"] = _finite_or_none(bb.spread_bps[i])
+        for j, band in enumerate(barmath.BAND_NAMES):
+            bar[f"imbalance_{band}"] = _finite_or_none(bb.imbalance[i, j])
+        bar["book_samples"] = int(bb.samples[i])
+    out = []
+    for bucket in sorted(bars):
+        bar = bars[bucket]
+        bar.setdefault("spread_bps", None)
+        bar.setdefault("book_samples", 0)
+        for band in barmath.BAND_NAMES:
+            bar.setdefault(f"imbalance_{band}", None)
+        out.append(barmath.finish_bar(bar))
+    return out
+
+
+def _finite_or_none(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> list[PressureBar]:
+    objs = [
+        PressureBar(
+            instrument=instrument, interval=interval, bucket_start=_ms_to_dt(row["bucket_ms"]),
+            **{name: row[name] for name in BAR_FIELDS},
+        )
+        for row in rows
+    ]
+    if objs:
+        PressureBar.objects.bulk_create(
+            objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
+            update_fields=[*BAR_FIELDS, "updated_at"],
+        )
+    return objs
+
+
+def _bar_as_row(bar: PressureBar) -> dict:
+    return {"bucket_ms": _dt_to_ms(bar.bucket_start), **{name: getattr(bar, name) for name in BAR_FIELDS}}
+
+
+def bars_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[str, list[PressureBar]]:
+    """Recompute every bar (1m, 5m, 1h) whose bucket overlaps [start_ms, end_ms]."""
+    minute = barmath.INTERVAL_MS["1m"]
+    lo = start_ms - start_ms % minute
+    hi = end_ms - end_ms % minute + minute
+    changed = {"1m": _bars_upsert(
+        instrument=instrument, interval="1m",
+        rows=minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi),
+    )}
+    for interval in ("5m", "1h"):
+        size = barmath.INTERVAL_MS[interval]
+        c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
+        minutes = PressureBar.objects.filter(
+            instrument=instrument, interval="1m",
+            bucket_start__gte=_ms_to_dt(c_lo), bucket_start__lt=_ms_to_dt(c_hi),
+        ).order_by("bucket_start")
+        rows = barmath.rollup([_bar_as_row(b) for b in minutes], interval_ms=size)
+        changed[interval] = _bars_upsert(instrument=instrument, interval=interval, rows=rows)
+    return changed
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    trades_received: int
+    trades_inserted: int
+    duplicates: int
+    rejected: int
+    book_samples: int
+    bars_changed: int
+
+
+def market_batch_ingest(
+    *, instrument: Instrument, trades: Sequence[TradeRow], book_samples: Sequence = (), source: str,
+    sequence_gaps: int = 0, publish: bool = True,
+) -> IngestResult:
+    """Store one batch from any source (live, replay, import), refresh its bars, push them live.
+
+    All of it commits together, so a worker killed mid-batch leaves nothing half-written and
+    the retried batch lands exactly once.
+    """
+    with transaction.atomic():
+        stored = trades_store(instrument=instrument, rows=trades)
+        samples = book_samples_store(instrument=instrument, samples=book_samples)
+        times = [t for t in (stored.min_time_ms, stored.max_time_ms) if t is not None]
+        times += [s.time_ms for s in (book_samples[0], book_samples[-1])] if book_samples else []
+        changed: dict[str, list[PressureBar]] = {}
+        if times:
+            changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times))
+        source_status_record(
+            name=source, trades_inserted=stored.inserted, duplicates=stored.duplicates,
+            rejected=stored.rejected, book_samples=samples, sequence_gaps=sequence_gaps,
+            last_event_ms=max(times) if times else None,
+        )
+        if publish and changed:
+            from apps.live.publish import bars_publish
+
+            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed=changed))
+    return IngestResult(
+        trades_received=stored.received, trades_inserted=stored.inserted, duplicates=stored.duplicates,
+        rejected=stored.rejected, book_samples=samples, bars_changed=sum(len(v) for v in changed.values()),
+    )
