@@ -54,7 +54,7 @@ def start(wait: float = 10.0) -> subprocess.Popen | None:
     """Start the server in the background unless one already answers; return the process."""
     if is_running():
         return None
-    proc = subprocess.Popen(server_command(), stdout=subprocess.DEVNULL)  # noqa: S603
+    proc = subprocess.Popen(server_command(), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if is_running():
@@ -73,7 +73,7 @@ def main() -> None:
         while is_running():
             time.sleep(2)
         sys.exit(1)
-    os.execv(server_command()[0], server_command())
+    os.execv(server_command()[0], server_command())  # noqa: S606 - a fixed binary, no shell
 
 
 if __name__ == "__main__":

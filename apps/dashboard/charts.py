@@ -95,8 +95,8 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
     fig.update_xaxes(title_text="Time (UTC)", row=6, col=1)
     fig.update_layout(
         template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=980,
-        margin={"l": 60, "r": 20, "t": 40, "b": 40}, barmode="relative", hovermode="x unified",
-        legend={"orientation": "h", "y": 1.04, "x": 0}, uirevision="keep-zoom",
+        margin={"l": 60, "r": 20, "t": 80, "b": 40}, barmode="relative", hovermode="x unified",
+        legend={"orientation": "h", "y": 1.07, "x": 0}, uirevision="keep-zoom",
     )
     return pio.to_json(fig, validate=False, pretty=False)
 

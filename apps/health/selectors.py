@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 
@@ -33,7 +35,7 @@ def health_report() -> dict:
     except Exception as exc:  # noqa: BLE001
         report["database"] = {"ok": False, "error": str(exc)}
     try:
-        cache.client.get_client(write=True).ping()
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
         report["redis"] = {"ok": True}
     except Exception as exc:  # noqa: BLE001
         report["redis"] = {"ok": False, "error": str(exc)}

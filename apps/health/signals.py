@@ -1,9 +1,12 @@
+import logging
 import time
 
 from celery.signals import before_task_publish
 from django.core.cache import cache
 
 from apps.health.tasks import BEAT_KEY
+
+logger = logging.getLogger(__name__)
 
 
 @before_task_publish.connect
@@ -12,5 +15,5 @@ def beat_published(sender=None, **kwargs):
     if sender == "apps.health.tasks.heartbeat":
         try:
             cache.set(BEAT_KEY, time.time(), timeout=None)
-        except Exception:  # noqa: BLE001 - the health page will show Redis as down instead
-            pass
+        except Exception:
+            logger.warning("could not record beat heartbeat", exc_info=True)

@@ -53,6 +53,11 @@ class Instrument(models.Model):
     def __str__(self) -> str:
         return f"{self.exchange.slug}:{self.market}:{self.symbol}"
 
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("dashboard:instrument", args=[self.exchange.slug, self.market, self.symbol])
+
     @property
     def is_replay(self) -> bool:
         return self.exchange.is_replay
@@ -60,11 +65,6 @@ class Instrument(models.Model):
     @property
     def display_name(self) -> str:
         return f"{self.base}/{self.quote} {self.get_kind_display()}"
-
-    def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
-        return reverse("dashboard:instrument", args=[self.exchange.slug, self.market, self.symbol])
 
 
 class Trade(models.Model):
@@ -82,6 +82,9 @@ class Trade(models.Model):
             models.UniqueConstraint(fields=["instrument", "trade_id"], name="trade_unique_exchange_id"),
         ]
         indexes = [models.Index(fields=["instrument", "time_ms"], name="trade_instrument_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}#{self.trade_id}"
 
     @property
     def time(self) -> datetime:
@@ -110,6 +113,9 @@ class BookSample(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instrument", "time_ms"], name="booksample_unique_time"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time_ms}"
 
     @property
     def time(self) -> datetime:

@@ -50,7 +50,7 @@ class BookSummary:
 class _Side:
     """One side of the book: ascending prices with aligned qty and quote notional."""
 
-    __slots__ = ("prices", "qtys", "notional", "raw")
+    __slots__ = ("notional", "prices", "qtys", "raw")
 
     def __init__(self) -> None:
         self.prices: list[float] = []
@@ -72,7 +72,7 @@ class _Side:
         self.raw = raw
         self.prices = sorted(raw)
         self.qtys = [float(raw[p][1]) for p in self.prices]
-        self.notional = [p * q for p, q in zip(self.prices, self.qtys)]
+        self.notional = [p * q for p, q in zip(self.prices, self.qtys, strict=True)]
 
     def update(self, levels) -> None:
         prices, qtys, notional, raw = self.prices, self.qtys, self.notional, self.raw
@@ -102,7 +102,7 @@ class OrderBook:
     until the first diff is applied, then the ``u`` of the last applied diff.
     """
 
-    __slots__ = ("symbol", "_bids", "_asks", "last_update_id", "_chained")
+    __slots__ = ("_asks", "_bids", "_chained", "last_update_id", "symbol")
 
     def __init__(self, symbol: str | None = None):
         self.symbol = symbol
@@ -114,12 +114,12 @@ class OrderBook:
     @property
     def bids(self) -> dict[float, float]:
         """Bid levels as a new ``{price: qty}`` dict (a copy; O(n), meant for inspection)."""
-        return dict(zip(self._bids.prices, self._bids.qtys))
+        return dict(zip(self._bids.prices, self._bids.qtys, strict=True))
 
     @property
     def asks(self) -> dict[float, float]:
         """Ask levels as a new ``{price: qty}`` dict (a copy; O(n), meant for inspection)."""
-        return dict(zip(self._asks.prices, self._asks.qtys))
+        return dict(zip(self._asks.prices, self._asks.qtys, strict=True))
 
     # ------------------------------------------------------------------ state changes
 

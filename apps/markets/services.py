@@ -83,7 +83,9 @@ def _insert_trades_generic(cursor, params: list[tuple]) -> int:
     return Trade.objects.filter(instrument_id=params[0][0]).count() - before
 
 
-def trades_store(*, instrument: Instrument, rows: Iterable[TradeRow], validated: Validated | None = None) -> TradeStoreResult:
+def trades_store(
+    *, instrument: Instrument, rows: Iterable[TradeRow], validated: Validated | None = None
+) -> TradeStoreResult:
     """Validate and insert trades; duplicates (same exchange trade id) are skipped."""
     rows = list(rows)
     checked = validated or trades_validate(rows)

@@ -69,7 +69,9 @@ def interval_for_points(*, instrument: Instrument, interval: str, start: datetim
 
 def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrument, PressureBar | None]]:
     latest = PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval).order_by("-bucket_start")
-    instruments = list(Instrument.objects.active().with_exchange().annotate(latest_bar_id=Subquery(latest.values("pk")[:1])))
+    instruments = list(
+        Instrument.objects.active().with_exchange().annotate(latest_bar_id=Subquery(latest.values("pk")[:1]))
+    )
     bars = PressureBar.objects.in_bulk([i.latest_bar_id for i in instruments if i.latest_bar_id])
     return [(i, bars.get(i.latest_bar_id)) for i in instruments]
 

@@ -95,6 +95,7 @@ def _window(rec: Recording, clock_from: int, clock_to: int) -> tuple[list[TradeR
 
 def replay_advance(
     *, stream_id: int, until_ms: int | None = None, progress: Callable[[int, int], None] | None = None,
+    publish: bool = True,
 ) -> int:
     """Feed a stream's events up to `until_ms` (wall time); returns trades inserted."""
     stream = ReplayStream.objects.select_related("instrument__exchange").get(pk=stream_id)
@@ -123,7 +124,8 @@ def replay_advance(
             books = [dataclasses.replace(b, time_ms=b.time_ms + shift) for b in books]
             if trades or books:
                 result = market_batch_ingest(
-                    instrument=stream.instrument, trades=trades, book_samples=books, source=f"replay:{stream.name}",
+                    instrument=stream.instrument, trades=trades, book_samples=books,
+                    source=f"replay:{stream.name}", publish=publish,
                 )
                 inserted += result.trades_inserted
         clock = step_to

@@ -59,10 +59,10 @@ def recordings() -> dict[str, tuple[list, FileStats]]:
 def _raw_trades(name: str) -> list[dict]:
     """Independent reading: stdlib json over the raw lines, no code from the module under test."""
     trades = []
-    with gzip.open(DATA_DIR / name, "rt") as fh:
+    with gzip.open(DATA_DIR / name, "rb") as fh:
         for line in fh:
-            if '@trade"' in line:
-                trades.append(json.loads(line.split(" ", 1)[1])["data"])
+            if b'@trade"' in line:
+                trades.append(json.loads(line.split(b" ", 1)[1])["data"])
     return trades
 
 
@@ -90,7 +90,8 @@ def test_trades_match_independent_json_reading(recordings, name):
     assert sum(t.taker_sell for t in trades) == raw_sells
     assert 0 < raw_sells < len(raw)
     for t, d in zip(trades, raw, strict=True):
-        assert (t.trade_id, t.time_ms, t.price, t.qty, t.taker_sell) == (d["t"], d["T"], d["p"], d["q"], d["m"])
+        expected = (d["t"], d["T"], d["p"], d["q"], d["m"])
+        assert (t.trade_id, t.time_ms, t.price, t.qty, t.taker_sell) == expected
         assert t.symbol == d["s"]
 
 
@@ -127,16 +128,34 @@ def test_receive_timestamps_are_monotonic_ns(recordings):
 
 TRADE = {
     "stream": "btcusdt@trade",
-    "data": {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 7, "p": "61837.63000000", "q": "0.02000000",
-             "T": 1723161255342, "m": True, "M": True},
+    "data": {
+        "e": "trade",
+        "E": 1,
+        "s": "BTCUSDT",
+        "t": 7,
+        "p": "61837.63000000",
+        "q": "0.02000000",
+        "T": 1723161255342,
+        "m": True,
+        "M": True,
+    },
 }
 DEPTH = {
     "stream": "btcusdt@depth@100ms",
-    "data": {"e": "depthUpdate", "E": 5, "s": "BTCUSDT", "U": 10, "u": 12,
-             "b": [["100.5", "1.0"], ["100.4", "0"]], "a": [["100.6", "2.5"]]},
+    "data": {
+        "e": "depthUpdate",
+        "E": 5,
+        "s": "BTCUSDT",
+        "U": 10,
+        "u": 12,
+        "b": [["100.5", "1.0"], ["100.4", "0"]],
+        "a": [["100.6", "2.5"]],
+    },
 }
-TICKER = {"stream": "btcusdt@bookTicker",
-          "data": {"u": 12, "s": "BTCUSDT", "b": "100.5", "B": "1.0", "a": "100.6", "A": "2.5"}}
+TICKER = {
+    "stream": "btcusdt@bookTicker",
+    "data": {"u": 12, "s": "BTCUSDT", "b": "100.5", "B": "1.0", "a": "100.6", "A": "2.5"},
+}
 
 
 def _with(base: dict, **changes) -> dict:
@@ -165,12 +184,14 @@ def test_trade_parsing_keeps_exact_strings():
 
 def test_depth_and_ticker_parsing():
     d = parse_payload(DEPTH)
-    assert d == DepthDiffMsg("BTCUSDT", 5, 10, 12, None, (("100.5", "1.0"), ("100.4", "0")), (("100.6", "2.5"),))
+    bids = (("100.5", "1.0"), ("100.4", "0"))
+    assert d == DepthDiffMsg("BTCUSDT", 5, 10, 12, None, bids, (("100.6", "2.5"),))
     fut = parse_payload({"stream": "btcusdt@depth@0ms", "data": {**DEPTH["data"], "pu": 9, "T": 4}})
     assert fut.prev_final_id == 9
     assert parse_payload(TICKER) == BookTickerMsg("BTCUSDT", 12, "100.5", "1.0", "100.6", "2.5", None)
-    fut_t = parse_payload({"stream": "btcusdt@bookTicker", "data": {**TICKER["data"], "e": "bookTicker",
-                                                                   "E": 8, "T": 7}})
+    fut_t = parse_payload(
+        {"stream": "btcusdt@bookTicker", "data": {**TICKER["data"], "e": "bookTicker", "E": 8, "T": 7}}
+    )
     assert fut_t.time_ms == 7  # transaction time preferred, like trades
     snap = parse_payload({"lastUpdateId": 3, "bids": [["1.5", "2"]], "asks": []}, "btcusdt")
     assert snap == DepthSnapshotMsg(3, (("1.5", "2"),), (), None, "BTCUSDT")
@@ -235,7 +256,7 @@ def test_malformed_payloads(payload, reason):
     [
         ("1723161254087896568 {not json", "not JSON"),
         ("1723161254087896568 [1, 2]", "not an object"),
-        ("1723161254087896568 {\"p\": NaN}", "not JSON"),
+        ('1723161254087896568 {"p": NaN}', "not JSON"),
         ('abc {"stream": "x"}', "receive timestamp"),
         ('-5 {"stream": "x"}', "receive timestamp"),
         ('{"stream":"x"}', "receive_ns"),
@@ -254,7 +275,7 @@ def test_malformed_lines(line, reason):
 @given(st.text(max_size=80) | st.binary(max_size=80))
 def test_garbage_lines_only_raise_malformed(line):
     try:
-        ts, payload = parse_raw_line(line)
+        _ts, payload = parse_raw_line(line)
     except MalformedMessage:
         return
     try:
@@ -286,9 +307,16 @@ def test_corrupted_fields_never_crash(base, key, value):
 
 @pytest.mark.parametrize("compressed", [True, False])
 def test_iter_file_skips_and_counts_malformed(tmp_path, compressed):
-    good = [f"100 {json.dumps(TRADE)}", f"200 {json.dumps(DEPTH)}",
-            f"300 {json.dumps({'lastUpdateId': 11, 'bids': [], 'asks': []})}"]
-    bad = ["101 {truncated", f"102 {json.dumps(_with(TRADE, p='NaN'))}", "103 {\"stream\":\"x@kline_1m\",\"data\":{}}"]
+    good = [
+        f"100 {json.dumps(TRADE)}",
+        f"200 {json.dumps(DEPTH)}",
+        f"300 {json.dumps({'lastUpdateId': 11, 'bids': [], 'asks': []})}",
+    ]
+    bad = [
+        "101 {truncated",
+        f"102 {json.dumps(_with(TRADE, p='NaN'))}",
+        '103 {"stream":"x@kline_1m","data":{}}',
+    ]
     text = "\n".join([good[0], bad[0], good[1], "", bad[1], bad[2], good[2]]) + "\n"
     path = tmp_path / ("rec.gz" if compressed else "rec.txt")
     if compressed:
@@ -307,5 +335,5 @@ def test_iter_file_skips_and_counts_malformed(tmp_path, compressed):
 def test_orjson_and_json_agree_on_real_line():
     with gzip.open(DATA_DIR / FILES[0], "rb") as fh:
         line = fh.readline()
-    ts, payload = parse_raw_line(line)
+    _ts, payload = parse_raw_line(line)
     assert payload == json.loads(line.split(b" ", 1)[1]) == orjson.loads(line.split(b" ", 1)[1])

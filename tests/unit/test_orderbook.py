@@ -23,8 +23,12 @@ from apps.markets.orderbook import (
 )
 
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance-raw-feed"
-FILES = ["spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz", "spot_ethusdt_20240808.gz",
-         "usdm_btcusdt_20240808.gz"]
+FILES = [
+    "spot_btcusdt_20240808.gz",
+    "spot_btcusdt_20240809.gz",
+    "spot_ethusdt_20240808.gz",
+    "usdm_btcusdt_20240808.gz",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,12 @@ class Replay:
 
 
 def replay(msgs: list, sync: BookSynchronizer | None = None, sample_every: int = 700) -> Replay:
-    r = Replay(sync or BookSynchronizer())
+    """Feed a recording through a synchronizer, recording the top of book at every update id.
+
+    Bands are off for the per-diff summaries (only the top is compared); banded depth is
+    sampled every ``sample_every`` summaries together with a copy of the levels.
+    """
+    r = Replay(sync or BookSynchronizer(bands=()))
     for m in msgs:
         if isinstance(m, BookTickerMsg):
             r.tickers[m.update_id] = (m.bid_price, m.bid_qty, m.ask_price, m.ask_qty)
@@ -69,12 +78,21 @@ def replay(msgs: list, sync: BookSynchronizer | None = None, sample_every: int =
             r.summaries += 1
             r.tops[r.sync.book.last_update_id] = (s.bid_price, s.bid_qty, s.ask_price, s.ask_qty)
             if r.summaries % sample_every == 0:
-                r.samples.append((s, r.sync.book.bids, r.sync.book.asks))
+                book = r.sync.book
+                r.samples.append((book.summary(m.event_time_ms), book.bids, book.asks))
     return r
 
 
 @pytest.fixture(scope="module")
 def replays(recordings) -> dict[str, Replay]:
+    gc.disable()
+    try:
+        return _replays(recordings)
+    finally:
+        gc.enable()
+
+
+def _replays(recordings) -> dict[str, Replay]:
     out = {
         "spot_btcusdt_20240808.gz": replay(recordings["spot_btcusdt_20240808.gz"]),
         "spot_ethusdt_20240808.gz": replay(recordings["spot_ethusdt_20240808.gz"]),
@@ -273,7 +291,9 @@ def _fut(first: int, final: int, prev: int, bids=(), asks=()) -> DepthDiffMsg:
 
 
 def _snap(last: int) -> DepthSnapshotMsg:
-    return DepthSnapshotMsg(last, (("100.0", "1.0"), ("99.5", "2.0")), (("100.5", "1.5"), ("101.0", "3.0")), None)
+    bids = (("100.0", "1.0"), ("99.5", "2.0"))
+    asks = (("100.5", "1.5"), ("101.0", "3.0"))
+    return DepthSnapshotMsg(last, bids, asks, None)
 
 
 def test_spot_rules():
@@ -321,7 +341,8 @@ def test_summary_none_when_side_empty_or_crossed():
     assert book.summary(0) is None and book.best_ask() is None
     book.load_snapshot(_snap(1))
     s = book.summary(7, bands=(0.3, 1.0))
-    assert s == BookSummary(7, "100.0", "1.0", "100.5", "1.5", (100.0, 100.0 + 199.0), (150.75, 150.75 + 303.0))
+    # mid 100.25: 0.3% keeps only the touch, 1% adds the second level on each side.
+    assert s == BookSummary(7, "100.0", "1.0", "100.5", "1.5", (100.0, 299.0), (150.75, 453.75))
     book.apply_diff(_spot(2, 2, bids=[("100.5", "1")]))  # locked book
     assert book.summary(0) is None
     book.apply_diff(_spot(3, 3, bids=[("100.7", "1")]))  # crossed book

@@ -19,9 +19,9 @@ import gzip
 import re
 from collections import Counter
 from collections.abc import Iterator
-from itertools import chain
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
 
 import orjson

@@ -21,7 +21,7 @@ class Command(BaseCommand):
             for stream in streams:
                 task = progress.add_task(f"replay {stream.name}", total=1)
                 inserted = services.replay_advance(
-                    stream_id=stream.pk, until_ms=until,
+                    stream_id=stream.pk, until_ms=until, publish=False,
                     progress=lambda done, total, t=task: progress.update(t, completed=done, total=max(total, 1)),
                 )
                 progress.update(task, completed=1, total=1,

@@ -1,0 +1,49 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Runs the whole app: embedded Redis (unless REDIS_URL is set), Daphne, Celery worker and beat.
+run: export DEBUG ?= 1
+run: $(STAMP)
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py load_replay
+	@echo ""
+	@echo "  PressureWeb is starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
+	@echo ""
+	WEB_PORT=$(PORT) $(BIN)/honcho start $(if $(REDIS_URL),web worker beat,)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Lint, then every test (unit, integration, browser). Exit code 5 (no tests ran) counts as failure.
+test: export DEBUG ?= 1
+test: export EMBEDDED_REDIS_PORT ?= 6391
+test: $(STAMP)
+	@mkdir -p var
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: export DEBUG ?= 1
+bench: $(STAMP)
+	@mkdir -p var
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf var/test.sqlite3* .pytest_cache
