@@ -159,8 +159,11 @@ def _decimal_str(value, name: str, what: str, *, allow_zero: bool) -> str:
     # Slow path only to give a precise reason.
     if type(value) is not str or _ANY_DECIMAL.fullmatch(value) is None:
         raise MalformedMessage(f"invalid {name} in {what}: {value!r}")
-    if _NONNEG_RE.fullmatch(value) is None:
+    int_part, _, frac = value.partition(".")
+    if len(int_part) > 9:
         raise MalformedMessage(f"absurd {name} in {what} (must be < 1e9): {value!r}")
+    if len(frac) > 20:
+        raise MalformedMessage(f"invalid {name} in {what} (too many decimals): {value!r}")
     raise MalformedMessage(f"non-positive {name} in {what}: {value!r}")
 
 
@@ -190,7 +193,7 @@ def _levels(raw, side: str, what: str) -> tuple[Level, ...]:
 def _symbol(data: dict, fallback: str | None, what: str) -> str:
     sym = data.get("s", fallback)
     if not isinstance(sym, str) or not sym:
-        raise MalformedMessage(f"missing field 's' in {what}")
+        raise MalformedMessage(f"missing or invalid field 's' in {what}")
     return sym.upper()
 
 

