@@ -21,7 +21,7 @@ install: $(STAMP)
 # Runs the whole app: embedded Redis (unless REDIS_URL is set), Daphne, Celery worker and beat.
 run: export DEBUG ?= 1
 run: $(STAMP)
-	@mkdir -p var
+	@mkdir -p var/staticfiles
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_replay
 	@echo ""
@@ -36,13 +36,13 @@ lint: $(STAMP)
 test: export DEBUG ?= 1
 test: export EMBEDDED_REDIS_PORT ?= 6391
 test: $(STAMP)
-	@mkdir -p var
+	@mkdir -p var/staticfiles
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 bench: export DEBUG ?= 1
 bench: $(STAMP)
-	@mkdir -p var
+	@mkdir -p var/staticfiles
 	$(BIN)/python -m bench.run
 
 clean:

@@ -15,7 +15,7 @@ class ReplayStream(models.Model):
     instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, related_name="replay_stream")
     files = models.JSONField(help_text="Recording files, in order, relative to REPLAY_DIR.")
     anchor_ms = models.BigIntegerField()
-    clock_ms = models.BigIntegerField(default=0)
+    clock_ms = models.BigIntegerField(default=-1, help_text="-1: nothing fed yet (events at clock 0 come next).")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

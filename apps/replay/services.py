@@ -66,7 +66,7 @@ def replay_streams_ensure(*, history_minutes: int, reset: bool = False) -> list[
             name=spec.name, defaults={"instrument": instrument, "files": list(spec.files), "anchor_ms": anchor}
         )
         if reset and not created:
-            stream.anchor_ms, stream.clock_ms = anchor, 0
+            stream.anchor_ms, stream.clock_ms = anchor, -1
             stream.save(update_fields=["anchor_ms", "clock_ms", "updated_at"])
         streams.append(stream)
     return streams

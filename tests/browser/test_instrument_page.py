@@ -1,0 +1,81 @@
+"""Playwright driving Debian Chromium against Daphne, a Celery worker and beat."""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from apps.pressure.models import PressureBar
+from apps.replay.services import replay_streams_ensure
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "instrument-page.png"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself
+    # are still plain blocking calls (Django's documented switch for this case).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is required for browser tests (apt-get install chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _wait_for(predicate, timeout, message):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(message)
+
+
+def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, browser):
+    replay_streams_ensure(history_minutes=0)
+    # Fast-forward the replay so new one-minute bars appear every few seconds.
+    stack = stack_factory(beat=True, extra_env={"REPLAY_SPEED": "20"})
+    _wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument__symbol="BTCUSDT").count() >= 2,
+              60, f"no bars from the replay\n{stack.logs()}")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1250})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
+    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    assert page.locator(".badge.replay").first.is_visible()
+    page.evaluate("window.__notReloaded = true")
+    initial = page.evaluate("document.getElementById('chart').data[0].x.length")
+    assert initial >= 1
+    assert page.evaluate("document.getElementById('chart').data[0].close.every(v => v > 10000)")
+    page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
+
+    page.wait_for_function(f"document.getElementById('chart').data[0].x.length > {initial}", timeout=45_000)
+    assert page.evaluate("window.__notReloaded === true")
+    assert int(page.get_attribute("#chart", "data-live-updates")) >= 1
+    assert page.locator(".js-plotly-plot .candlestick, .js-plotly-plot .trace.boxes").count() >= 1 or \
+        page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
+    assert not errors, errors
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_overview_lists_instruments_and_updates_live(stack_factory, browser):
+    replay_streams_ensure(history_minutes=0)
+    stack = stack_factory(beat=True)
+    _wait_for(lambda: PressureBar.objects.filter(interval="1m").values("instrument").distinct().count() == 3,
+              60, f"no bars from the replay\n{stack.logs()}")
+    page = browser.new_page()
+    page.goto(stack.url + "/")
+    assert page.locator("#overview tbody tr").count() == 3
+    page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
+    page.wait_for_selector("#overview tr.flash", timeout=20_000, state="attached")
+    assert "REPLAY" in page.inner_text("#overview")
