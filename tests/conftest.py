@@ -88,11 +88,12 @@ class Stack:
         self.beat = beat
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.tmp / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def start(self) -> Stack:
-        self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "pressureweb.asgi:application"])
+        self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+                            "pressureweb.asgi:application"])
         self._spawn("worker", [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", "solo",
                                "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
         if self.beat:
@@ -109,7 +110,7 @@ class Stack:
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                with urllib.request.urlopen(self.url + path, timeout=2) as resp:  # noqa: S310
+                with urllib.request.urlopen(self.url + path, timeout=2) as resp:
                     if resp.status in accept:
                         return
             except urllib.error.HTTPError as exc:

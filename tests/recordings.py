@@ -29,7 +29,7 @@ def raw_trades(name: str) -> tuple[tuple, ...]:
 def minute_bars_by_hand(trades, interval_ms: int = 60_000) -> dict[int, dict]:
     """Independent bar computation with Decimal and loops: the reference for the app's numpy code."""
     bars: dict[int, dict] = {}
-    for trade_id, t, price, qty, sell in sorted(trades, key=lambda r: (r[1], r[0])):
+    for _trade_id, t, price, qty, sell in sorted(trades, key=lambda r: (r[1], r[0])):
         p, q = Decimal(price), Decimal(qty)
         bucket = t - t % interval_ms
         bar = bars.setdefault(bucket, {"open": p, "high": p, "low": p, "close": p, "trades": 0,

@@ -97,7 +97,6 @@ def test_long_ranges_are_downsampled_to_a_coarser_interval(client, btc):
 
 def test_plotly_js_served_matches_the_installed_package(client):
     import plotly
-
     from django.contrib.staticfiles import finders
 
     path = finders.find("plotly/plotly.min.js")

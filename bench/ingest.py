@@ -1,0 +1,122 @@
+"""One backend's ingest and bar benchmark; run by bench/run.py with DATABASE_URL set.
+
+Trades are the real Binance spot BTCUSDT recording, looped with shifted ids and times to
+reach the wanted count. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pressureweb.settings")
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from apps.markets.models import Trade  # noqa: E402
+from apps.markets.services import instrument_ensure, trades_store  # noqa: E402
+from apps.markets.validation import TradeRow  # noqa: E402
+from apps.pressure import bars as barmath  # noqa: E402
+from apps.pressure.services import market_batch_ingest, minute_bars_compute, trade_arrays  # noqa: E402
+from tests.recordings import raw_trades  # noqa: E402
+
+
+def looped_trades(n: int) -> list[TradeRow]:
+    base = raw_trades("spot_btcusdt_20240808.gz") + raw_trades("spot_btcusdt_20240809.gz")
+    span_ids = base[-1][0] - base[0][0] + 1
+    span_ms = base[-1][1] - base[0][1] + 1000
+    out = []
+    loop = 0
+    while len(out) < n:
+        for tid, t, p, q, m in base:
+            out.append(TradeRow(tid + loop * span_ids, t + loop * span_ms, p, q, m))
+            if len(out) == n:
+                break
+        loop += 1
+    return out
+
+
+def bare_copy(rows: list[TradeRow]) -> float:
+    """psycopg COPY of the same rows into a plain table with the same unique key: the baseline."""
+    raw = connection.connection
+    with raw.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_copy")
+        cur.execute("CREATE TABLE bench_copy (instrument_id bigint, trade_id bigint, time_ms bigint, price numeric,"
+                    " qty numeric, taker_sell boolean, UNIQUE (instrument_id, trade_id))")
+        raw.commit()
+        start = time.perf_counter()
+        with cur.copy("COPY bench_copy FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((1, r.trade_id, r.time_ms, r.price, r.qty, r.taker_sell))
+        raw.commit()
+        elapsed = time.perf_counter() - start
+        cur.execute("DROP TABLE bench_copy")
+        raw.commit()
+    return elapsed
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    call_command("migrate", verbosity=0)
+    inst = instrument_ensure(exchange_slug="bench", market="spot", symbol="BTCUSDT", base="BTC", quote="USDT")
+    Trade.objects.filter(instrument=inst).delete()
+    rows = looped_trades(n)
+    result = {"vendor": connection.vendor, "trades": n}
+
+    start = time.perf_counter()
+    for i in range(0, n, 50_000):
+        trades_store(instrument=inst, rows=rows[i:i + 50_000])
+    result["store_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    again = trades_store(instrument=inst, rows=rows[:50_000])
+    result["duplicate_batch_s"] = time.perf_counter() - start
+    assert again.inserted == 0
+
+    if connection.vendor == "postgresql":
+        result["bare_copy_s"] = bare_copy(rows)
+
+    first, last = rows[0].time_ms, rows[-1].time_ms
+    start = time.perf_counter()
+    arrays = trade_arrays(instrument=inst, start_ms=first, end_ms=last + 1)
+    result["fetch_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    bars = barmath.trade_bars(*arrays, interval_ms=60_000)
+    result["bar_math_s"] = time.perf_counter() - start
+    result["bars"] = len(bars)
+    start = time.perf_counter()
+    minute_bars_compute(instrument=inst, start_ms=first, end_ms=last + 1)
+    result["minute_bars_full_s"] = time.perf_counter() - start
+
+    # Baseline for the bar math: a plain Python loop over the same arrays.
+    t, price, qty, sell = (a.tolist() for a in arrays)
+    start = time.perf_counter()
+    acc: dict[int, list] = {}
+    for i in range(len(t)):
+        b = acc.setdefault(t[i] - t[i] % 60_000, [price[i], price[i], price[i], 0, 0, 0])
+        b[1] = max(b[1], price[i])
+        b[2] = min(b[2], price[i])
+        b[3] += 1
+        b[4 if sell[i] else 5] += qty[i]
+    result["bar_loop_s"] = time.perf_counter() - start
+    assert len(acc) == len(bars) and np.array_equal(bars.trades, [v[3] for _, v in sorted(acc.items())])
+
+    # A live-sized batch through the whole path: store, bars refresh, commit (no publish).
+    Trade.objects.filter(instrument=inst).delete()
+    batch = rows[:2_000]
+    start = time.perf_counter()
+    market_batch_ingest(instrument=inst, trades=batch, source="bench", publish=False)
+    result["live_batch_2000_s"] = time.perf_counter() - start
+    Trade.objects.filter(instrument=inst).delete()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
