@@ -35,6 +35,7 @@ lint: $(STAMP)
 # Lint, then every test (unit, integration, browser). Exit code 5 (no tests ran) counts as failure.
 test: export DEBUG ?= 1
 test: export EMBEDDED_REDIS_PORT ?= 6391
+test: export CONN_MAX_AGE ?= 0
 test: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/ruff check .
