@@ -81,7 +81,7 @@ class Trade(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instrument", "trade_id"], name="trade_unique_exchange_id"),
         ]
-        indexes = [models.Index(fields=["instrument", "time_ms"], name="trade_instrument_time")]
+        indexes = [models.Index(fields=["instrument", "time_ms", "trade_id"], name="trade_instrument_time")]
 
     def __str__(self) -> str:
         return f"{self.instrument_id}#{self.trade_id}"

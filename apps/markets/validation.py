@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+import numpy as np
+
 MAX_QTY = Decimal("1e9")
 MAX_PRICE = Decimal("1e12")
 MAX_SIGNIFICANT_DIGITS = 15  # what every backend stores exactly for a single trade
@@ -76,9 +78,57 @@ def _check_number(text: object, limit: Decimal, name: str) -> tuple[Decimal | No
     return value, None
 
 
+def _clean_mask(rows: list, now_ms: int) -> np.ndarray | None:
+    """Rows that certainly pass every check, found with vectorised tests (None: use the slow path).
+
+    Ingest speed is dominated by validation, so the common clean batch is vetted in bulk; any
+    row not proven clean here goes through the per-row checks, which give the exact reason.
+    """
+    try:
+        ids, times, prices, qtys, sells = zip(*rows, strict=True)
+    except (TypeError, ValueError):
+        return None
+    if not (all(type(i) is int for i in ids) and all(type(t) is int for t in times)
+            and all(type(b) is bool for b in sells) and all(type(p) is str for p in prices)
+            and all(type(q) is str for q in qtys)):
+        return None
+    try:
+        id_arr = np.array(ids, dtype=np.int64)
+        t_arr = np.array(times, dtype=np.int64)
+    except OverflowError:
+        return None
+    mask = (id_arr >= 0) & (t_arr >= EARLIEST_MS) & (t_arr <= now_ms + FUTURE_SLACK_MS)
+    for texts, limit in ((prices, float(MAX_PRICE)), (qtys, float(MAX_QTY))):
+        arr = np.array(texts)
+        digits_only = np.strings.replace(arr, ".", "", 1)
+        plain = np.strings.isdigit(digits_only) & (np.strings.str_len(digits_only) <= MAX_SIGNIFICANT_DIGITS)
+        values = np.zeros(len(arr))
+        values[plain] = arr[plain].astype(np.float64)
+        mask &= plain & (values > 0) & (values <= limit)
+    return mask
+
+
 def trades_validate(rows, *, now_ms: int | None = None) -> Validated:
     """Split rows into good ones and rejected ones (with reasons); duplicates are the DB's job."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    rows = rows if isinstance(rows, list) else list(rows)
+    mask = _clean_mask(rows, now_ms) if len(rows) > 64 else None
+    if mask is not None and mask.all():
+        out = Validated(rows=rows if all(type(r) is TradeRow for r in rows) else [TradeRow(*r) for r in rows])
+        prices = np.array([r[2] for r in rows])
+        qtys = np.array([r[3] for r in rows])
+        out.price_decimals = _max_decimals(prices)
+        out.qty_decimals = _max_decimals(qtys)
+        return out
+    return _validate_rows(rows, now_ms)
+
+
+def _max_decimals(arr: np.ndarray) -> int:
+    frac = np.strings.partition(arr, ".")[2]
+    return int(np.strings.str_len(np.strings.rstrip(frac, "0")).max(initial=0))
+
+
+def _validate_rows(rows, now_ms: int) -> Validated:
     latest = now_ms + FUTURE_SLACK_MS
     out = Validated()
     price_dec = qty_dec = 0

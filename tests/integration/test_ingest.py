@@ -100,3 +100,38 @@ def test_import_trades_reads_real_aggtrades_and_raw_feed(capsys):
     assert bar_delta == 1026  # the cross-check in the recording's SOURCE.txt
     call_command("import_trades", str(DATA / "binance-raw-feed" / "spot_ethusdt_20240808.gz"), "--symbol", "ETHUSDT")
     assert "inserted 6,106" in capsys.readouterr().out
+
+
+def test_large_batches_with_bad_rows_take_the_exact_path_and_keep_good_rows(eth):
+    good = _rows(raw_trades("spot_ethusdt_20240808.gz")[:500])
+    bad = [TradeRow(7, good[0].time_ms, "1e400", "1", True), TradeRow(8, good[0].time_ms, "2600.1", "abc", False)]
+    result = market_batch_ingest(instrument=eth, trades=[*good[:200], *bad, *good[200:]], source="test", publish=False)
+    assert (result.trades_inserted, result.rejected, result.duplicates) == (500, 2, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_of_overlapping_batches_store_each_trade_once():
+    import threading
+
+    from django.db import connection
+
+    inst = instrument_ensure(exchange_slug="binance", market="spot", symbol="ETHUSDT", base="ETH", quote="USDT")
+    trades = _rows(raw_trades("spot_ethusdt_20240808.gz"))
+    results, errors = [], []
+
+    def write(batch):
+        try:
+            results.append(market_batch_ingest(instrument=inst, trades=batch, source="race", publish=False))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(trades[i:i + 4000],)) for i in (0, 1000, 2000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(r.trades_inserted for r in results) == Trade.objects.filter(instrument=inst).count() == 6_000
+    _assert_bars_match_recording(inst, raw_trades("spot_ethusdt_20240808.gz")[:6000])
