@@ -105,7 +105,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='trade',
-            index=models.Index(fields=['instrument', 'time_ms'], name='trade_instrument_time'),
+            index=models.Index(fields=['instrument', 'time_ms', 'trade_id'], name='trade_instrument_time'),
         ),
         migrations.AddConstraint(
             model_name='trade',
