@@ -8,6 +8,7 @@ explicitly; without it the secure production defaults apply.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 import plotly
 
 from pressureweb import embedded_redis
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "allauth",
+    "allauth.account",
     "apps.accounts",
     "apps.markets",
     "apps.pressure",
@@ -41,6 +44,8 @@ INSTALLED_APPS = [
     "apps.dashboard",
     "apps.api",
     "apps.health",
+    "apps.watchlists",
+    "apps.alerts",
 ]
 
 MIDDLEWARE = [
@@ -52,6 +57,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
 ]
 
 ROOT_URLCONF = "pressureweb.urls"
@@ -95,6 +101,32 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
+# --- Accounts (django-allauth): email login, mandatory verification, throttled -------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[PressureWeb] "
+# allauth counts attempts in the cache, which is Redis, so every web process shares the limits.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env("LOGIN_FAILED_RATE", default="5/5m/ip,5/5m/key"),
+    "login": "30/m/ip",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "confirm_email": "1/3m/key",
+}
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+ADMIN_URL = env("ADMIN_URL", default="admin/")
+
 # --- Redis: broker, channel layer, cache ----------------------------------------------------
 REDIS_URL_SET = "REDIS_URL" in env.ENVIRON
 REDIS_URL = env("REDIS_URL", default=embedded_redis.url())
@@ -131,6 +163,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("REPLAY_TICK_SECONDS", default=1.0),
         # A tick is only useful now; a backlog after an outage must not replay in bursts.
         "options": {"expires": 5},
+    },
+    "alert-digests": {
+        "task": "apps.alerts.tasks.alert_digests_send",
+        "schedule": crontab(hour=7, minute=0),
     },
     "heartbeat": {
         "task": "apps.health.tasks.heartbeat",

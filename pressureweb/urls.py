@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,5 +10,8 @@ urlpatterns = [
     path("api/v1/bars", api_views.bars, name="api-bars"),
     path("healthz", health_views.healthz, name="healthz"),
     path("status/", health_views.status_page, name="status"),
-    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("watchlists/", include("apps.watchlists.urls")),
+    path("alerts/", include("apps.alerts.urls")),
+    path(settings.ADMIN_URL, admin.site.urls),
 ]

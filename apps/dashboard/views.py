@@ -12,6 +12,7 @@ from apps.pressure.selectors import (
     instruments_with_latest_bar,
     interval_for_points,
 )
+from apps.watchlists.selectors import watchlists_containing
 
 
 def _theme(request) -> str:
@@ -42,6 +43,7 @@ def instrument(request, exchange, market, symbol):
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "figure": charts.instrument_figure(bars, base=inst.base, quote=inst.quote, theme=_theme(request)),
         "panels": charts.PANELS, "bars": bars, "last_bar": bars[-1] if bars else None,
+        "watched": request.user.is_authenticated and bool(watchlists_containing(user=request.user, instrument=inst)),
         "live_config": {
             "instrument": inst.pk, "interval": interval, "live": chart_range.live,
             "rangeMs": int((chart_range.end - chart_range.start).total_seconds() * 1000),

@@ -41,3 +41,28 @@ class BarsConsumer(AsyncJsonWebsocketConsumer):
 
     async def bars_update(self, event):
         await self.send_json({"type": "bars", "instrument": event["instrument"], "bars": event["bars"]})
+
+
+class NotificationsConsumer(AsyncJsonWebsocketConsumer):
+    """A user's private stream of alert toasts: refuses anonymous connections."""
+
+    group: str | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.group = f"user.{user.pk}"
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        await self.close(code=1003)  # nothing to say to us on this stream
+
+    async def alert_fired(self, event):
+        await self.send_json({"type": "alert", "event": event["event"]})

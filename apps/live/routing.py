@@ -1,8 +1,9 @@
 from django.urls import path
 
-from apps.live.consumers import BarsConsumer
+from apps.live.consumers import BarsConsumer, NotificationsConsumer
 
 websocket_urlpatterns = [
     path("ws/instruments/<int:instrument_id>/", BarsConsumer.as_asgi()),
     path("ws/overview/", BarsConsumer.as_asgi()),
+    path("ws/notifications/", NotificationsConsumer.as_asgi()),
 ]

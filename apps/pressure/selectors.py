@@ -67,13 +67,18 @@ def interval_for_points(*, instrument: Instrument, interval: str, start: datetim
     return order[-1]
 
 
-def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrument, PressureBar | None]]:
+def latest_bars(*, instrument_ids, interval: str = "1m") -> dict[int, PressureBar]:
+    """The newest bar of each instrument, in two indexed queries."""
     latest = PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval).order_by("-bucket_start")
-    instruments = list(
-        Instrument.objects.active().with_exchange().annotate(latest_bar_id=Subquery(latest.values("pk")[:1]))
-    )
-    bars = PressureBar.objects.in_bulk([i.latest_bar_id for i in instruments if i.latest_bar_id])
-    return [(i, bars.get(i.latest_bar_id)) for i in instruments]
+    bar_ids = (Instrument.objects.filter(pk__in=instrument_ids)
+               .annotate(bar_id=Subquery(latest.values("pk")[:1])).values_list("bar_id", flat=True))
+    return {bar.instrument_id: bar for bar in PressureBar.objects.filter(pk__in=[b for b in bar_ids if b])}
+
+
+def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrument, PressureBar | None]]:
+    instruments = list(Instrument.objects.active().with_exchange())
+    bars = latest_bars(instrument_ids=[i.pk for i in instruments], interval=interval)
+    return [(i, bars.get(i.pk)) for i in instruments]
 
 
 def closes_recent(*, instrument: Instrument, interval: str = "1m", limit: int = 60) -> list[tuple[str, float]]:

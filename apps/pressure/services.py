@@ -17,6 +17,7 @@ from apps.markets.services import book_samples_store, source_status_record, trad
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure.models import PressureBar
+from apps.pressure.signals import bars_changed
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +206,7 @@ def market_batch_ingest(
             last_event_ms=max(times) if times else None,
         )
         if publish and changed:
-            from apps.live.publish import bars_publish
-
-            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed=changed))
+            transaction.on_commit(lambda: bars_changed.send(sender=PressureBar, instrument=instrument, changed=changed))
     return IngestResult(
         trades_received=stored.received, trades_inserted=stored.inserted, duplicates=stored.duplicates,
         rejected=stored.rejected, book_samples=samples, bars_changed=sum(len(v) for v in changed.values()),

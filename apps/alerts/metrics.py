@@ -1,0 +1,41 @@
+"""What an alert rule can watch: one registry, so forms, evaluation, emails and the glossary agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    glossary: str
+    bar_field: str | None  # read from the latest PressureBar; None = needs a data source not collected yet
+    scope: str = "market"  # market (instrument/watchlist) or flows (asset)
+
+    @property
+    def available(self) -> bool:
+        return self.bar_field is not None
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("spi", "Selling Pressure Index", "", "selling-pressure-index", "spi"),
+    Metric("taker_sell_ratio", "Taker sell ratio", "ratio 0-1", "taker-sell-ratio", "taker_sell_ratio"),
+    Metric("imbalance_0_5pct", "Book imbalance ±0.5%", "-1..+1", "order-book-imbalance", "imbalance_0_5pct"),
+    Metric("spread_bps", "Bid-ask spread", "bps", "bid-ask-spread", "spread_bps"),
+    Metric("long_liquidations", "Long liquidations", "USD", "liquidation", None),
+    Metric("funding_rate", "Funding rate", "%", "funding-rate", None),
+    Metric("open_interest_change", "Open interest change", "%", "open-interest", None),
+    Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", None, scope="flows"),
+    Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", None, scope="flows"),
+    Metric("episode_start", "Selling-pressure episode start", "", "selling-pressure-episode", None),
+)}
+
+
+def metric_value(metric_key: str, bar) -> float | None:
+    metric = METRICS[metric_key]
+    if bar is None or metric.bar_field is None:
+        return None
+    value = getattr(bar, metric.bar_field, None)
+    return None if value is None else float(value)

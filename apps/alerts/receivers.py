@@ -1,0 +1,9 @@
+from apps.alerts.models import AlertRule
+
+
+def bars_changed_evaluate(sender, instrument, changed, **kwargs):
+    # Only instruments someone has a rule on cost a task.
+    if AlertRule.objects.filter(enabled=True).exists():
+        from apps.alerts.tasks import alert_rules_evaluate
+
+        alert_rules_evaluate.delay(instrument.pk)
