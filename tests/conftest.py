@@ -76,7 +76,7 @@ def database_url() -> str:
 class Stack:
     """Daphne, a Celery worker and (optionally) beat as real subprocesses on the test DB."""
 
-    def __init__(self, tmp: Path, *, beat: bool, extra_env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, *, beat: bool, workers: int = 1, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp
@@ -86,6 +86,7 @@ class Stack:
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.beat = beat
+        self.workers = workers
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "wb")
@@ -94,8 +95,11 @@ class Stack:
     def start(self) -> Stack:
         self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
                             "pressureweb.asgi:application"])
-        self._spawn("worker", [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", "solo",
-                               "--loglevel", "INFO", "--without-mingle", "--without-gossip"])
+        for n in range(self.workers):
+            name = "worker" if n == 0 else f"worker{n + 1}"
+            self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", "solo",
+                               "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                               "--hostname", f"{name}@%h"])
         if self.beat:
             self._spawn("beat", [str(BIN / "celery"), "-A", "pressureweb", "beat", "--loglevel", "INFO",
                                  "--schedule", str(self.tmp / "beat-schedule")])
@@ -143,13 +147,51 @@ class Stack:
 def stack_factory(tmp_path, transactional_db, flush_redis):
     stacks: list[Stack] = []
 
-    def make(*, beat: bool = False, extra_env: dict[str, str] | None = None) -> Stack:
+    def make(*, beat: bool = False, workers: int = 1, extra_env: dict[str, str] | None = None) -> Stack:
         # Subprocesses open their own connections: ours must not hold SQLite's write lock.
         connection.close()
-        stack = Stack(tmp_path, beat=beat, extra_env=extra_env).start()
+        stack = Stack(tmp_path, beat=beat, workers=workers, extra_env=extra_env).start()
         stacks.append(stack)
         return stack
 
     yield make
     for stack in stacks:
         stack.stop()
+
+
+class SMTPSink:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps every message it receives."""
+
+    def __init__(self, port: int | None = None):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                import email
+
+                sink.messages.append(email.message_from_bytes(envelope.original_content))
+                return "250 OK"
+
+        self.port = port or free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def wait_for(self, count: int, timeout: float = 30) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.1)
+        return self.messages
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SMTPSink()
+    sink.controller.start()
+    yield sink
+    sink.controller.stop()
