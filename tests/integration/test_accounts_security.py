@@ -178,3 +178,39 @@ async def test_private_socket_refuses_anonymous_and_foreign_origins_and_delivers
     assert (await comm.receive_json_from(timeout=5)) == {"type": "alert", "event": {"id": 2}}
     assert await comm.receive_nothing(timeout=0.3)
     await comm.disconnect()
+
+
+def test_account_pages_use_the_site_layout(client, world):
+    for url in ("/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"):
+        html = client.get(url).content.decode()
+        assert 'class="topbar"' in html and "PressureWeb" in html, url
+    client.force_login(world["alice"])
+    assert 'class="topbar"' in client.get("/accounts/password/change/").content.decode()
+
+
+def test_daily_digest_groups_waiting_events_into_one_email(world):
+    from apps.alerts.services import alert_digests_send
+
+    rule = world["rule"]
+    AlertEvent.objects.all().delete()
+    for minute in range(3):
+        AlertEvent.objects.create(rule=rule, instrument=world["inst"], value=0.7 + minute / 100, threshold=0.6,
+                                  bucket_start=f"2024-08-09T00:0{minute}:00Z", email_status="digest")
+    assert alert_digests_send() == 1
+    assert len(mail.outbox) == 1 and "3 alerts" in mail.outbox[0].subject
+    assert mail.outbox[0].extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert set(AlertEvent.objects.values_list("email_status", flat=True)) == {"sent"}
+    assert alert_digests_send() == 0
+
+
+def test_send_test_email_button(client, world):
+    from pressureweb.celery import app
+
+    app.conf.task_always_eager = True  # this test's scope only: the task body runs in-process
+    try:
+        client.force_login(world["alice"])
+        resp = client.post(reverse("alerts:test-email"), follow=True)
+    finally:
+        app.conf.task_always_eager = False
+    assert "A test email is on its way to alice@example.com" in resp.content.decode()
+    assert mail.outbox[-1].to == ["alice@example.com"] and "Test email" in mail.outbox[-1].subject
