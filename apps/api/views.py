@@ -1,8 +1,12 @@
 import csv
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from django_ratelimit.decorators import ratelimit
 
+from apps.api.openapi import openapi_schema
 from apps.api.params import BadRequest, bar_query_parse
 from apps.pressure.selectors import API_FIELDS, bars_for_range
 
@@ -15,7 +19,30 @@ def _instrument_info(instrument) -> dict:
     }
 
 
+def _api_rate(group, request) -> str:
+    return settings.API_RATE
+
+
+def _client_key(group, request) -> str:
+    # Behind a unix socket or some proxies there is no REMOTE_ADDR; such clients share one bucket.
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def rate_limited(request, exception):
+    return JsonResponse({"error": f"rate limit exceeded ({settings.API_RATE} per client); slow down"}, status=429,
+                        headers={"Retry-After": "60"})
+
+
+# Read-only endpoints: no CSRF state to protect, and other methods get a plain 405.
+@csrf_exempt
 @require_GET
+def openapi(request):
+    return JsonResponse(openapi_schema())
+
+
+@csrf_exempt
+@require_GET
+@ratelimit(key=_client_key, rate=_api_rate, block=True)
 def bars(request):
     try:
         query = bar_query_parse(request.GET)

@@ -49,6 +49,7 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
     page = browser.new_page(viewport={"width": 1400, "height": 1250})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
     page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
     assert page.locator(".badge.replay").first.is_visible()
@@ -58,7 +59,9 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
     assert page.evaluate("document.getElementById('chart').data[0].close.every(v => v > 10000)")
     page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
 
-    page.wait_for_function(f"document.getElementById('chart').data[0].x.length > {initial}", timeout=45_000)
+    # Polled from here: an in-page wait_for_function would need eval, which our CSP forbids.
+    _wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") > initial, 45,
+              "no new bar arrived live")
     assert page.evaluate("window.__notReloaded === true")
     assert int(page.get_attribute("#chart", "data-live-updates")) >= 1
     assert page.locator(".js-plotly-plot .candlestick, .js-plotly-plot .trace.boxes").count() >= 1 or \

@@ -1,0 +1,53 @@
+"""The OpenAPI 3.1 description of /api/v1, kept beside the code it describes."""
+
+from apps.pressure.models import INTERVALS
+
+_NUMBER_TEXT = {"type": ["string", "null"], "description": "Exact decimal as text", "pattern": r"^-?\d+(\.\d+)?$"}
+_RATIO = {"type": ["number", "null"]}
+
+
+def openapi_schema() -> dict:
+    bar = {
+        "type": "object",
+        "required": ["bucket_start", "open", "close", "trades", "taker_sell_ratio", "cvd_base"],
+        "properties": {
+            "bucket_start": {"type": "string", "format": "date-time"},
+            **{k: _NUMBER_TEXT for k in ("open", "high", "low", "close", "vwap", "taker_buy_base", "taker_sell_base",
+                                         "taker_buy_quote", "taker_sell_quote", "delta_base", "cvd_base")},
+            "trades": {"type": "integer", "minimum": 0},
+            **{k: _RATIO for k in ("taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct",
+                                   "imbalance_1pct", "imbalance_2pct")},
+        },
+    }
+    error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+    params = [
+        {"name": "exchange", "in": "query", "required": True, "schema": {"type": "string"}, "example": "binance-replay"},
+        {"name": "market", "in": "query", "required": True, "schema": {"type": "string"}, "example": "spot"},
+        {"name": "symbol", "in": "query", "required": True, "schema": {"type": "string"}, "example": "BTCUSDT"},
+        {"name": "interval", "in": "query", "schema": {"type": "string", "enum": list(INTERVALS), "default": "1m"}},
+        {"name": "start", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"}},
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PressureWeb API", "version": "1", "description": "Selling-pressure bars. Times are UTC."},
+        "paths": {
+            "/api/v1/bars": {
+                "get": {
+                    "operationId": "bars",
+                    "summary": "Selling-pressure bars of one instrument",
+                    "parameters": params,
+                    "responses": {
+                        "200": {"description": "Bars, oldest first", "content": {
+                            "application/json": {"schema": {"type": "object", "required": ["instrument", "bars"],
+                                                             "properties": {"bars": {"type": "array", "items": bar}}}},
+                            "text/csv": {"schema": {"type": "string"}},
+                        }},
+                        "400": {"description": "A bad parameter", "content": {"application/json": {"schema": error}}},
+                        "429": {"description": "Rate limited", "content": {"application/json": {"schema": error}}},
+                    },
+                }
+            }
+        },
+    }
