@@ -21,7 +21,8 @@ def openapi_schema() -> dict:
     }
     error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
     params = [
-        {"name": "exchange", "in": "query", "required": True, "schema": {"type": "string"}, "example": "binance-replay"},
+        {"name": "exchange", "in": "query", "required": True, "schema": {"type": "string"},
+         "example": "binance-replay"},
         {"name": "market", "in": "query", "required": True, "schema": {"type": "string"}, "example": "spot"},
         {"name": "symbol", "in": "query", "required": True, "schema": {"type": "string"}, "example": "BTCUSDT"},
         {"name": "interval", "in": "query", "schema": {"type": "string", "enum": list(INTERVALS), "default": "1m"}},
