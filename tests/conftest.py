@@ -76,7 +76,8 @@ def database_url() -> str:
 class Stack:
     """Daphne, a Celery worker and (optionally) beat as real subprocesses on the test DB."""
 
-    def __init__(self, tmp: Path, *, beat: bool, workers: int = 1, extra_env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, *, beat: bool | int, workers: int = 1, pool: str = "solo",
+                 extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp
@@ -87,6 +88,7 @@ class Stack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.beat = beat
         self.workers = workers
+        self.pool = pool
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "wb")
@@ -97,12 +99,14 @@ class Stack:
                             "pressureweb.asgi:application"])
         for n in range(self.workers):
             name = "worker" if n == 0 else f"worker{n + 1}"
-            self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", "solo",
+            self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", self.pool,
+                               "--concurrency", "1",
                                "--loglevel", "INFO", "--without-mingle", "--without-gossip",
                                "--hostname", f"{name}@%h"])
-        if self.beat:
-            self._spawn("beat", [str(BIN / "celery"), "-A", "pressureweb", "beat", "--loglevel", "INFO",
-                                 "--schedule", str(self.tmp / "beat-schedule")])
+        for n in range(int(self.beat)):
+            name = "beat" if n == 0 else f"beat{n + 1}"
+            self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "beat", "--loglevel", "INFO",
+                               "--schedule", str(self.tmp / f"{name}-schedule")])
         self.wait_http("/healthz", accept=(200, 503))
         return self
 
@@ -147,10 +151,11 @@ class Stack:
 def stack_factory(tmp_path, transactional_db, flush_redis):
     stacks: list[Stack] = []
 
-    def make(*, beat: bool = False, workers: int = 1, extra_env: dict[str, str] | None = None) -> Stack:
+    def make(*, beat: bool | int = False, workers: int = 1, pool: str = "solo",
+             extra_env: dict[str, str] | None = None) -> Stack:
         # Subprocesses open their own connections: ours must not hold SQLite's write lock.
         connection.close()
-        stack = Stack(tmp_path, beat=beat, workers=workers, extra_env=extra_env).start()
+        stack = Stack(tmp_path, beat=beat, workers=workers, pool=pool, extra_env=extra_env).start()
         stacks.append(stack)
         return stack
 
