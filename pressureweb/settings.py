@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.health",
     "apps.watchlists",
     "apps.alerts",
+    "apps.glossary",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +103,8 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    INSTALLED_APPS.append("django.contrib.postgres")  # full-text search in the glossary
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

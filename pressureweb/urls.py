@@ -12,6 +12,7 @@ urlpatterns = [
     path("healthz", health_views.healthz, name="healthz"),
     path("status/", health_views.status_page, name="status"),
     path("accounts/", include("allauth.urls")),
+    path("glossary/", include("apps.glossary.urls")),
     path("watchlists/", include("apps.watchlists.urls")),
     path("alerts/", include("apps.alerts.urls")),
     path(settings.ADMIN_URL, admin.site.urls),

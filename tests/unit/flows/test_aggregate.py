@@ -127,12 +127,31 @@ def test_reprocessing_the_same_transactions_is_idempotent():
     pd.testing.assert_frame_equal(flows_by_block(twice), flows_by_block(once))
 
 
-def test_a_reclassified_transaction_replaces_its_earlier_records():
+def test_the_same_transaction_classified_twice_in_a_row_counts_once():
+    labels = {"x": "binance", "y": "okx", "z": "kraken"}
+    tx = Tx("aa", 850_000, T0, True, (("x", 1_000),), (("y", 400), ("z", 500), ("u", 50)), 50)
+    records = classify_many([tx, tx, tx], labels)
+    assert len(records) == 3 * 5
+    assert dedupe_records(records).equals(dedupe_records(records[:5]))
+    pd.testing.assert_frame_equal(flows_by_hour(records), flows_by_hour(records[:5]))
+
+
+def test_a_reprocessed_transaction_keeps_its_latest_block():
     before = [r("a", "binance", inflow=10, height=1, t=T0), r("a", "okx", inflow=5, height=1, t=T0)]
-    after = [r("a", "kraken", inflow=15, height=2, t=T0 + 3600)]  # new labels, and reorged into a later block
-    frame = dedupe_records(before + [r("b", "okx", inflow=1)] + after)
-    assert sorted(frame["exchange"]) == ["kraken", "okx"]
-    assert set(frame[frame["txid"] == "a"]["exchange"]) == {"kraken"}
+    after = [r("a", "binance", inflow=10, height=2, t=T0 + 3600), r("a", "okx", inflow=5, height=2, t=T0 + 3600)]
+    frame = dedupe_records([*before, r("b", "okx", inflow=1), *after])
+    assert sorted(zip(frame["txid"], frame["exchange"], frame["block_height"], strict=True)) == [
+        ("a", "binance", 2), ("a", "okx", 2), ("b", "okx", 850_000)]
+    h = flows_by_hour([*before, *after], include_all=False)
+    assert list(h["inflow"]) == [10, 5]  # binance, okx: only in the later hour
+    assert set(h["bucket_start"]) == {pd.Timestamp(T0 + 3600, unit="s", tz="UTC")}
+
+
+def test_aggregation_does_not_depend_on_record_order():
+    records = [r("a", "binance", inflow=10), r("b", "okx", outflow=4, t=T0 + 4000), r("a", "okx", inflow=3),
+               r("c", "okx", internal=9, fee=1), r("c", "okx", outflow=5, cp="binance"),
+               r("c", "binance", inflow=5, cp="okx")]
+    pd.testing.assert_frame_equal(flows_by_hour(records), flows_by_hour(records[::-1]))
 
 
 def test_unconfirmed_and_timeless_records_are_left_out():

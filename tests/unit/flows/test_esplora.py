@@ -188,3 +188,31 @@ def test_any_corruption_either_parses_consistently_or_raises_malformed_tx(path, 
     # Whatever got through is still a consistent transaction.
     assert sum(v for _, v in tx.inputs) - sum(v for _, v in tx.outputs) == tx.fee
     assert all(isinstance(v, int) and 0 <= v <= MAX_SATS for _, v in (*tx.inputs, *tx.outputs))
+
+
+def test_the_fixture_builder_produces_the_real_esplora_shape():
+    real = orjson.loads(sample("mempool_tx02_api_tx.json"))
+    built = esplora_tx("12" * 32, [("1stAprEZapjCYGUACUcXohQqSHF9MU5Kj", 50_000)],
+                       [("1stAprEZapjCYGUACUcXohQqSHF9MU5Kj", 49_040)], height=None)
+    assert set(built) == set(real) - {"sigops"}
+    segwit = orjson.loads(sample("mempool_mainnet_tx_cached.json"))  # a segwit input carries "witness"
+    assert set(built["vin"][0]) == set(segwit["vin"][0])
+    assert set(built["vin"][0]["prevout"]) == set(real["vin"][0]["prevout"])
+    assert set(built["vout"][0]) == set(real["vout"][0])
+    assert built["status"] == real["status"]
+
+
+ADDR = st.sampled_from(["bc1qak63vld8a97884unr6epxzkrud8xs3dfdqswy2", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy", None])
+VALUE = st.integers(0, 10**12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(ADDR.filter(bool), VALUE), min_size=1, max_size=5),
+       st.lists(st.tuples(ADDR, VALUE), min_size=1, max_size=5), st.integers(0, 10**6),
+       st.one_of(st.none(), st.integers(0, 10**6)))
+def test_esplora_json_round_trips_into_tx(vin, vout, extra, height):
+    vin = [*vin, ("bc1qmxr9gxrtjrv4mflrrgcf986mtd4q4ujss432tk", sum(v for _, v in vout) + extra)]
+    obj = esplora_tx("9f" * 32, vin, vout, height=height)
+    tx = parse_tx(orjson.dumps(obj))
+    assert tx == Tx("9f" * 32, height, None if height is None else 1_719_000_000, height is not None,
+                    tuple(vin), tuple(vout), sum(v for _, v in vin) - sum(v for _, v in vout))

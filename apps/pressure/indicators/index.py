@@ -1,0 +1,341 @@
+"""The Selling Pressure Index (SPI): robust z-scores of the components, signed, weighted, squashed.
+
+For each component i and bar t:
+
+    z_i,t   = s_i * clip((x_i,t - median) / scale, -clip, clip)
+    SPI_t   = 100 * logistic( sum_i w_i z_i,t / sum_i w_i )     over the components available at t
+
+- median and scale come from the component's own TRAILING window: the previous ``window`` bars
+  (bar t excluded, so no look-ahead and a shock is not diluted by itself), non-NaN values only,
+  NaN until ``min_periods`` of them exist. scale = 1.4826 * MAD (consistent with the standard
+  deviation for normal data); when MAD is 0 but the window is not constant (e.g. mostly-zero
+  liquidations) it falls back to 1.2533 * mean absolute deviation from the median (the
+  Iglewicz-Hoaglin convention); a constant window has no scale: z = 0 if x equals it, else NaN.
+  Never infinite.
+- s_i (SIGNS) orients every component so that positive = more selling.
+- A component is available at t when its z is not NaN; weights renormalise over the available
+  ones, so a missing feed neither drags the index towards 50 nor needs a placeholder.
+- contribution_i,t = w_i z_i,t / sum(w_available): signed, summing to the logit of SPI/100.
+- logistic(s) = 1 / (1 + e^-s); with |z| <= clip the SPI stays within 100*logistic(+-clip).
+- Regimes: calm < 40 <= elevated < 60 <= high < 80 <= extreme (thresholds are parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+# Positive = more selling. Ratios and flows oriented so that sell-side readings count up.
+SIGNS: dict[str, int] = {
+    "taker_sell_ratio": +1,
+    "delta": -1,
+    "cvd_slope": -1,
+    "trade_count_imbalance": -1,  # positive = buy-heavy
+    "large_trade_sell_share": +1,
+    "vpin": +1,
+    "kyles_lambda": +1,  # thinner market: the same selling moves price further
+    "ofi": -1,
+    "ofi_beta": +1,
+    "imbalance": -1,  # ask-heavy (negative) books are pressure
+    "bid_withdrawal": +1,
+    "spread_widening": +1,
+    "long_liquidations": +1,
+    "funding_drop": +1,
+    "oi_drop": +1,
+    "dvol_rise": +1,
+    "netflow_z": +1,
+    "whale_ratio": +1,
+    "stablecoin_netflow": -1,  # stablecoins leaving exchanges = less buying power
+    "spot_perp_divergence": +1,  # perp sold harder than spot
+}
+
+# DEFAULT_WEIGHTS: the one place the SPI mix is defined. Weights are relative (renormalised over
+# the components available in each bar). Direct measures of aggressive selling and of the book
+# get 1.0; corroborating measures that are noisier, slower or partly redundant with a 1.0
+# component get less. delta and ofi_beta are computed but not weighted: delta is already in
+# cvd_slope, ofi_beta duplicates kyles_lambda.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "taker_sell_ratio": 1.0,
+    "cvd_slope": 1.0,
+    "ofi": 1.0,
+    "imbalance": 1.0,
+    "long_liquidations": 1.0,
+    "trade_count_imbalance": 0.5,
+    "large_trade_sell_share": 0.75,
+    "vpin": 0.5,
+    "kyles_lambda": 0.5,
+    "bid_withdrawal": 0.75,
+    "spread_widening": 0.5,
+    "funding_drop": 0.5,
+    "oi_drop": 0.75,
+    "dvol_rise": 0.5,
+    "netflow_z": 0.75,
+    "whale_ratio": 0.5,
+    "stablecoin_netflow": 0.5,
+    "spot_perp_divergence": 0.5,
+}
+
+# Human labels for explanations, phrased as the selling side of each component.
+LABELS: dict[str, str] = {
+    "taker_sell_ratio": "taker selling",
+    "delta": "negative delta",
+    "cvd_slope": "falling CVD",
+    "trade_count_imbalance": "sell-heavy trade count",
+    "large_trade_sell_share": "large-trade selling",
+    "vpin": "toxic order flow (VPIN)",
+    "kyles_lambda": "high price impact",
+    "ofi": "negative order-flow imbalance",
+    "ofi_beta": "OFI price impact",
+    "imbalance": "ask-heavy book",
+    "bid_withdrawal": "bid withdrawal",
+    "spread_widening": "spread widening",
+    "long_liquidations": "long liquidations",
+    "funding_drop": "funding drop",
+    "oi_drop": "open-interest drop",
+    "dvol_rise": "DVOL rise",
+    "netflow_z": "exchange inflow",
+    "whale_ratio": "whale deposits",
+    "stablecoin_netflow": "stablecoin outflow",
+    "spot_perp_divergence": "perp-led selling",
+}
+
+REGIME_THRESHOLDS: tuple[float, float, float] = (40.0, 60.0, 80.0)
+REGIMES = ("calm", "elevated", "high", "extreme")
+DEFAULT_WINDOW = 240
+DEFAULT_MIN_PERIODS = 60
+DEFAULT_CLIP = 4.0
+MAD_SCALE = 1.4826
+MEANAD_SCALE = 1.2533  # sqrt(pi/2): mean absolute deviation -> standard deviation for normal data
+_CHUNK = 4096  # rows sorted at a time: keeps the windows in cache and memory bounded
+
+
+def trailing_median_scale(values, *, window: int = DEFAULT_WINDOW, min_periods: int = DEFAULT_MIN_PERIODS,
+                          last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust scale of the previous ``window`` values, per row and column.
+
+    ``values`` is 1-D or (rows, columns). Returns (median, scale) shaped like the last ``last``
+    rows (all rows by default); NaN where fewer than ``min_periods`` finite values precede the
+    row. scale = 1.4826 MAD, else 1.2533 mean absolute deviation, else 0 (constant window).
+    Exact per window: each window is sorted on its own, all columns in one vectorised pass.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    one_d = x.ndim == 1
+    x = x.reshape(len(x), -1)
+    n, m = x.shape
+    first = 0 if last is None else max(n - last, 0)
+    median = np.full((n - first, m), np.nan)
+    scale = np.full((n - first, m), np.nan)
+    # Only columns with some history for the requested rows need any work.
+    active = np.flatnonzero(np.isfinite(x[max(first - window, 0):n - 1]).any(axis=0)) if n > first else []
+    if len(active):
+        min_periods = max(1, min_periods)
+        xa = x[:, active]
+        padded = np.concatenate((np.full((window, len(active)), np.nan), xa))
+        view = sliding_window_view(padded, window, axis=0)  # [t, j] = column j at rows t - window .. t - 1
+        step = max(1, _CHUNK // len(active))
+        for lo in range(first, n, step):
+            hi = min(lo + step, n)
+            med, scl = _median_scale(view[lo:hi].reshape(-1, window), min_periods)
+            median[lo - first:hi - first, active] = med.reshape(hi - lo, len(active))
+            scale[lo - first:hi - first, active] = scl.reshape(hi - lo, len(active))
+    return (median[:, 0], scale[:, 0]) if one_d else (median, scale)
+
+
+def _median_scale(windows: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median and scale of each row of a (rows, window) block, NaN-padded."""
+    median = np.full(len(windows), np.nan)
+    scale = np.full(len(windows), np.nan)
+    s = np.sort(windows, axis=1)  # NaN sorts last
+    count = np.isfinite(s).sum(axis=1)
+    rows = np.flatnonzero(count >= min_periods)
+    if not len(rows):
+        return median, scale
+    s, c = s[rows], count[rows]
+    k_lo, k_hi = ((c - 1) // 2)[:, None], (c // 2)[:, None]
+    med = (np.take_along_axis(s, k_lo, 1) + np.take_along_axis(s, k_hi, 1))[:, 0] / 2.0
+    dev = np.abs(s - med[:, None])
+    mean_ad = np.nansum(dev, axis=1) / c
+    dev.sort(axis=1)
+    mad = (np.take_along_axis(dev, k_lo, 1) + np.take_along_axis(dev, k_hi, 1))[:, 0] / 2.0
+    median[rows] = med
+    scale[rows] = np.where(mad > 0, MAD_SCALE * mad, np.where(mean_ad > 0, MEANAD_SCALE * mean_ad, 0.0))
+    return median, scale
+
+
+def robust_z(components, *, window: int = DEFAULT_WINDOW, min_periods: int = DEFAULT_MIN_PERIODS,
+             clip: float = DEFAULT_CLIP, last: int | None = None):
+    """Unsigned robust z-score of each column against its trailing window, clipped to +-clip.
+
+    Accepts a Series or DataFrame; with ``last`` only the last rows are computed and returned
+    (the incremental path). Never inf: a zero scale gives 0 at the median and NaN elsewhere.
+    """
+    frame = components.to_frame() if isinstance(components, pd.Series) else components
+    first = 0 if last is None else max(len(frame) - last, 0)
+    x = frame.to_numpy(dtype=np.float64)
+    med, scale = trailing_median_scale(x, window=window, min_periods=min_periods, last=len(x) - first)
+    xt = x[first:]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # overflow: clipped below
+        z = np.where(scale > 0, (xt - med) / np.where(scale > 0, scale, 1.0),
+                     np.where((scale == 0) & (xt == med), 0.0, np.nan))
+    result = pd.DataFrame(np.clip(z, -clip, clip), index=frame.index[first:], columns=frame.columns)
+    return result.iloc[:, 0] if isinstance(components, pd.Series) else result
+
+
+def logistic(s):
+    """1 / (1 + e^-s)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(s, dtype=np.float64)))
+
+
+def regime(spi, *, thresholds: tuple[float, float, float] = REGIME_THRESHOLDS) -> pd.Series:
+    """calm < t0 <= elevated < t1 <= high < t2 <= extreme; None where the SPI is NaN."""
+    index = spi.index if isinstance(spi, pd.Series) else None
+    x = np.asarray(spi, dtype=np.float64)
+    t0, t1, t2 = thresholds
+    labels = np.select([x >= t2, x >= t1, x >= t0, x < t0], list(REGIMES[::-1]), default=None).astype(object)
+    return pd.Series(labels, index=index, name="regime", dtype=object)
+
+
+def regime_of(value: float | None, *, thresholds: tuple[float, float, float] = REGIME_THRESHOLDS) -> str | None:
+    """The regime of one SPI value (None for None/NaN)."""
+    if value is None or math.isnan(value):
+        return None
+    return REGIMES[sum(value >= t for t in thresholds)]
+
+
+@dataclass(frozen=True)
+class SpiResult:
+    """Per bar (rows indexed by bar start): ``spi`` (NaN while no component has a z), ``regime``,
+    per component the raw ``value``, the signed clipped ``z``, the renormalised ``weight``
+    (NaN when missing) and the signed ``contribution`` = weight * z, and ``missing_mask`` (True
+    where a weighted component has no z). ``missing`` gives the same as lists of names."""
+
+    spi: pd.Series
+    regime: pd.Series
+    value: pd.DataFrame
+    z: pd.DataFrame
+    weight: pd.DataFrame
+    contribution: pd.DataFrame
+    missing_mask: pd.DataFrame
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.spi)
+
+    @cached_property
+    def missing(self) -> pd.Series:
+        names = np.array(self.missing_mask.columns, dtype=object)
+        return pd.Series([list(names[row]) for row in self.missing_mask.to_numpy()], index=self.spi.index,
+                         name="missing", dtype=object)
+
+    def row(self, bar=None) -> dict:
+        """One bar as a plain dict (the last bar by default)."""
+        i = -1 if bar is None else self.spi.index.get_loc(bar)
+        spi = self.spi.iloc[i]
+        return {
+            "bucket_ms": int(self.spi.index[i]),
+            "spi": None if math.isnan(spi) else float(spi),
+            "regime": self.regime.iloc[i],
+            "components": {
+                name: {"value": _num(self.value[name].iloc[i]), "z": _num(self.z[name].iloc[i]),
+                       "weight": _num(self.weight[name].iloc[i]),
+                       "contribution": _num(self.contribution[name].iloc[i])}
+                for name in self.z.columns
+            },
+            "missing": [n for n in self.z.columns if self.missing_mask[n].iloc[i]],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """Flat frame: spi, regime, then value_/z_/contribution_<component>, then missing."""
+        parts = [self.spi.rename("spi"), self.regime]
+        for prefix, frame in (("value", self.value), ("z", self.z), ("contribution", self.contribution)):
+            parts.append(frame.add_prefix(f"{prefix}_"))
+        parts.append(self.missing)
+        return pd.concat(parts, axis=1)
+
+
+def _num(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def combine(z: pd.DataFrame, *, weights: Mapping[str, float] = DEFAULT_WEIGHTS
+            ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """SPI from signed z-scores: (spi, renormalised weights, contributions, missing mask)."""
+    zs = z.to_numpy(dtype=np.float64)
+    w = np.array([float(weights[c]) for c in z.columns])
+    available = np.isfinite(zs)
+    total = (available * w).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(available, w, np.nan) / np.where(total > 0, total, np.nan)[:, None]
+    contribution = weight * zs
+    logit = np.where(total > 0, np.nansum(np.where(available, contribution, 0.0), axis=1), np.nan)
+    spi = pd.Series(100.0 * logistic(logit), index=z.index, name="spi")
+    return (spi, pd.DataFrame(weight, index=z.index, columns=z.columns),
+            pd.DataFrame(contribution, index=z.index, columns=z.columns),
+            pd.DataFrame(~available, index=z.index, columns=z.columns))
+
+
+def spi(
+    components: pd.DataFrame,
+    *,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    signs: Mapping[str, int] = SIGNS,
+    window: int = DEFAULT_WINDOW,
+    min_periods: int = DEFAULT_MIN_PERIODS,
+    clip: float = DEFAULT_CLIP,
+    thresholds: tuple[float, float, float] = REGIME_THRESHOLDS,
+    last: int | None = None,
+) -> SpiResult:
+    """The SPI per bar from raw component values (columns named as in SIGNS, rows = bars).
+
+    Components with a positive weight are used; a weighted component absent from ``components``
+    is missing in every bar. ``last`` computes only the last rows (given enough history rows).
+    """
+    names = [c for c, w in weights.items() if w > 0]
+    unknown = [c for c in names if c not in signs]
+    if unknown:
+        raise KeyError(f"no sign for components {unknown}: add them to signs")
+    value = components.reindex(columns=names).astype(np.float64)
+    z = robust_z(value, window=window, min_periods=min_periods, clip=clip, last=last)
+    z = z * np.array([float(signs[c]) for c in names]) + 0.0  # + 0.0 turns -0.0 into 0.0
+    index, weight, contribution, missing = combine(z, weights=weights)
+    return SpiResult(
+        spi=index,
+        regime=regime(index, thresholds=thresholds),
+        value=value.iloc[len(value) - len(z):],
+        z=z,
+        weight=weight,
+        contribution=contribution,
+        missing_mask=missing,
+        weights={c: float(weights[c]) for c in names},
+    )
+
+
+def explain(result: SpiResult, bar=None, *, top: int = 3, labels: Mapping[str, str] = LABELS,
+            thresholds: tuple[float, float, float] = REGIME_THRESHOLDS, show_missing: bool = False) -> str:
+    """One bar in words, e.g. "SPI 78 (high): 45% taker selling, 30% long liquidations, 25% exchange inflow".
+
+    Percentages are each component's share of the bar's positive (selling) contributions; the
+    ``top`` largest are listed; with ``show_missing`` the missing components are named at the end.
+    """
+    row = result.row(bar)
+    if row["spi"] is None:
+        return "SPI n/a: no component has enough history yet"
+    head = f"SPI {row['spi']:.0f} ({regime_of(row['spi'], thresholds=thresholds)})"
+    positive = {n: c["contribution"] for n, c in row["components"].items()
+                if c["contribution"] is not None and c["contribution"] > 0}
+    total = sum(positive.values())
+    if total > 0:
+        ranked = sorted(positive.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        body = ", ".join(f"{100 * v / total:.0f}% {labels.get(n, n)}" for n, v in ranked)
+    else:
+        body = "no component points to selling"
+    text = f"{head}: {body}"
+    if show_missing and row["missing"]:
+        text += "; missing: " + ", ".join(labels.get(n, n) for n in row["missing"])
+    return text

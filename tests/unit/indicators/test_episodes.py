@@ -1,0 +1,93 @@
+"""Episode detection: hysteresis, peaks, drawdown and the source-label rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.pressure.indicators import episodes
+
+
+def bars(values) -> pd.Series:
+    return pd.Series(values, index=pd.Index(np.arange(len(values)) * 60_000, name="bucket_ms"), dtype=float)
+
+
+def test_enters_at_60_stays_through_50_and_ends_below_40():
+    spi = bars([30, 55, 59.999, 60, 50, 45, 40, 39.999, 50, 61, 70, math.nan, 65])
+    got = episodes.detect_episodes(spi)
+    assert len(got) == 2
+    first, second = got
+    assert (first.start, first.end, first.bars) == (3 * 60_000, 7 * 60_000, 4)
+    assert (first.peak_time, first.peak_spi) == (3 * 60_000, 60.0)
+    assert (second.start, second.end, second.peak_spi) == (9 * 60_000, None, 70.0)
+    assert second.open and second.bars == 4  # the NaN bar neither ends nor breaks it
+    assert episodes.in_episode(spi).tolist() == [False] * 3 + [True] * 4 + [False] * 2 + [True] * 4
+
+
+def in_episode_by_hand(values, enter=60.0, exit_=40.0):
+    state, out = False, []
+    for v in values:
+        if not math.isnan(v):
+            if v >= enter:
+                state = True
+            elif v < exit_:
+                state = False
+        out.append(state)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 100), st.just(math.nan)), max_size=200))
+def test_vectorised_hysteresis_equals_a_state_machine(values):
+    spi = bars(values)
+    assert episodes.in_episode(spi).tolist() == in_episode_by_hand(values)
+    for e in episodes.detect_episodes(spi):
+        assert e.peak_spi >= 60 and (e.end is None or spi[e.end] < 40)
+
+
+def test_drawdown_is_the_largest_peak_to_trough_fall():
+    spi = bars([70, 65, 62, 61, 70, 30])
+    close = bars([100, 110, 99, 105, 88, 200])
+    (e,) = episodes.detect_episodes(spi, close=close)
+    assert e.drawdown == pytest.approx(1 - 88 / 110)  # the close of the bar that ended it is not included
+    assert episodes.drawdown(np.array([1.0, 2.0, 3.0])) == 0.0
+    assert math.isnan(episodes.drawdown(np.array([math.nan])))
+    assert math.isnan(episodes.detect_episodes(spi)[0].drawdown)
+
+
+def contributions(rows: dict[str, list[float]], n: int) -> pd.DataFrame:
+    return pd.DataFrame(rows, index=bars([0] * n).index)
+
+
+@pytest.mark.parametrize(("rows", "label"), [
+    ({"long_liquidations": [0.8, 0.9], "oi_drop": [0.3, 0.2], "taker_sell_ratio": [0.4, 0.3]}, "deleveraging"),
+    ({"taker_sell_ratio": [0.5, 0.6], "netflow_z": [0.4, 0.4], "spread_widening": [0.3, 0.2]}, "profit-taking"),
+    ({"spread_widening": [0.9, 0.1], "dvol_rise": [0.5, 0.5], "bid_withdrawal": [0.2, -1.0],
+      "taker_sell_ratio": [0.3, 0.3]}, "event-shock"),
+    ({"long_liquidations": [0.5, 0.5], "taker_sell_ratio": [0.5, 0.5], "spread_widening": [0.4, 0.4]}, "mixed"),
+    ({"ofi": [2.0, 2.0], "cvd_slope": [1.0, 1.0]}, "mixed"),  # only ungrouped components: no source
+])
+def test_source_label_rule(rows, label):
+    spi = bars([65, 70])
+    (e,) = episodes.detect_episodes(spi, contribution=contributions(rows, 2))
+    assert e.source == label
+    if label != "mixed" or sum(e.shares.values()):
+        assert sum(e.shares.values()) == pytest.approx(1.0)
+
+
+def test_negative_contributions_do_not_vote_and_ungrouped_ones_are_not_counted():
+    rows = {"long_liquidations": [0.6, 0.0], "taker_sell_ratio": [-3.0, 0.5], "ofi": [5.0, 5.0]}
+    label, shares = episodes.episode_source(contributions(rows, 2))
+    assert shares["deleveraging"] == pytest.approx(0.6 / 1.1)
+    assert label == "deleveraging"
+    assert episodes.episode_source(contributions(rows, 2), dominance=0.6)[0] == "mixed"
+
+
+def test_no_spi_gives_no_episode():
+    assert episodes.detect_episodes(bars([])) == []
+    assert episodes.detect_episodes(bars([math.nan] * 5)) == []

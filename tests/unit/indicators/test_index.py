@@ -1,0 +1,176 @@
+"""Robust z-scores, weights, the SPI, regimes and explanations."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.pressure.indicators import index
+from apps.pressure.indicators.pipeline import BookSamples, SpiConfig, compute_components
+
+from .feeds import quotes_of, trades_of
+
+
+def robust_z_by_hand(values: list[float], window: int, min_periods: int, clip: float) -> list[float]:
+    out = []
+    for i, x in enumerate(values):
+        prior = [v for v in values[max(0, i - window): i] if not math.isnan(v)]
+        if len(prior) < min_periods or math.isnan(x):
+            out.append(math.nan)
+            continue
+        med = statistics.median(prior)
+        dev = [abs(v - med) for v in prior]
+        mad = statistics.median(dev)
+        scale = 1.4826 * mad if mad > 0 else 1.2533 * sum(dev) / len(dev)
+        if scale > 0:
+            out.append(max(-clip, min(clip, (x - med) / scale)))
+        else:
+            out.append(0.0 if x == med else math.nan)
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_components() -> pd.DataFrame:
+    t, q = trades_of("usdm_btcusdt_20240808.gz"), quotes_of("usdm_btcusdt_20240808.gz")
+    book = BookSamples(q.time_ms, q.bid_px, q.ask_px, q.bid_px * q.bid_qty, q.ask_px * q.ask_qty, ("l1",))
+    config = SpiConfig(interval_ms=1_000, flow_window=20, book_window=30)
+    return compute_components(trades=t, quotes=q, book=book, config=config)
+
+
+def test_robust_z_matches_a_loop_on_real_components(real_components):
+    window, min_periods, clip = 60, 20, 4.0
+    got = index.robust_z(real_components, window=window, min_periods=min_periods, clip=clip)
+    checked = 0
+    for col in real_components.columns:
+        want = robust_z_by_hand(real_components[col].tolist(), window, min_periods, clip)
+        np.testing.assert_allclose(got[col].to_numpy(), want, rtol=1e-9, atol=1e-12, err_msg=col)
+        checked += int(np.isfinite(want).sum())
+    assert checked > 3_000
+    # Bars of the mostly-empty large-trade share exercise the mean-absolute-deviation fallback.
+    tail = got.tail(5)
+    assert tail.equals(index.robust_z(real_components, window=window, min_periods=min_periods, last=5))
+
+
+series_values = st.lists(
+    st.one_of(st.sampled_from([0.0, 1.0, math.nan]), st.floats(-1e6, 1e6, allow_nan=False)), max_size=120,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(series_values, st.integers(1, 30), st.integers(1, 10))
+def test_robust_z_never_leaks_inf_and_respects_the_clip(values, window, min_periods):
+    z = index.robust_z(pd.Series(values, dtype=float), window=window, min_periods=min_periods, clip=4.0)
+    arr = z.to_numpy()
+    assert len(arr) == len(values)
+    assert not np.isinf(arr).any()
+    assert (np.abs(arr[np.isfinite(arr)]) <= 4.0).all()
+    assert np.isnan(arr[: min(min_periods, len(arr))]).all()
+
+
+def test_constant_window_gives_zero_at_the_level_and_nan_elsewhere():
+    z = index.robust_z(pd.Series([5.0] * 10 + [5.0, 6.0]), window=10, min_periods=3)
+    assert np.isnan(z.iloc[:3]).all() and z.iloc[3:11].eq(0.0).all()
+    assert math.isnan(z.iloc[11])
+    empty = index.robust_z(pd.Series([], dtype=float))
+    assert empty.empty
+    # MAD 0 but not constant: mean absolute deviation takes over (finite, clipped).
+    z = index.robust_z(pd.Series([0.0] * 8 + [1.0, 0.0, 10.0]), window=10, min_periods=3)
+    assert z.iloc[-1] == 4.0
+
+
+component_frames = st.integers(20, 80).flatmap(lambda n: st.lists(
+    st.lists(st.one_of(st.floats(-100, 100, allow_nan=False), st.just(math.nan)), min_size=n, max_size=n),
+    min_size=5, max_size=5,
+))
+DIRECTIONAL = ["taker_sell_ratio", "cvd_slope", "ofi", "imbalance", "trade_count_imbalance"]
+WEIGHTS = {"taker_sell_ratio": 1.0, "cvd_slope": 1.0, "ofi": 1.0, "imbalance": 1.0, "trade_count_imbalance": 0.5}
+
+
+def frame_of(columns) -> pd.DataFrame:
+    return pd.DataFrame(dict(zip(DIRECTIONAL, columns, strict=True)), dtype=float)
+
+
+@settings(max_examples=40, deadline=None)
+@given(component_frames)
+def test_mirroring_flips_the_spi_around_50(columns):
+    frame = frame_of(columns)
+    frame["taker_sell_ratio"] = (frame["taker_sell_ratio"] + 100) / 200  # a ratio in [0, 1]
+    mirrored = -frame
+    mirrored["taker_sell_ratio"] = 1 - frame["taker_sell_ratio"]
+    a = index.spi(frame, weights=WEIGHTS, window=10, min_periods=3)
+    b = index.spi(mirrored, weights=WEIGHTS, window=10, min_periods=3)
+    np.testing.assert_allclose(b.spi.to_numpy() - 50, -(a.spi.to_numpy() - 50), atol=1e-6)
+    np.testing.assert_allclose(b.contribution.to_numpy(), -a.contribution.to_numpy(), atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(component_frames, st.integers(0, 4))
+def test_weights_renormalise_over_available_components(columns, dropped):
+    frame = frame_of(columns)
+    frame[DIRECTIONAL[dropped]] = math.nan  # this component's feed is down
+    r = index.spi(frame, weights=WEIGHTS, window=10, min_periods=3)
+    avail = r.z.notna()
+    sums = r.weight.sum(axis=1, skipna=True)
+    assert np.allclose(sums[avail.any(axis=1)], 1.0)
+    assert r.weight[DIRECTIONAL[dropped]].isna().all()
+    assert all(DIRECTIONAL[dropped] in m for m in r.missing)
+    z, contribution, missing = r.z.to_numpy(), r.contribution.to_numpy(), list(r.missing)
+    w = np.array([WEIGHTS[c] for c in DIRECTIONAL])
+    for i in range(len(r)):
+        ok = np.isfinite(z[i])
+        assert missing[i] == [c for c, a in zip(DIRECTIONAL, ok, strict=True) if not a]
+        if not ok.any():
+            assert math.isnan(r.spi.iloc[i]) and r.regime.iloc[i] is None
+            continue
+        logit = np.nansum(contribution[i])
+        assert r.spi.iloc[i] == pytest.approx(100 / (1 + math.exp(-logit)))
+        assert logit == pytest.approx(float((w[ok] * z[i][ok]).sum() / w[ok].sum()), abs=1e-12)
+    assert not np.isinf(r.to_frame().drop(columns=["regime", "missing"]).to_numpy(dtype=float)).any()
+
+
+def test_regime_boundaries():
+    got = index.regime(pd.Series([0.0, 39.999, 40.0, 59.999, 60.0, 79.999, 80.0, 100.0, math.nan]))
+    assert got.tolist() == ["calm", "calm", "elevated", "elevated", "high", "high", "extreme", "extreme", None]
+    assert index.regime(pd.Series([10.0, 50.0]), thresholds=(5.0, 50.0, 90.0)).tolist() == ["elevated", "high"]
+    assert [index.regime_of(v) for v in (39.999, 40, 60, 80)] == ["calm", "elevated", "high", "extreme"]
+
+
+def test_signs_orient_every_weighted_component_and_weights_are_positive():
+    assert set(index.DEFAULT_WEIGHTS) <= set(index.SIGNS) <= set(index.LABELS)
+    assert all(w > 0 for w in index.DEFAULT_WEIGHTS.values())
+    assert index.SIGNS["imbalance"] == index.SIGNS["ofi"] == index.SIGNS["cvd_slope"] == -1
+    assert index.SIGNS["trade_count_imbalance"] == index.SIGNS["stablecoin_netflow"] == -1
+    with pytest.raises(KeyError, match="no sign"):
+        index.spi(pd.DataFrame({"mystery": [1.0]}), weights={"mystery": 1.0})
+
+
+def test_explain_names_the_shares_of_selling():
+    weights = {"taker_sell_ratio": 1.0, "long_liquidations": 1.0, "netflow_z": 0.75, "ofi": 1.0}
+    k = math.log(78 / 22) * 3.75  # logit of 0.78 times the weight total
+    z = pd.DataFrame({"taker_sell_ratio": [0.45 * k], "long_liquidations": [0.30 * k], "netflow_z": [k / 3],
+                      "ofi": [0.0]}, index=pd.Index([1_000], name="bucket_ms"))
+    z["ofi"] = -0.0
+    spi, weight, contribution, missing = index.combine(z, weights=weights)
+    result = index.SpiResult(spi, index.regime(spi), z, z, weight, contribution, missing, weights)
+    assert index.explain(result) == "SPI 78 (high): 45% taker selling, 30% long liquidations, 25% exchange inflow"
+    calm = index.SpiResult(spi * 0 + 20, index.regime(spi * 0 + 20), z, -z, weight, -contribution, missing, weights)
+    assert index.explain(calm) == "SPI 20 (calm): no component points to selling"
+    none = index.spi(pd.DataFrame({"ofi": [1.0]}), weights={"ofi": 1.0})
+    assert "n/a" in index.explain(none)
+    assert index.explain(none, show_missing=False).startswith("SPI n/a")
+
+
+def test_spi_is_deterministic_and_last_rows_equal_the_full_computation(real_components):
+    a = index.spi(real_components, window=60, min_periods=20)
+    b = index.spi(real_components.copy(), window=60, min_periods=20)
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame(), check_exact=True)
+    tail = index.spi(real_components, window=60, min_periods=20, last=7)
+    pd.testing.assert_frame_equal(tail.to_frame(), a.to_frame().tail(7), check_exact=True)
+    assert a.spi.notna().sum() > 250
+    assert a.spi.dropna().between(100 * index.logistic(-4), 100 * index.logistic(4)).all()
