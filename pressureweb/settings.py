@@ -176,6 +176,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.alerts.tasks.alert_digests_send",
         "schedule": crontab(hour=7, minute=0),
     },
+    "raw-data-prune": {
+        "task": "apps.markets.tasks.raw_data_prune_old",
+        "schedule": crontab(hour=3, minute=17),
+    },
     "heartbeat": {
         "task": "apps.health.tasks.heartbeat",
         "schedule": 10.0,
@@ -188,6 +192,7 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+RAW_DATA_RETENTION_DAYS = env.int("RAW_DATA_RETENTION_DAYS", default=30)  # trades and book samples; bars stay
 REPLAY_DIR = Path(env("REPLAY_DIR", default=str(BASE_DIR / "data" / "replay")))
 REPLAY_SPEED = env.float("REPLAY_SPEED", default=1.0)
 REPLAY_ENABLED = env.bool("REPLAY_ENABLED", default=True)

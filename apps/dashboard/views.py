@@ -20,10 +20,12 @@ def _theme(request) -> str:
 
 
 def overview(request):
+    instruments = instruments_with_latest_bar()
+    closes = closes_recent(instrument_ids=[inst.pk for inst, _ in instruments])
     rows = [
         {"instrument": inst, "bar": bar, "spark_id": f"spark-{inst.pk}",
-         "sparkline": charts.sparkline_figure(closes_recent(instrument=inst), theme=_theme(request))}
-        for inst, bar in instruments_with_latest_bar()
+         "sparkline": charts.sparkline_figure(closes[inst.pk], theme=_theme(request))}
+        for inst, bar in instruments
     ]
     return render(request, "dashboard/overview.html", {"rows": rows})
 
@@ -37,7 +39,8 @@ def instrument(request, exchange, market, symbol):
     chart_range, range_error = chart_range_parse(request.GET)
     interval = interval_for_points(instrument=inst, interval=asked, start=chart_range.start, end=chart_range.end,
                                    max_points=settings.CHART_MAX_POINTS)
-    bars = bars_for_range(instrument=inst, interval=interval, start=chart_range.start, end=chart_range.end)
+    bars = bars_for_range(instrument=inst, interval=interval, start=chart_range.start, end=chart_range.end,
+                          max_points=settings.CHART_MAX_POINTS)
     return render(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,

@@ -187,3 +187,15 @@ def source_status_record(
     if last_error:
         updates["last_error"] = last_error[:2000]
     SourceStatus.objects.filter(name=name).update(**updates)
+
+
+def raw_data_prune(*, older_than_ms: int, batch: int = 50_000) -> dict[str, int]:
+    """Delete trades and book samples older than the cutoff, in batches; bars are kept."""
+    deleted = {"trades": 0, "book_samples": 0}
+    for model, key in ((Trade, "trades"), (BookSample, "book_samples")):
+        while True:
+            ids = list(model.objects.filter(time_ms__lt=older_than_ms).values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            deleted[key] += model.objects.filter(pk__in=ids).delete()[0]
+    return deleted

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import numpy as np
+from django.core.cache import cache
 from django.db.models import OuterRef, Subquery
 
 from apps.markets.models import Instrument
+from apps.pressure.downsample import lttb_indices
 from apps.pressure.models import INTERVALS, PressureBar
 
 # The public API contract: these names never change.
@@ -42,15 +45,42 @@ def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
     return row
 
 
-def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
-    """Bars in [start, end), oldest first, with CVD summed from the first bar of the range."""
+def bars_version(instrument_id: int) -> int:
+    """Bumped whenever a bar of the instrument is written: part of every cache key below."""
+    return cache.get_or_set(f"bars:version:{instrument_id}", 1, timeout=None)
+
+
+def bars_version_bump(instrument_id: int) -> None:
+    try:
+        cache.incr(f"bars:version:{instrument_id}")
+    except ValueError:
+        cache.set(f"bars:version:{instrument_id}", 2, timeout=None)
+
+
+def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
+                   max_points: int | None = None) -> list[dict]:
+    """Bars in [start, end), oldest first, with CVD summed from the first bar of the range.
+
+    Cached until a bar of the instrument is written. With max_points, longer series are thinned
+    with LTTB on the close (CVD is summed before thinning, so it stays exact).
+    """
+    key = (f"bars:{instrument.pk}:{interval}:{bars_version(instrument.pk)}:{start.timestamp():.3f}:"
+           f"{end.timestamp():.3f}:{max_points}")
+    rows = cache.get(key)
+    if rows is not None:
+        return rows
     bars = PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).chronological()
     running = Decimal(0)
-    out = []
+    rows = []
     for bar in bars:
         running += bar.delta_base
-        out.append(bar_serialize(bar, cvd=running))
-    return out
+        rows.append(bar_serialize(bar, cvd=running))
+    if max_points and len(rows) > max_points:
+        x = np.array([datetime.fromisoformat(r["bucket_start"]).timestamp() for r in rows])
+        y = np.array([float(r["close"]) if r["close"] is not None else np.nan for r in rows])
+        rows = [rows[i] for i in lttb_indices(x, y, max_points)]
+    cache.set(key, rows, timeout=300)
+    return rows
 
 
 def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:
@@ -81,10 +111,15 @@ def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrumen
     return [(i, bars.get(i.pk)) for i in instruments]
 
 
-def closes_recent(*, instrument: Instrument, interval: str = "1m", limit: int = 60) -> list[tuple[str, float]]:
-    rows = (PressureBar.objects.for_instrument(instrument).of_interval(interval).exclude(close=None)
-            .order_by("-bucket_start").values_list("bucket_start", "close")[:limit])
-    return [(ts.isoformat().replace("+00:00", "Z"), float(close)) for ts, close in reversed(rows)]
+def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60) -> dict[int, list[tuple[str, float]]]:
+    """The last `limit` closes of each instrument, in one query (sparklines)."""
+    since = datetime.now(tz=UTC) - INTERVALS[interval] * limit
+    out: dict[int, list[tuple[str, float]]] = {i: [] for i in instrument_ids}
+    rows = (PressureBar.objects.filter(instrument_id__in=instrument_ids, interval=interval, bucket_start__gte=since)
+            .exclude(close=None).order_by("bucket_start").values_list("instrument_id", "bucket_start", "close"))
+    for instrument_id, ts, close in rows:
+        out[instrument_id].append((ts.isoformat().replace("+00:00", "Z"), float(close)))
+    return out
 
 
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:

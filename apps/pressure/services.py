@@ -17,6 +17,7 @@ from apps.markets.services import book_samples_store, source_status_record, trad
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure.models import PressureBar
+from apps.pressure.selectors import bars_version_bump
 from apps.pressure.signals import bars_changed
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,8 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
             objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
             update_fields=[*BAR_FIELDS, "updated_at"],
         )
+        # Cached ranges of this instrument are stale from the moment this commits.
+        transaction.on_commit(lambda: bars_version_bump(instrument.pk))
     return objs
 
 

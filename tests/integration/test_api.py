@@ -101,3 +101,22 @@ def test_plotly_js_served_matches_the_installed_package(client):
 
     path = finders.find("plotly/plotly.min.js")
     assert path and plotly.__file__.rsplit("/", 1)[0] in path
+
+
+def test_cached_ranges_are_invalidated_when_a_bar_is_written(client, btc, django_capture_on_commit_callbacks):
+    params = {"exchange": "binance", "market": "spot", "symbol": "BTCUSDT", "start": START, "end": END}
+    before = client.get(URL, params).json()["bars"]
+    later = [TradeRow(*t) for t in raw_trades("spot_btcusdt_20240809.gz")]
+    with django_capture_on_commit_callbacks(execute=True):
+        market_batch_ingest(instrument=btc, trades=later, source="test", publish=False)
+    after = client.get(URL, params).json()["bars"]
+    assert len(after) > len(before)
+
+
+def test_overview_reads_bars_in_a_fixed_number_of_queries(client, btc, django_assert_max_num_queries):
+    for symbol in ("ETHUSDT", "SOLUSDT", "XRPUSDT"):
+        inst = instrument_ensure(exchange_slug="binance", market="spot", symbol=symbol, base=symbol[:3], quote="USDT")
+        market_batch_ingest(instrument=inst, trades=[TradeRow(*t) for t in raw_trades("spot_ethusdt_20240808.gz")],
+                            source="test", publish=False)
+    with django_assert_max_num_queries(8):
+        assert client.get("/").status_code == 200

@@ -5,6 +5,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from apps.markets.models import SourceStatus
 from apps.markets.services import instrument_ensure
 from apps.markets.validation import TradeRow
 from apps.pressure.services import market_batch_ingest
@@ -20,10 +21,13 @@ def bars_in_db(django_db_setup, django_db_blocker):
         inst = instrument_ensure(exchange_slug="binance-replay", market="spot", symbol="BTCUSDT", base="BTC",
                                  quote="USDT")
         market_batch_ingest(instrument=inst, trades=[TradeRow(*t) for t in raw_trades("spot_btcusdt_20240808.gz")],
-                            source="test", publish=False)
+                            source="schemathesis", publish=False)
         yield
-        inst.trades.all().delete()
-        inst.bars.all().delete()
+        # Committed outside any test transaction: remove it all so later tests start clean.
+        exchange = inst.exchange
+        inst.delete()
+        exchange.delete()
+        SourceStatus.objects.filter(name="schemathesis").delete()
 
 
 @pytest.fixture(autouse=True)

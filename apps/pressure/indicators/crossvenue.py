@@ -1,7 +1,7 @@
 """Cross-venue views: volume-weighted aggregation of a component, spot-vs-perp divergence and leadership.
 
-- volume_weighted: per bar, sum_v(volume_v * x_v) / sum_v(volume_v) over the venues whose value is
-  finite and whose volume is positive in that bar; NaN when no venue qualifies.
+- volume_weighted / aggregate_venues: per bar, sum_v(volume_v * x_v) / sum_v(volume_v) over the
+  venues whose value is finite and whose volume is positive in that bar; NaN when none qualifies.
 - spot_perp_divergence = taker sell ratio (perp) - taker sell ratio (spot): positive when the
   perpetual is being sold harder than spot (leveraged, derivatives-led selling).
 - lead_lag: Pearson correlation of spot delta shifted by ``lag`` bars against perp delta,
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,14 @@ def volume_weighted(values: pd.DataFrame, volumes: pd.DataFrame) -> pd.Series:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(total > 0, (weight * np.where(use, x, 0.0)).sum(axis=1) / total, np.nan)
     return pd.Series(out, index=values.index, name="volume_weighted")
+
+
+def aggregate_venues(frames: Mapping[str, pd.DataFrame], *, component: str, volume: str = "volume") -> pd.Series:
+    """One series from per-venue frames (venue -> frame with ``component`` and ``volume`` columns,
+    indexed by bar start): the volume-weighted mean on the union of their bars."""
+    values = pd.DataFrame({venue: f[component] for venue, f in frames.items()})
+    volumes = pd.DataFrame({venue: f[volume] for venue, f in frames.items()})
+    return volume_weighted(values, volumes).rename(component)
 
 
 def spot_perp_divergence(perp_taker_sell_ratio: pd.Series, spot_taker_sell_ratio: pd.Series) -> pd.Series:

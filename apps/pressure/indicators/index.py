@@ -126,7 +126,7 @@ def trailing_median_scale(values, *, window: int = DEFAULT_WINDOW, min_periods: 
     """
     x = np.asarray(values, dtype=np.float64)
     one_d = x.ndim == 1
-    x = x.reshape(len(x), -1)
+    x = x[:, None] if one_d else x
     n, m = x.shape
     first = 0 if last is None else max(n - last, 0)
     median = np.full((n - first, m), np.nan)
@@ -138,33 +138,41 @@ def trailing_median_scale(values, *, window: int = DEFAULT_WINDOW, min_periods: 
         xa = x[:, active]
         padded = np.concatenate((np.full((window, len(active)), np.nan), xa))
         view = sliding_window_view(padded, window, axis=0)  # [t, j] = column j at rows t - window .. t - 1
+        # Finite values per window from a running count: O(rows), not O(rows x window).
+        seen = np.concatenate((np.zeros((1, len(active)), np.int64), np.cumsum(np.isfinite(xa), axis=0)))
+        rows = np.arange(n + 1)
+        counts = seen[rows] - seen[np.maximum(rows - window, 0)]
         step = max(1, _CHUNK // len(active))
         for lo in range(first, n, step):
             hi = min(lo + step, n)
-            med, scl = _median_scale(view[lo:hi].reshape(-1, window), min_periods)
+            med, scl = _median_scale(view[lo:hi].reshape(-1, window), counts[lo:hi].reshape(-1), min_periods)
             median[lo - first:hi - first, active] = med.reshape(hi - lo, len(active))
             scale[lo - first:hi - first, active] = scl.reshape(hi - lo, len(active))
     return (median[:, 0], scale[:, 0]) if one_d else (median, scale)
 
 
-def _median_scale(windows: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median and scale of each row of a (rows, window) block, NaN-padded."""
+def _median_scale(windows: np.ndarray, count: np.ndarray, min_periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """Median and scale of each row of a (rows, window) block, NaN-padded, ``count`` finite per row."""
     median = np.full(len(windows), np.nan)
     scale = np.full(len(windows), np.nan)
-    s = np.sort(windows, axis=1)  # NaN sorts last
-    count = np.isfinite(s).sum(axis=1)
-    rows = np.flatnonzero(count >= min_periods)
-    if not len(rows):
+    ok = count >= min_periods
+    if not ok.any():
         return median, scale
-    s, c = s[rows], count[rows]
+    s = np.sort(windows if ok.all() else windows[ok], axis=1)  # NaN sorts last
+    c = count[ok]
     k_lo, k_hi = ((c - 1) // 2)[:, None], (c // 2)[:, None]
     med = (np.take_along_axis(s, k_lo, 1) + np.take_along_axis(s, k_hi, 1))[:, 0] / 2.0
-    dev = np.abs(s - med[:, None])
-    mean_ad = np.nansum(dev, axis=1) / c
-    dev.sort(axis=1)
-    mad = (np.take_along_axis(dev, k_lo, 1) + np.take_along_axis(dev, k_hi, 1))[:, 0] / 2.0
-    median[rows] = med
-    scale[rows] = np.where(mad > 0, MAD_SCALE * mad, np.where(mean_ad > 0, MEANAD_SCALE * mean_ad, 0.0))
+    s -= med[:, None]  # in place: s becomes the absolute deviations
+    np.abs(s, out=s)
+    s.sort(axis=1)
+    mad = (np.take_along_axis(s, k_lo, 1) + np.take_along_axis(s, k_hi, 1))[:, 0] / 2.0
+    scl = MAD_SCALE * mad
+    zero = np.flatnonzero(mad == 0)
+    if len(zero):  # rare: more than half the window at one value
+        mean_ad = np.nansum(s[zero], axis=1) / c[zero]
+        scl[zero] = np.where(mean_ad > 0, MEANAD_SCALE * mean_ad, 0.0)
+    median[ok] = med
+    scale[ok] = scl
     return median, scale
 
 

@@ -28,8 +28,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._bars import bar_last, bar_sum, check_sorted, ffill, positions, resolve_grid
 
-FLOW_COLUMNS = ("buy", "sell", "buy_trades", "sell_trades", "close")
-
 
 def trade_flow_bars(
     time_ms: np.ndarray,

@@ -26,7 +26,6 @@ from . import derivatives, flows, index, kyle, ofi, orderbook, orderflow, vpin
 from ._bars import bar_grid, empty_grid
 
 LAST_COLUMNS = frozenset({"close", "mid", "vpin"})  # carried values; every other stats column is a sum
-TRADE_COLUMNS = ("buy", "sell", "buy_trades", "sell_trades", "close", "large_buy", "large_sell", "vpin")
 QUOTE_COLUMNS = ("ofi", "updates", "mid")
 
 
@@ -86,9 +85,14 @@ class BookSamples:
     def __post_init__(self):
         _coerce(self, time_ms=np.int64, bid=np.float64, ask=np.float64)
         n = len(self.time_ms)
+        if len(self.bid) != n or len(self.ask) != n:
+            raise ValueError("BookSamples.bid and .ask need one row per sample")
         for name in ("bid_depth", "ask_depth"):
             arr = np.asarray(getattr(self, name), dtype=np.float64)
-            object.__setattr__(self, name, arr.reshape(n, -1) if arr.ndim == 1 or n else arr.reshape(0, -1))
+            arr = arr[:, None] if arr.ndim == 1 else arr
+            if len(arr) != n:
+                raise ValueError(f"BookSamples.{name} has {len(arr)} rows, expected {n}")
+            object.__setattr__(self, name, arr)
         object.__setattr__(self, "bands", orderbook.band_names(self.bid_depth, tuple(self.bands) or None))
 
     def __len__(self) -> int:
