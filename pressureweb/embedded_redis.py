@@ -7,6 +7,7 @@ would share a real Redis in production.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -64,6 +65,18 @@ def start(wait: float = 10.0) -> subprocess.Popen | None:
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"embedded redis did not answer on {HOST}:{PORT} within {wait}s")
+
+
+@contextlib.contextmanager
+def running():
+    """The embedded server for the length of a block (e.g. a setup command before the Procfile starts it)."""
+    proc = start()
+    try:
+        yield url()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
 
 
 def main() -> None:

@@ -192,11 +192,21 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+# Selling Pressure Index (apps/pressure/indicators/index.py documents the method).
+SPI_WINDOW_BARS = env.int("SPI_WINDOW_BARS", default=240)  # trailing 1m bars for each robust z-score
+SPI_MIN_PERIODS = env.int("SPI_MIN_PERIODS", default=30)  # bars of history before a component counts
+SPI_CLIP = 4.0
+SPI_REGIME_THRESHOLDS = (40.0, 60.0, 80.0)  # calm < 40 <= elevated < 60 <= high < 80 <= extreme
+SPI_WEIGHTS = env.json("SPI_WEIGHTS", default={}) or None  # None: DEFAULT_WEIGHTS in indicators.index
+SPI_COMPONENT_WINDOW = 30  # bars for the CVD slope, Kyle's lambda and the book baselines
+VPIN_BUCKETS = 50  # bars of |buy - sell| / volume averaged into VPIN
+SPI_LARGE_TRADES = {"quantile": 0.95, "window": 5_000, "min_trades": 500}
+LARGE_TRADE_QUANTILE = SPI_LARGE_TRADES["quantile"]
 RAW_DATA_RETENTION_DAYS = env.int("RAW_DATA_RETENTION_DAYS", default=30)  # trades and book samples; bars stay
 REPLAY_DIR = Path(env("REPLAY_DIR", default=str(BASE_DIR / "data" / "replay")))
 REPLAY_SPEED = env.float("REPLAY_SPEED", default=1.0)
 REPLAY_ENABLED = env.bool("REPLAY_ENABLED", default=True)
-REPLAY_HISTORY_MINUTES = env.int("REPLAY_HISTORY_MINUTES", default=30)
+REPLAY_HISTORY_MINUTES = env.int("REPLAY_HISTORY_MINUTES", default=60)
 
 # --- I18N / time ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -8,6 +8,8 @@ from apps.health import views as health_views
 urlpatterns = [
     path("", include("apps.dashboard.urls")),
     path("api/v1/bars", api_views.bars, name="api-bars"),
+    path("api/v1/pressure", api_views.pressure, name="api-pressure"),
+    path("api/v1/episodes", api_views.episodes, name="api-episodes"),
     path("api/v1/openapi.json", api_views.openapi, name="api-openapi"),
     path("healthz", health_views.healthz, name="healthz"),
     path("status/", health_views.status_page, name="status"),

@@ -30,6 +30,44 @@ def openapi_schema() -> dict:
         {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"}},
     ]
+    instrument_params = params[:3]
+    window = [params[4], params[5], params[6]]
+    component = {"type": "object", "properties": {k: {"type": ["number", "null"]} for k in ("value", "z",
+                                                                                          "contribution")}}
+    pressure_row = {
+        "type": "object", "required": ["bucket_start", "spi", "regime", "components", "missing"],
+        "properties": {
+            "bucket_start": {"type": "string", "format": "date-time"},
+            "spi": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+            "regime": {"type": ["string", "null"], "enum": ["calm", "elevated", "high", "extreme", None]},
+            "components": {"type": "object", "additionalProperties": component},
+            "missing": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    episode = {"type": "object", "required": ["start", "peak_spi", "source"], "properties": {
+        "start": {"type": "string", "format": "date-time"}, "end": {"type": ["string", "null"]},
+        "peak_spi": {"type": "number"}, "source": {"type": "string"}, "drawdown": {"type": "number"}}}
+    errors = {"400": {"description": "A bad parameter", "content": {"application/json": {"schema": error}}},
+              "429": {"description": "Rate limited", "content": {"application/json": {"schema": error}}}}
+    paths_more = {
+        "/api/v1/pressure": {"get": {
+            "operationId": "pressure", "summary": "Selling Pressure Index per 1m bar with its components",
+            "parameters": [*params[:3], {"name": "interval", "in": "query", "schema": {"type": "string",
+                                                                                        "enum": ["1m"]}}, *window],
+            "responses": {"200": {"description": "SPI rows", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "pressure": {"type": "array", "items": pressure_row}}}},
+                "text/csv": {"schema": {"type": "string"}}}}, **errors},
+        }},
+        "/api/v1/episodes": {"get": {
+            "operationId": "episodes", "summary": "Selling-pressure episodes",
+            "parameters": [{**p, "required": False} for p in instrument_params] + window,
+            "responses": {"200": {"description": "Episodes, newest first", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "episodes": {"type": "array", "items": episode}}}},
+                "text/csv": {"schema": {"type": "string"}}}}, **errors},
+        }},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "PressureWeb API", "version": "1", "description": "Selling-pressure bars. Times are UTC."},
@@ -49,6 +87,7 @@ def openapi_schema() -> dict:
                         "429": {"description": "Rate limited", "content": {"application/json": {"schema": error}}},
                     },
                 }
-            }
+            },
+            **paths_more,
         },
     }

@@ -29,7 +29,7 @@ class BarQuery:
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
-    if value in (None, ""):
+    if value is None:
         return None
     try:
         dt = parse_datetime(value.replace(" ", "+")) if "T" in value or ":" in value else None

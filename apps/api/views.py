@@ -7,8 +7,17 @@ from django.views.decorators.http import require_GET
 from django_ratelimit.decorators import ratelimit
 
 from apps.api.openapi import openapi_schema
-from apps.api.params import BadRequest, bar_query_parse
-from apps.pressure.selectors import API_FIELDS, bars_for_range
+from apps.api.params import BadRequest, bar_query_parse, parse_time
+from apps.pressure.indicators.index import DEFAULT_WEIGHTS
+from apps.pressure.selectors import (
+    API_FIELDS,
+    PRESSURE_FIELDS,
+    bars_for_range,
+    episode_serialize,
+    episodes_list,
+    instrument_lookup,
+    pressure_for_range,
+)
 
 
 def _instrument_info(instrument) -> dict:
@@ -64,3 +73,71 @@ def bars(request):
         "start": query.start.isoformat().replace("+00:00", "Z"), "end": query.end.isoformat().replace("+00:00", "Z"),
         "bars": [{k: row[k] for k in API_FIELDS} for row in rows],
     })
+
+
+def _csv_response(name: str, fieldnames, rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    writer = csv.DictWriter(response, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return response
+
+
+@csrf_exempt
+@require_GET
+@ratelimit(key=_client_key, rate=_api_rate, block=True)
+def pressure(request):
+    try:
+        query = bar_query_parse(request.GET)
+        if query.interval != "1m":
+            raise BadRequest("the Selling Pressure Index is computed on 1m bars: use interval=1m")
+    except BadRequest as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    rows = pressure_for_range(instrument=query.instrument, start=query.start, end=query.end)
+    if query.format == "csv":
+        names = list(DEFAULT_WEIGHTS)
+        flat = []
+        for row in rows:
+            item = {"bucket_start": row["bucket_start"], "spi": row["spi"], "regime": row["regime"],
+                    "missing": ";".join(row["missing"])}
+            for name in names:
+                for part in ("value", "z", "contribution"):
+                    item[f"{name}_{part}"] = row["components"].get(name, {}).get(part)
+            flat.append(item)
+        fields = ["bucket_start", "spi", "regime", *(f"{n}_{p}" for n in names for p in ("value", "z", "contribution")),
+                  "missing"]
+        return _csv_response(f"{query.instrument.symbol}_pressure", fields, flat)
+    return JsonResponse({"instrument": _instrument_info(query.instrument), "interval": "1m",
+                         "fields": list(PRESSURE_FIELDS), "pressure": rows})
+
+
+@csrf_exempt
+@require_GET
+@ratelimit(key=_client_key, rate=_api_rate, block=True)
+def episodes(request):
+    params = request.GET
+    try:
+        instrument = None
+        if any(params.get(k) for k in ("exchange", "market", "symbol")):
+            if not all(params.get(k) for k in ("exchange", "market", "symbol")):
+                raise BadRequest("give exchange, market and symbol together, or none of them")
+            instrument = instrument_lookup(exchange=params["exchange"], market=params["market"],
+                                           symbol=params["symbol"])
+            if instrument is None:
+                raise BadRequest("unknown instrument")
+        start, end = parse_time(params.get("start"), "start"), parse_time(params.get("end"), "end")
+        if (start is None) != (end is None):
+            raise BadRequest("give start and end together")
+        if start and start >= end:
+            raise BadRequest("start must be before end")
+        fmt = params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise BadRequest(f"format must be json or csv, got {fmt!r}")
+    except BadRequest as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    rows = [episode_serialize(e) for e in episodes_list(instrument=instrument, start=start, end=end)[:1000]]
+    if fmt == "csv":
+        fields = ["exchange", "market", "symbol", "start", "peak_time", "peak_spi", "end", "bars", "drawdown", "source"]
+        return _csv_response("episodes", fields, rows)
+    return JsonResponse({"episodes": rows})

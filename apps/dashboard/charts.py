@@ -113,3 +113,50 @@ def sparkline_figure(points: list[tuple[str, float]], *, theme: str = "dark") ->
         xaxis={"visible": False}, yaxis={"visible": False},
     )
     return pio.to_json(fig, validate=False, pretty=False)
+
+
+REGIME_BANDS = (("calm", 0, 40, "rgba(38,166,154,0.08)"), ("elevated", 40, 60, "rgba(255,179,0,0.08)"),
+                ("high", 60, 80, "rgba(239,83,80,0.12)"), ("extreme", 80, 100, "rgba(239,83,80,0.25)"))
+COMPONENT_COLORS = ("#ef5350", "#ab47bc", "#42a5f5", "#26c6da", "#ffb300", "#8d6e63", "#66bb6a", "#ec407a",
+                    "#7e57c2", "#29b6f6", "#d4e157", "#ff7043", "#78909c", "#5c6bc0", "#9ccc65", "#ffa726",
+                    "#26a69a", "#bdbdbd")
+
+
+def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str], theme: str = "dark") -> str:
+    """SPI line over regime bands, and below it each component's signed contribution, stacked."""
+    t = THEMES.get(theme, THEMES["dark"])
+    x = [r["bucket_start"] for r in rows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.55, 0.45],
+                        subplot_titles=["Selling Pressure Index (0-100)", "What drives it: contribution per component"])
+    for name, lo, hi, color in REGIME_BANDS:
+        fig.add_hrect(y0=lo, y1=hi, fillcolor=color, line_width=0, row=1, col=1,
+                      annotation_text=name, annotation_position="top left", annotation_font_size=10)
+    fig.add_trace(go.Scatter(
+        x=x, y=[r.get("spi") for r in rows], name="SPI", mode="lines", line={"color": "#ffffff" if theme == "dark"
+                                                                               else "#111111", "width": 2},
+        meta={"y": "spi"}, hovertemplate="SPI %{y:.1f}<extra></extra>",
+    ), row=1, col=1)
+    for i, name in enumerate(components):
+        fig.add_trace(go.Bar(
+            x=x, y=[(r.get("spi_contributions") or {}).get(name) for r in rows], name=labels.get(name, name),
+            marker_color=COMPONENT_COLORS[i % len(COMPONENT_COLORS)], meta={"contrib": name},
+            hovertemplate=f"{labels.get(name, name)}: %{{y:+.3f}}<extra></extra>",
+        ), row=2, col=1)
+    fig.update_yaxes(range=[0, 100], title_text="SPI", row=1, col=1)
+    fig.update_yaxes(title_text="logit share", row=2, col=1)
+    fig.update_xaxes(title_text="Time (UTC)", row=2, col=1, gridcolor=t["grid"])
+    fig.update_layout(
+        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=520, barmode="relative",
+        margin={"l": 60, "r": 20, "t": 40, "b": 40}, hovermode="x unified", uirevision="keep-zoom",
+        legend={"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 10}},
+    )
+    return pio.to_json(fig, validate=False, pretty=False)
+
+
+def episode_shapes(episodes, *, end_iso: str) -> list[dict]:
+    """Shaded regions (Plotly layout shapes) for episodes, spanning every subplot."""
+    return [{
+        "type": "rect", "xref": "x", "yref": "paper", "x0": e.start.isoformat().replace("+00:00", "Z"),
+        "x1": e.end.isoformat().replace("+00:00", "Z") if e.end else end_iso, "y0": 0, "y1": 1,
+        "fillcolor": "rgba(239,83,80,0.10)", "line": {"width": 0}, "layer": "below",
+    } for e in episodes]

@@ -24,8 +24,8 @@ def chart_range_parse(params) -> tuple[ChartRange, str | None]:
     key = params.get("range", "1h")
     if key == "custom":
         try:
-            start = parse_time(params.get("start"), "start")
-            end = parse_time(params.get("end"), "end") or now
+            start = parse_time(params.get("start") or None, "start")
+            end = parse_time(params.get("end") or None, "end") or now
             if start is None or start >= end:
                 raise BadRequest("a custom range needs a start before its end")
             return ChartRange("custom", start, end, live=end >= now - timedelta(minutes=1)), None

@@ -5,5 +5,6 @@ from apps.dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("episodes/", views.episodes_page, name="episodes"),
     path("markets/<slug:exchange>/<slug:market>/<str:symbol>/", views.instrument, name="instrument"),
 ]

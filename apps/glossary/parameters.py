@@ -18,10 +18,7 @@ GLOSSARY_PARAMETER_DEFAULTS: dict[str, object] = {
     "SPI_WINDOW_BARS": 240,
     # Lower bound of each regime, in SPI points.
     "SPI_REGIME_THRESHOLDS": {"calm": 0, "elevated": 40, "high": 60, "extreme": 80},
-    "SPI_WEIGHTS": {
-        "taker_sell_ratio": 0.15, "delta_base": 0.10, "imbalance_1pct": 0.10, "spread_bps": 0.05, "ofi": 0.10,
-        "long_liquidation_quote": 0.15, "funding_rate": 0.05, "open_interest": 0.10, "dvol": 0.05, "netflow_z": 0.15,
-    },
+    "SPI_WEIGHTS": None,  # the weights the index uses: settings.SPI_WEIGHTS or DEFAULT_WEIGHTS (see parameter_value)
     "BTC_MIN_CONFIRMATIONS": 2,
     "NETFLOW_Z_WINDOW_DAYS": 30,
     "WHALE_TOP_N": 10,
@@ -97,7 +94,12 @@ def parameter_names() -> frozenset[str]:
 
 
 def parameter_value(name: str) -> object:
-    return getattr(settings, name, GLOSSARY_PARAMETER_DEFAULTS[name])
+    if name == "SPI_WEIGHTS":
+        from apps.pressure.spi import weights  # the weights the index really uses (settings or defaults)
+
+        return dict(weights())
+    value = getattr(settings, name, None)
+    return GLOSSARY_PARAMETER_DEFAULTS[name] if value is None else value
 
 
 def parameter_text(name: str) -> str:

@@ -187,10 +187,13 @@ def rollup(rows: list[dict], *, interval_ms: int) -> list[dict]:
         }
         for key in ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote"):
             bar[key] = sum((r[key] for r in group), Decimal(0))
-        for key in ("spread_bps", *(f"imbalance_{b}" for b in BAND_NAMES)):
-            weighted = [(r[key], r["book_samples"]) for r in group if r[key] is not None and r["book_samples"]]
-            weight = sum(w for _, w in weighted)
-            bar[key] = sum(v * w for v, w in weighted) / weight if weight else None
+        for key in ("spread_bps", "bid_depth_0_5pct", *(f"imbalance_{b}" for b in BAND_NAMES)):
+            bar[key] = _weighted_mean(group, key, "book_samples")
+        bar["large_trade_sell_share"] = _weighted_mean(group, "large_trade_sell_share", "trades")
+        for key in ("buy_trades", "sell_trades"):
+            bar[key] = sum(r.get(key) or 0 for r in group)
+        ofis = [r["ofi"] for r in group if r.get("ofi") is not None]
+        bar["ofi"] = sum(ofis) if ofis else None
         out.append(finish_bar(bar))
 
     for row in rows:
@@ -201,6 +204,12 @@ def rollup(rows: list[dict], *, interval_ms: int) -> list[dict]:
         group.append(row)
     flush()
     return out
+
+
+def _weighted_mean(rows: list[dict], key: str, weight_key: str) -> float | None:
+    pairs = [(r[key], r[weight_key]) for r in rows if r.get(key) is not None and r[weight_key]]
+    weight = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / weight if weight else None
 
 
 VWAP_QUANTUM = Decimal("1e-10")

@@ -58,6 +58,17 @@ class PressureBar(models.Model):
     imbalance_1pct = models.FloatField(null=True)
     imbalance_2pct = models.FloatField(null=True)
     book_samples = models.PositiveIntegerField(default=0)
+    # Inputs of the Selling Pressure Index that need trade- or quote-level data, kept per bar.
+    buy_trades = models.PositiveIntegerField(default=0)
+    sell_trades = models.PositiveIntegerField(default=0)
+    large_trade_sell_share = models.FloatField(null=True)
+    ofi = models.FloatField(null=True, help_text="Order flow imbalance (Cont, Kukanov, Stoikov), base units.")
+    bid_depth_0_5pct = models.FloatField(null=True, help_text="Mean bid depth within 0.5% of mid, quote currency.")
+    # The index itself (1m bars): value, regime, and per component {value, z, weight, contribution}.
+    spi = models.FloatField(null=True)
+    regime = models.CharField(max_length=10, blank=True)
+    spi_components = models.JSONField(default=dict, blank=True)
+    spi_missing = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PressureBarQuerySet.as_manager()
@@ -72,3 +83,45 @@ class PressureBar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.interval} {self.bucket_start:%Y-%m-%d %H:%M} UTC"
+
+
+class EpisodeQuerySet(models.QuerySet):
+    def for_instrument(self, instrument):
+        return self.filter(instrument=instrument)
+
+    def overlapping(self, start, end):
+        return self.filter(start__lt=end).filter(models.Q(end__isnull=True) | models.Q(end__gte=start))
+
+
+class Episode(models.Model):
+    """A selling-pressure episode: SPI entered high and had not yet fallen back below elevated."""
+
+    class Source(models.TextChoices):
+        DELEVERAGING = "deleveraging", "Deleveraging"
+        PROFIT_TAKING = "profit-taking", "Profit-taking / distribution"
+        EVENT_SHOCK = "event-shock", "Event shock"
+        MIXED = "mixed", "Mixed"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="episodes")
+    start = models.DateTimeField()
+    peak_time = models.DateTimeField()
+    peak_spi = models.FloatField()
+    end = models.DateTimeField(null=True, blank=True, help_text="Empty while the episode is still going on.")
+    bars = models.PositiveIntegerField()
+    drawdown = models.FloatField(help_text="Largest peak-to-trough fall of the close during the episode, 0-1.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    shares = models.JSONField(default=dict, help_text="Share of positive contributions per source group.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EpisodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "start"], name="episode_unique_start")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.start:%Y-%m-%d %H:%M} UTC {self.source}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.end is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,7 +12,9 @@ from django.db.models import OuterRef, Subquery
 
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
-from apps.pressure.models import INTERVALS, PressureBar
+from apps.pressure.models import INTERVALS, Episode, PressureBar
+
+logger = logging.getLogger(__name__)
 
 # The public API contract: these names never change.
 API_FIELDS = (
@@ -42,19 +45,34 @@ def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
                  "imbalance_2pct"):
         row[name] = getattr(bar, name)
     row["book_samples"] = bar.book_samples
+    row["spi"] = bar.spi
+    row["regime"] = bar.regime or None
+    row["spi_contributions"] = {k: v.get("contribution") for k, v in (bar.spi_components or {}).items()}
     return row
 
 
-def bars_version(instrument_id: int) -> int:
-    """Bumped whenever a bar of the instrument is written: part of every cache key below."""
-    return cache.get_or_set(f"bars:version:{instrument_id}", 1, timeout=None)
+def bars_version(instrument_id: int) -> int | None:
+    """Bumped whenever a bar of the instrument is written: part of every cache key below.
+
+    None when Redis is unreachable: readers then go to the database instead of failing.
+    """
+    try:
+        return cache.get_or_set(f"bars:version:{instrument_id}", 1, timeout=None)
+    except Exception:  # the cache is an optimisation, never a dependency
+        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
+        return None
 
 
 def bars_version_bump(instrument_id: int) -> None:
+    key = f"bars:version:{instrument_id}"
     try:
-        cache.incr(f"bars:version:{instrument_id}")
-    except ValueError:
-        cache.set(f"bars:version:{instrument_id}", 2, timeout=None)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 2, timeout=None)
+    except Exception:
+        # Cached ranges expire on their own within their TTL; the write itself has succeeded.
+        logger.warning("could not invalidate cached bars of instrument %s", instrument_id, exc_info=True)
 
 
 def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
@@ -64,9 +82,9 @@ def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, en
     Cached until a bar of the instrument is written. With max_points, longer series are thinned
     with LTTB on the close (CVD is summed before thinning, so it stays exact).
     """
-    key = (f"bars:{instrument.pk}:{interval}:{bars_version(instrument.pk)}:{start.timestamp():.3f}:"
-           f"{end.timestamp():.3f}:{max_points}")
-    rows = cache.get(key)
+    version = bars_version(instrument.pk)
+    key = f"bars:{instrument.pk}:{interval}:{version}:{start.timestamp():.3f}:{end.timestamp():.3f}:{max_points}"
+    rows = cache.get(key) if version is not None else None
     if rows is not None:
         return rows
     bars = PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).chronological()
@@ -79,7 +97,8 @@ def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, en
         x = np.array([datetime.fromisoformat(r["bucket_start"]).timestamp() for r in rows])
         y = np.array([float(r["close"]) if r["close"] is not None else np.nan for r in rows])
         rows = [rows[i] for i in lttb_indices(x, y, max_points)]
-    cache.set(key, rows, timeout=300)
+    if version is not None:
+        cache.set(key, rows, timeout=300)
     return rows
 
 
@@ -125,3 +144,56 @@ def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60) -> d
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
     return (Instrument.objects.with_exchange()
             .filter(exchange__slug=exchange, market=market, symbol=symbol.upper()).first())
+
+
+PRESSURE_FIELDS = ("bucket_start", "spi", "regime", "components", "missing")
+
+
+def pressure_for_range(*, instrument: Instrument, start: datetime, end: datetime) -> list[dict]:
+    """SPI per 1m bar with each component's value, z and contribution."""
+    rows = (PressureBar.objects.for_instrument(instrument).of_interval("1m").between(start, end).chronological()
+            .values_list("bucket_start", "spi", "regime", "spi_components", "spi_missing"))
+    return [
+        {"bucket_start": ts.isoformat().replace("+00:00", "Z"), "spi": spi, "regime": regime or None,
+         "components": {name: {"value": c.get("value"), "z": c.get("z"), "contribution": c.get("contribution")}
+                        for name, c in (components or {}).items()},
+         "missing": missing or []}
+        for ts, spi, regime, components, missing in rows
+    ]
+
+
+def spi_explain(bar: PressureBar | None, *, top: int = 3) -> str | None:
+    """"SPI 78 (high): 45% taker selling, 30% long liquidations, 25% exchange inflow"."""
+    if bar is None or bar.spi is None:
+        return None
+    from apps.pressure.indicators.index import LABELS
+
+    positive = sorted(((v["contribution"], k) for k, v in (bar.spi_components or {}).items()
+                       if v.get("contribution") and v["contribution"] > 0), reverse=True)
+    total = sum(c for c, _ in positive)
+    parts = [f"{round(100 * c / total)}% {LABELS.get(k, k)}" for c, k in positive[:top]] if total else []
+    return f"SPI {bar.spi:.0f} ({bar.regime})" + (": " + ", ".join(parts) if parts else "")
+
+
+def episodes_list(*, instrument: Instrument | None = None, start: datetime | None = None,
+                  end: datetime | None = None):
+    qs = Episode.objects.select_related("instrument__exchange")
+    if instrument is not None:
+        qs = qs.for_instrument(instrument)
+    if start is not None and end is not None:
+        qs = qs.overlapping(start, end)
+    return qs
+
+
+def episode_serialize(ep: Episode) -> dict:
+    iso = lambda dt: dt.isoformat().replace("+00:00", "Z") if dt else None  # noqa: E731
+    return {
+        "exchange": ep.instrument.exchange.slug, "market": ep.instrument.market, "symbol": ep.instrument.symbol,
+        "start": iso(ep.start), "peak_time": iso(ep.peak_time), "peak_spi": ep.peak_spi, "end": iso(ep.end),
+        "bars": ep.bars, "drawdown": ep.drawdown, "source": ep.source, "shares": ep.shares,
+    }
+
+
+def bar_latest_with_spi(*, instrument: Instrument) -> PressureBar | None:
+    return (PressureBar.objects.for_instrument(instrument).of_interval("1m").exclude(spi=None)
+            .order_by("-bucket_start").first())

@@ -10,13 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
+from django.conf import settings
 from django.db import connection, transaction
 
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.services import book_samples_store, source_status_record, trades_store
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
-from apps.pressure.models import PressureBar
+from apps.pressure import spi as spi_math
+from apps.pressure.indicators import episodes as episode_math
+from apps.pressure.indicators import ofi, orderflow
+from apps.pressure.models import Episode, PressureBar
 from apps.pressure.selectors import bars_version_bump
 from apps.pressure.signals import bars_changed
 
@@ -25,8 +30,10 @@ logger = logging.getLogger(__name__)
 BAR_FIELDS = [
     "open", "high", "low", "close", "vwap", "trades", "taker_buy_base", "taker_sell_base", "taker_buy_quote",
     "taker_sell_quote", "delta_base", "taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct",
-    "imbalance_1pct", "imbalance_2pct", "book_samples",
+    "imbalance_1pct", "imbalance_2pct", "book_samples", "buy_trades", "sell_trades", "large_trade_sell_share", "ofi",
+    "bid_depth_0_5pct",
 ]
+SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
 
 
@@ -68,17 +75,26 @@ def trade_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple
     return flat[:, 0], flat[:, 1], flat[:, 2], flat[:, 3].astype(bool)
 
 
-def book_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
-    rows = list(
-        BookSample.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lt=end_ms)
-        .order_by("time_ms")
-        .values_list("time_ms", "bid_price", "ask_price", *_DEPTH_COLUMNS)
-    )
-    if not rows:
-        return (np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 4)), np.zeros((0, 4)))
-    arr = np.array(rows, dtype=np.float64)
-    depth = arr[:, 3:]
-    return arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], depth[:, 0::2], depth[:, 1::2]
+def book_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[str, np.ndarray]:
+    """Book samples in [start, end) plus the one just before (the state OFI starts from)."""
+    columns = ["time_ms", "bid_price", "bid_qty", "ask_price", "ask_qty", *_DEPTH_COLUMNS]
+    samples = BookSample.objects.filter(instrument=instrument)
+    rows = list(samples.filter(time_ms__gte=start_ms, time_ms__lt=end_ms).order_by("time_ms").values_list(*columns))
+    before = samples.filter(time_ms__lt=start_ms).order_by("-time_ms").values_list(*columns[1:5]).first()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
+    depth = arr[:, 5:]
+    return {
+        "time_ms": arr[:, 0].astype(np.int64), "bid": arr[:, 1], "bid_qty": arr[:, 2], "ask": arr[:, 3],
+        "ask_qty": arr[:, 4], "bid_depth": depth[:, 0::2], "ask_depth": depth[:, 1::2],
+        "previous": tuple(float(v) for v in before) if before else None,
+    }
+
+
+def _qty_before(*, instrument: Instrument, start_ms: int, count: int) -> np.ndarray:
+    """Sizes of the `count` trades before start (oldest first): history for the large-trade quantile."""
+    rows = (Trade.objects.filter(instrument=instrument, time_ms__lt=start_ms).order_by("-time_ms", "-trade_id")
+            .values_list("qty", flat=True)[:count])
+    return np.array([float(q) for q in rows][::-1], dtype=np.float64)
 
 
 def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[dict]:
@@ -86,10 +102,12 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
     interval = barmath.INTERVAL_MS["1m"]
     t, price, qty, sell = trade_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
     tb = barmath.trade_bars(t, price, qty, sell, interval_ms=interval)
-    bt, bid, ask, bid_depth, ask_depth = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    bb = barmath.book_bars(bt, bid, ask, bid_depth, ask_depth, interval_ms=interval)
-
+    book = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    bb = barmath.book_bars(book["time_ms"], book["bid"], book["ask"], book["bid_depth"], book["ask_depth"],
+                           interval_ms=interval)
     pd_, qd = instrument.price_decimals, instrument.qty_decimals
+    extras = _spi_inputs(instrument=instrument, t=t, qty=qty / 10.0**qd, sell=sell, book=book, start_ms=start_ms)
+
     zero = barmath.from_units(0, qd)
     bars: dict[int, dict] = {}
     for i, bucket in enumerate(tb.bucket_ms.tolist()):
@@ -121,7 +139,42 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
         bar.setdefault("book_samples", 0)
         for band in barmath.BAND_NAMES:
             bar.setdefault(f"imbalance_{band}", None)
+        for name in ("buy_trades", "sell_trades"):
+            bar[name] = int(extras[name].get(bucket, 0))
+        for name in ("large_trade_sell_share", "ofi", "bid_depth_0_5pct"):
+            bar[name] = _finite_or_none(extras[name].get(bucket, np.nan))
         out.append(barmath.finish_bar(bar))
+    return out
+
+
+def _spi_inputs(*, instrument, t, qty, sell, book, start_ms) -> dict[str, dict[int, float]]:
+    """Per-bar SPI inputs that need trade or quote level data: trade counts, large-trade sell share, OFI."""
+    minute = barmath.INTERVAL_MS["1m"]
+    trade_bucket = t - t % minute
+    out: dict[str, dict[int, float]] = {}
+    buckets, counts = np.unique(trade_bucket[~sell], return_counts=True)
+    out["buy_trades"] = dict(zip(buckets.tolist(), counts.tolist(), strict=True))
+    buckets, counts = np.unique(trade_bucket[sell], return_counts=True)
+    out["sell_trades"] = dict(zip(buckets.tolist(), counts.tolist(), strict=True))
+    out["large_trade_sell_share"] = {}
+    if len(t):
+        cfg = settings.SPI_LARGE_TRADES
+        history = _qty_before(instrument=instrument, start_ms=start_ms, count=cfg["window"])
+        threshold = orderflow.large_trade_threshold(qty, quantile=cfg["quantile"], window=cfg["window"],
+                                                    min_trades=cfg["min_trades"], history=history)
+        large = np.nan_to_num(threshold, nan=np.inf) <= qty
+        frame = pd.DataFrame({"bucket": trade_bucket, "sell": np.where(large & sell, qty, 0.0),
+                              "all": np.where(large, qty, 0.0)}).groupby("bucket").sum()
+        share = frame["sell"] / frame["all"].where(frame["all"] > 0)
+        out["large_trade_sell_share"] = share.to_dict()
+    out["ofi"], out["bid_depth_0_5pct"] = {}, {}
+    if len(book["time_ms"]):
+        events = ofi.ofi_events(book["bid"], book["bid_qty"], book["ask"], book["ask_qty"],
+                                previous=book["previous"])
+        frame = pd.DataFrame({"bucket": book["time_ms"] - book["time_ms"] % minute, "ofi": events,
+                              "bid_depth": book["bid_depth"][:, 1]}).groupby("bucket")
+        out["ofi"] = frame["ofi"].sum().to_dict()
+        out["bid_depth_0_5pct"] = frame["bid_depth"].mean().to_dict()
     return out
 
 
@@ -161,6 +214,10 @@ def bars_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[
         instrument=instrument, interval="1m",
         rows=minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi),
     )}
+    if changed["1m"]:
+        # The SPI of the touched minutes; bars_upsert returned unsaved copies, so take the updated ones.
+        with_spi = {b.bucket_start: b for b in spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)}
+        changed["1m"] = [with_spi.get(b.bucket_start, b) for b in changed["1m"]]
     for interval in ("5m", "1h"):
         size = barmath.INTERVAL_MS[interval]
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
@@ -214,3 +271,64 @@ def market_batch_ingest(
         trades_received=stored.received, trades_inserted=stored.inserted, duplicates=stored.duplicates,
         rejected=stored.rejected, book_samples=samples, bars_changed=sum(len(v) for v in changed.values()),
     )
+
+
+def _bars_frame(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame:
+    rows = list(PressureBar.objects.filter(
+        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    ).order_by("bucket_start").values_list("bucket_start", *spi_math.BAR_COLUMNS[1:]))
+    frame = pd.DataFrame(rows, columns=["bucket_start", *spi_math.BAR_COLUMNS[1:]])
+    frame.index = [_dt_to_ms(ts) for ts in frame.pop("bucket_start")]
+    return frame.astype(np.float64)
+
+
+def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[PressureBar]:
+    """Recompute the SPI of the 1m bars in [start, end] from the trailing window of stored bars."""
+    minute = barmath.INTERVAL_MS["1m"]
+    lo, hi = start_ms - start_ms % minute, end_ms - end_ms % minute + minute
+    lookback = (settings.SPI_WINDOW_BARS + settings.SPI_COMPONENT_WINDOW + settings.VPIN_BUCKETS + 5) * minute
+    frame = _bars_frame(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
+    touched = frame.index[frame.index >= lo]
+    if not len(touched):
+        return []
+    rows = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(touched))}
+    bars = list(PressureBar.objects.filter(instrument=instrument, interval="1m",
+                                           bucket_start__in=[_ms_to_dt(b) for b in rows]))
+    for bar in bars:
+        row = rows[_dt_to_ms(bar.bucket_start)]
+        bar.spi, bar.regime = row["spi"], row["regime"] or ""
+        bar.spi_components = {k: v for k, v in row["components"].items() if v["value"] is not None}
+        bar.spi_missing = row["missing"]
+    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
+    if bars:
+        episodes_refresh(instrument=instrument, end_ms=hi)
+    return bars
+
+
+def episodes_refresh(*, instrument: Instrument, end_ms: int, lookback_bars: int = 1440) -> int:
+    """Detect episodes over the last day of SPI and upsert them (one row per instrument and start)."""
+    minute = barmath.INTERVAL_MS["1m"]
+    rows = list(PressureBar.objects.filter(
+        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(end_ms - lookback_bars * minute),
+        bucket_start__lt=_ms_to_dt(end_ms),
+    ).order_by("bucket_start").values_list("bucket_start", "spi", "close", "spi_components"))
+    if not rows:
+        return 0
+    index = [_dt_to_ms(r[0]) for r in rows]
+    spi_series = pd.Series([np.nan if r[1] is None else r[1] for r in rows], index=index, dtype=np.float64)
+    if not (spi_series >= settings.SPI_REGIME_THRESHOLDS[0]).any():
+        return 0
+    close = pd.Series([np.nan if r[2] is None else float(r[2]) for r in rows], index=index, dtype=np.float64)
+    contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (r[3] or {}).items()} for r in rows],
+                                index=index, dtype=np.float64)
+    found = episode_math.detect_episodes(spi_series, contribution=contribution, close=close,
+                                         enter=settings.SPI_REGIME_THRESHOLDS[1],
+                                         exit=settings.SPI_REGIME_THRESHOLDS[0])
+    for ep in found:
+        Episode.objects.update_or_create(instrument=instrument, start=_ms_to_dt(ep.start), defaults={
+            "peak_time": _ms_to_dt(ep.peak_time), "peak_spi": ep.peak_spi,
+            "end": _ms_to_dt(ep.end) if ep.end is not None else None, "bars": ep.bars,
+            "drawdown": 0.0 if np.isnan(ep.drawdown) else ep.drawdown, "source": ep.source,
+            "shares": {k: float(v) for k, v in ep.shares.items()},
+        })
+    return len(found)

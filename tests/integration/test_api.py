@@ -1,5 +1,7 @@
 import csv
 import io
+import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -120,3 +122,56 @@ def test_overview_reads_bars_in_a_fixed_number_of_queries(client, btc, django_as
                             source="test", publish=False)
     with django_assert_max_num_queries(8):
         assert client.get("/").status_code == 200
+
+
+@pytest.fixture
+def btc_with_spi(settings):
+    settings.SPI_MIN_PERIODS = 5
+    from apps.replay.services import replay_advance, replay_streams_ensure
+
+    streams = replay_streams_ensure(history_minutes=30)
+    btc = next(s for s in streams if s.name == "binance-spot-btcusdt")
+    replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + 30 * 60_000, publish=False)
+    return btc.instrument
+
+
+def test_pressure_api_gives_spi_regime_and_components_per_bar(client, btc_with_spi):
+    params = {"exchange": "binance-replay", "market": "spot", "symbol": "BTCUSDT", "interval": "1m"}
+    body = client.get("/api/v1/pressure", params).json()
+    rows = body["pressure"]
+    assert body["instrument"]["source"] == "replay"
+    assert len(rows) >= 25
+    assert rows[0]["spi"] is None  # the trailing window is too short at first
+    defined = [r for r in rows if r["spi"] is not None]
+    assert len(defined) >= 15
+    for row in defined:
+        assert 0 <= row["spi"] <= 100
+        assert row["regime"] in ("calm", "elevated", "high", "extreme")
+        assert "long_liquidations" in row["missing"]
+        logit = sum(c["contribution"] for c in row["components"].values() if c["contribution"] is not None)
+        assert row["spi"] == pytest.approx(100 / (1 + math.exp(-logit)), rel=1e-6)
+        assert set(row["components"]["taker_sell_ratio"]) == {"value", "z", "contribution"}
+    csv_text = client.get("/api/v1/pressure", {**params, "format": "csv"}).content.decode()
+    header = csv_text.splitlines()[0].split(",")
+    assert header[:3] == ["bucket_start", "spi", "regime"] and "taker_sell_ratio_contribution" in header
+    assert client.get("/api/v1/pressure", {**params, "interval": "5m"}).status_code == 400
+
+
+def test_instrument_page_explains_the_spi_and_lists_missing_components(client, btc_with_spi):
+    html = client.get(btc_with_spi.get_absolute_url()).content.decode()
+    assert re.search(r"SPI \d+ \((calm|elevated|high|extreme)\): \d+% ", html)
+    assert "Missing (no data, weights renormalised over the rest)" in html and "long liquidations" in html
+    assert 'id="spi-figure-data"' in html
+
+
+def test_episodes_api_and_page(client, btc_with_spi):
+    from apps.pressure.models import Episode
+
+    Episode.objects.create(instrument=btc_with_spi, start="2026-01-01T00:00:00Z", peak_time="2026-01-01T00:05:00Z",
+                           peak_spi=83.0, end="2026-01-01T00:20:00Z", bars=20, drawdown=0.012,
+                           source="deleveraging", shares={"deleveraging": 0.7})
+    body = client.get("/api/v1/episodes", {"exchange": "binance-replay", "market": "spot", "symbol": "BTCUSDT"}).json()
+    assert any(e["source"] == "deleveraging" and e["peak_spi"] == 83.0 for e in body["episodes"])
+    assert client.get("/api/v1/episodes", {"exchange": "binance-replay"}).status_code == 400
+    html = client.get("/episodes/").content.decode()
+    assert "Deleveraging" in html and "83" in html

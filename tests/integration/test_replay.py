@@ -10,10 +10,10 @@ from apps.replay.services import replay_advance, replay_streams_ensure
 pytestmark = pytest.mark.django_db
 
 
-def _spi_free_snapshot():
+def _snapshot():
     return list(PressureBar.objects.order_by("instrument__symbol", "instrument__market", "interval", "bucket_start")
                 .values_list("interval", "bucket_start", "close", "trades", "taker_sell_base", "spread_bps",
-                             "imbalance_1pct"))
+                             "imbalance_1pct", "ofi", "large_trade_sell_share", "spi", "regime", "spi_components"))
 
 
 def test_replay_feeds_the_recording_shifted_to_now_without_duplicates():
@@ -38,14 +38,50 @@ def test_replay_feeds_the_recording_shifted_to_now_without_duplicates():
     assert btc.instrument.exchange.is_replay
 
 
-def test_replay_is_deterministic():
-    streams = replay_streams_ensure(history_minutes=8)
+def test_replay_is_deterministic_including_the_spi(settings):
+    settings.SPI_MIN_PERIODS = 10  # so 40 replayed minutes produce an index to compare
+    streams = replay_streams_ensure(history_minutes=40)
     eth = next(s for s in streams if s.name == "binance-spot-ethusdt")
-    replay_advance(stream_id=eth.pk, until_ms=eth.anchor_ms + 8 * 60_000, publish=False)
-    first = _spi_free_snapshot()
+    replay_advance(stream_id=eth.pk, until_ms=eth.anchor_ms + 40 * 60_000, publish=False)
+    first = _snapshot()
     PressureBar.objects.all().delete()
     Trade.objects.all().delete()
     ReplayStream.objects.filter(pk=eth.pk).update(clock_ms=-1)
-    replay_advance(stream_id=eth.pk, until_ms=eth.anchor_ms + 8 * 60_000, publish=False)
-    assert first == _spi_free_snapshot()
+    replay_advance(stream_id=eth.pk, until_ms=eth.anchor_ms + 40 * 60_000, publish=False)
+    assert first == _snapshot()
     assert any(row[5] is not None for row in first), "book samples should give spreads"
+    assert sum(row[9] is not None for row in first) >= 20, "the SPI should be defined after the warm-up"
+
+
+def test_spi_stored_batch_by_batch_equals_a_from_scratch_computation(settings):
+    import pandas as pd
+
+    from apps.pressure import spi as spi_math
+    from apps.pressure.services import _bars_frame
+
+    settings.SPI_MIN_PERIODS = 10
+    streams = replay_streams_ensure(history_minutes=40)
+    btc = next(s for s in streams if s.name == "binance-spot-btcusdt")
+    # Small steps, as live ticks would deliver them.
+    for minute in range(1, 41, 3):
+        replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + minute * 60_000, publish=False)
+    bars = PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start")
+    frame = _bars_frame(instrument=btc.instrument, start_ms=0, end_ms=btc.anchor_ms + 41 * 60_000)
+    scratch = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(frame))}
+    compared = 0
+    for bar in bars:
+        row = scratch[int(bar.bucket_start.timestamp() * 1000)]
+        if row["spi"] is None:
+            assert bar.spi is None
+            continue
+        compared += 1
+        assert bar.spi == pytest.approx(row["spi"], rel=1e-9)
+        assert bar.regime == row["regime"]
+        for name, c in bar.spi_components.items():
+            want = row["components"][name]["contribution"]
+            if want is None:
+                assert c["contribution"] is None, name
+            else:
+                assert c["contribution"] == pytest.approx(want, rel=1e-9, abs=1e-12), name
+    assert compared >= 20
+    assert pd.notna(frame["ofi"]).sum() > 30 and pd.notna(frame["large_trade_sell_share"]).sum() > 10

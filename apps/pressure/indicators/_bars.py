@@ -138,6 +138,3 @@ def trailing_median(series: pd.Series, *, window: int, min_periods: int) -> pd.S
     """Median of the previous ``window`` rows (current excluded), NaN with fewer than ``min_periods``."""
     return series.shift(1).rolling(window, min_periods=min_periods).median()
 
-
-def as_series(values, grid: pd.Index, name: str) -> pd.Series:
-    return pd.Series(np.asarray(values, dtype=np.float64), index=grid, name=name)

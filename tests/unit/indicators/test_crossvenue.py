@@ -37,6 +37,8 @@ def test_volume_weighted_ratio_matches_a_loop_on_real_venues():
                 den += w
         want = num / den if den else math.nan
         assert got[bucket] == pytest.approx(want, rel=1e-12, nan_ok=True)
+    frames = {v: x.assign(ratio=ratios[v], volume=volumes[v]) for v, x in f.items()}
+    pd.testing.assert_series_equal(crossvenue.aggregate_venues(frames, component="ratio"), got.rename("ratio"))
     # Weighted by base volume, the combined ratio is total sells / total volume.
     total = (f["spot"]["sell"] + f["perp"]["sell"]) / volumes.sum(axis=1)
     np.testing.assert_allclose(got.dropna(), total[got.notna()], rtol=1e-12)

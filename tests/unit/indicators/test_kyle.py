@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ def test_kyles_lambda_matches_ols_by_hand_on_real_trades():
     window, min_periods = 20, 5
     got = kyle.kyles_lambda(flow["close"], delta, window=window, min_periods=min_periods)
     closes, q = flow["close"].tolist(), delta.tolist()
-    dp = [math.nan] + [b - a for a, b in zip(closes, closes[1:], strict=False)]
+    dp = [math.nan] + [b - a for a, b in itertools.pairwise(closes)]
     checked = 0
     for i in range(len(q)):
         pairs = [(q[k], dp[k]) for k in range(max(0, i - window + 1), i + 1) if not math.isnan(dp[k])]

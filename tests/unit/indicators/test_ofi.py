@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_price_impact_regression_matches_ols_by_hand():
     fit = ofi.price_impact(bars["mid"], bars["ofi"], window=window, min_periods=min_periods)
     x = bars["ofi"].tolist()
     mids = bars["mid"].tolist()
-    y = [math.nan] + [b - a for a, b in zip(mids, mids[1:], strict=False)]
+    y = [math.nan] + [b - a for a, b in itertools.pairwise(mids)]
     checked = 0
     for i in range(len(x)):
         pairs = [(x[k], y[k]) for k in range(max(0, i - window + 1), i + 1) if not math.isnan(y[k])]
