@@ -8,7 +8,7 @@ from django.shortcuts import render
 from apps.dashboard import charts
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
-from apps.pressure.models import INTERVALS, PressureBar
+from apps.pressure.models import INTERVALS
 from apps.pressure.selectors import (
     bar_latest_with_spi,
     bars_for_range,
