@@ -29,7 +29,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("open_interest_change", "Open interest change", "%", "open-interest", None),
     Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", None, scope="flows"),
     Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", None, scope="flows"),
-    Metric("episode_start", "Selling-pressure episode start", "", "selling-pressure-episode", None),
+    Metric("episode_start", "Selling-pressure episode start", "1 = an episode started on this bar",
+           "selling-pressure-episode", "episode_start"),
 )}
 
 
@@ -37,5 +38,9 @@ def metric_value(metric_key: str, bar) -> float | None:
     metric = METRICS[metric_key]
     if bar is None or metric.bar_field is None:
         return None
+    if metric.key == "episode_start":
+        from apps.pressure.models import Episode
+
+        return 1.0 if Episode.objects.filter(instrument_id=bar.instrument_id, start=bar.bucket_start).exists() else 0.0
     value = getattr(bar, metric.bar_field, None)
     return None if value is None else float(value)
