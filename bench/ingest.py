@@ -108,12 +108,30 @@ def main() -> None:
     result["bar_loop_s"] = time.perf_counter() - start
     assert len(acc) == len(bars) and np.array_equal(bars.trades, [v[3] for _, v in sorted(acc.items())])
 
-    # A live-sized batch through the whole path: store, bars refresh, commit (no publish).
+    # Live path: 1-second batches through market_batch_ingest (store, 1m/5m/1h bars, SPI over the
+    # trailing window, episodes) after five hours of history, as the replay or a collector feeds it.
     Trade.objects.filter(instrument=inst).delete()
-    batch = rows[:2_000]
-    start = time.perf_counter()
-    market_batch_ingest(instrument=inst, trades=batch, source="bench", publish=False)
-    result["live_batch_2000_s"] = time.perf_counter() - start
+    history_end = rows[0].time_ms + 5 * 3600 * 1000
+    history = [r for r in rows if r.time_ms < history_end]
+    for i in range(0, len(history), 50_000):
+        market_batch_ingest(instrument=inst, trades=history[i:i + 50_000], source="bench", publish=False)
+    live = [r for r in rows if history_end <= r.time_ms < history_end + 120_000]
+    by_second: dict[int, list] = {}
+    for r in live:
+        by_second.setdefault(r.time_ms // 1000, []).append(r)
+    timings = []
+    for second in sorted(by_second):
+        start = time.perf_counter()
+        market_batch_ingest(instrument=inst, trades=by_second[second], source="bench", publish=False)
+        timings.append(time.perf_counter() - start)
+    result["live_1s_batches"] = len(timings)
+    result["live_1s_trades_mean"] = len(live) / max(len(timings), 1)
+    result["live_1s_batch_ms_p50"] = float(np.percentile(timings, 50) * 1000)
+    result["live_1s_batch_ms_p95"] = float(np.percentile(timings, 95) * 1000)
+    from apps.pressure.models import PressureBar
+
+    result["live_spi_defined"] = PressureBar.objects.filter(instrument=inst, interval="1m").exclude(spi=None).count()
+    PressureBar.objects.filter(instrument=inst).delete()
     Trade.objects.filter(instrument=inst).delete()
     print(json.dumps(result))
 

@@ -72,12 +72,26 @@ def main() -> None:
         rows.append((r["vendor"], "fetch trades as integer arrays", f"{r['fetch_s']:.3f} s", "", "", ""))
         rows.append((r["vendor"], "1m bars from DB incl. fetch + book", f"{r['minute_bars_full_s']:.3f} s", "", "", ""))
         rows.append((r["vendor"], "re-ingest 50,000 duplicates", f"{r['duplicate_batch_s']:.3f} s", "", "", ""))
-        rows.append((r["vendor"], "live batch of 2,000 trades, store + bars", f"{r['live_batch_2000_s'] * 1000:.1f} ms",
-                     "", "", ""))
+        rows.append((r["vendor"], f"live 1-second batch (~{r['live_1s_trades_mean']:.0f} trades): store, bars, SPI, "
+                     "episodes", f"p50 {r['live_1s_batch_ms_p50']:.1f} ms, p95 {r['live_1s_batch_ms_p95']:.1f} ms",
+                     "", "", f"< 20 ms {'OK' if r['live_1s_batch_ms_p50'] < 20 else 'MISSED'} (p50)"))
         for row in rows:
             table.add_row(*row)
             lines.append("| " + " | ".join(row) + " |")
     console.print(table)
+
+    extra = []
+    for module, title in (("bench.indicators", "SPI components and index (pure, `python -m bench.indicators`)"),
+                          ("bench.flows", "On-chain flow classification (pure, `python -m bench.flows`)")):
+        with console.status(f"running {module}…"):
+            out = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if out.returncode != 0:
+            console.print(f"[red]{module} failed:[/red] {out.stderr[-2000:]}")
+            continue
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        console.print_json(data=figures)
+        extra += [f"## {title}", "", "```json", json.dumps(figures, indent=2), "```", ""]
 
     machine = f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · " \
               f"Python {platform.python_version()}"
@@ -86,6 +100,7 @@ def main() -> None:
         f"Run {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC on {machine}.", "",
         "| backend | metric | value | baseline (same run) | ratio | goal |", "| --- | --- | --- | --- | --- | --- |",
         *lines, "",
+        *extra,
     ]
     path = ROOT / "bench" / "RESULTS.md"
     path.write_text("# Benchmark results\n\nFigures from `make bench`; each baseline is measured in the same run.\n\n"
