@@ -1,8 +1,11 @@
+import contextlib
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from apps.replay import services
+from pressureweb import embedded_redis
 
 
 class Command(BaseCommand):
@@ -14,6 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Re-anchor existing streams to now - history.")
 
     def handle(self, *args, history, reset, **options):
+        # Bar writes invalidate cached ranges in Redis; with the embedded default, run it meanwhile.
+        context = contextlib.nullcontext() if settings.REDIS_URL_SET else embedded_redis.running()
+        with context:
+            self._load(history=history, reset=reset)
+
+    def _load(self, *, history, reset):
         streams = services.replay_streams_ensure(history_minutes=history, reset=reset)
         until = services.now_ms()
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
