@@ -85,3 +85,18 @@ def test_spi_stored_batch_by_batch_equals_a_from_scratch_computation(settings):
                 assert c["contribution"] == pytest.approx(want, rel=1e-9, abs=1e-12), name
     assert compared >= 20
     assert pd.notna(frame["ofi"]).sum() > 30 and pd.notna(frame["large_trade_sell_share"]).sum() > 10
+
+
+def test_load_replay_command_backfills_history_with_progress(capsys):
+    from django.core.management import call_command
+
+    call_command("load_replay", "--history", "3")
+    out = capsys.readouterr().out
+    assert "3 replay streams ready" in out
+    assert Trade.objects.values("instrument").distinct().count() == 3
+    assert PressureBar.objects.filter(interval="1m").count() >= 6
+    # Running it again changes nothing: the streams keep their anchor and clock.
+    before = Trade.objects.count()
+    call_command("load_replay", "--history", "3")
+    assert Trade.objects.count() >= before
+    assert ReplayStream.objects.count() == 3
