@@ -19,8 +19,8 @@ from apps.markets.services import book_samples_store, source_status_record, trad
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
+from apps.pressure.indicators import crossvenue, ofi, orderflow
 from apps.pressure.indicators import episodes as episode_math
-from apps.pressure.indicators import ofi, orderflow
 from apps.pressure.models import Episode, PressureBar
 from apps.pressure.selectors import bars_version_bump
 from apps.pressure.signals import bars_changed
@@ -282,16 +282,35 @@ def _bars_frame(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.Dat
     return frame.astype(np.float64)
 
 
+def _external_components(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
+    """Components from other instruments: spot-vs-perp divergence against the sibling market."""
+    sibling = (Instrument.objects.filter(exchange_id=instrument.exchange_id, base=instrument.base,
+                                         quote=instrument.quote).exclude(kind=instrument.kind).first())
+    if sibling is None:
+        return None
+    mine = _bars_frame(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    theirs = _bars_frame(instrument=sibling, start_ms=start_ms, end_ms=end_ms)
+    if mine.empty or theirs.empty:
+        return None
+    perp, spot = (mine, theirs) if instrument.kind == Instrument.Kind.PERP else (theirs, mine)
+    ratio = {name: (f["taker_sell_base"] / (f["taker_buy_base"] + f["taker_sell_base"])).where(
+        (f["taker_buy_base"] + f["taker_sell_base"]) > 0) for name, f in (("perp", perp), ("spot", spot))}
+    divergence = crossvenue.spot_perp_divergence(ratio["perp"], ratio["spot"])
+    return pd.DataFrame({"spot_perp_divergence": divergence})
+
+
 def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[PressureBar]:
     """Recompute the SPI of the 1m bars in [start, end] from the trailing window of stored bars."""
     minute = barmath.INTERVAL_MS["1m"]
     lo, hi = start_ms - start_ms % minute, end_ms - end_ms % minute + minute
     lookback = (settings.SPI_WINDOW_BARS + settings.SPI_COMPONENT_WINDOW + settings.VPIN_BUCKETS + 5) * minute
     frame = _bars_frame(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
-    touched = frame.index[frame.index >= lo]
+    # Two bars back as well: a sibling market's bars (spot vs perp) may have completed since.
+    touched = frame.index[frame.index >= lo - 2 * minute]
     if not len(touched):
         return []
-    rows = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(touched))}
+    external = _external_components(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
+    rows = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(touched), external=external)}
     bars = list(PressureBar.objects.filter(instrument=instrument, interval="1m",
                                            bucket_start__in=[_ms_to_dt(b) for b in rows]))
     for bar in bars:

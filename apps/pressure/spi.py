@@ -51,9 +51,9 @@ def components_from_bars(bars: pd.DataFrame, external: pd.DataFrame | None = Non
     return out.astype(np.float64)
 
 
-def spi_rows(bars: pd.DataFrame, *, last: int) -> list[dict]:
+def spi_rows(bars: pd.DataFrame, *, last: int, external: pd.DataFrame | None = None) -> list[dict]:
     """SPI rows (bucket_ms, spi, regime, components, missing) for the last `last` bars of `bars`."""
-    components = components_from_bars(bars)
+    components = components_from_bars(bars, external)
     result = index.spi(
         components, weights=weights(), signs=index.SIGNS, window=settings.SPI_WINDOW_BARS,
         min_periods=settings.SPI_MIN_PERIODS, clip=settings.SPI_CLIP, thresholds=settings.SPI_REGIME_THRESHOLDS,

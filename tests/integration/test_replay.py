@@ -100,3 +100,21 @@ def test_load_replay_command_backfills_history_with_progress(capsys):
     call_command("load_replay", "--history", "3")
     assert Trade.objects.count() >= before
     assert ReplayStream.objects.count() == 3
+
+
+def test_spot_and_perp_of_one_market_feed_the_spot_perp_divergence(settings):
+    settings.SPI_MIN_PERIODS = 5
+    streams = {s.name: s for s in replay_streams_ensure(history_minutes=15)}
+    spot, perp = streams["binance-spot-btcusdt"], streams["binance-usdm-btcusdt"]
+    # Spot first, then perp, then the spot's last minute: its refresh also redoes the bars just before.
+    for stream, minutes in ((spot, 14), (perp, 15), (spot, 15)):
+        replay_advance(stream_id=stream.pk, until_ms=stream.anchor_ms + minutes * 60_000, publish=False)
+    perp_ratio = dict(PressureBar.objects.filter(instrument=perp.instrument, interval="1m")
+                      .values_list("bucket_start", "taker_sell_ratio"))
+    checked = 0
+    for bar in PressureBar.objects.filter(instrument=spot.instrument, interval="1m"):
+        component = bar.spi_components.get("spot_perp_divergence")
+        if component and bar.bucket_start in perp_ratio and perp_ratio[bar.bucket_start] is not None:
+            assert component["value"] == pytest.approx(perp_ratio[bar.bucket_start] - bar.taker_sell_ratio)
+            checked += 1
+    assert checked >= 2
