@@ -175,3 +175,9 @@ def test_episodes_api_and_page(client, btc_with_spi):
     assert client.get("/api/v1/episodes", {"exchange": "binance-replay"}).status_code == 400
     html = client.get("/episodes/").content.decode()
     assert "Deleveraging" in html and "83" in html
+
+
+def test_nul_bytes_in_parameters_are_a_400_not_a_database_error(client, btc):
+    resp = client.get(URL, {"exchange": "bin\x00ance", "market": "spot", "symbol": "BTCUSDT"})
+    assert resp.status_code == 400
+    assert client.get("/markets/binance/spot/BTC%00USDT/").status_code == 400
