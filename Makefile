@@ -23,6 +23,7 @@ run: export DEBUG ?= 1
 run: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py import_wallet_labels
 	$(BIN)/python manage.py load_replay
 	@echo ""
 	@echo "  PressureWeb is starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"

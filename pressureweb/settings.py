@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.watchlists",
     "apps.alerts",
     "apps.glossary",
+    "apps.flows",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +269,29 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# --- Exchange flows (on-chain) ------------------------------------------------------------------
+ESPLORA_URL = env("ESPLORA_URL", default="https://mempool.space/api")
+ETH_RPC_URL = env("ETH_RPC_URL", default="")  # empty: Ethereum polling off
+ETHERSCAN_API_KEY = env("ETHERSCAN_API_KEY", default="")  # empty: native ETH flows off
+FLOWS_ENABLED = env.bool("FLOWS_ENABLED", default=not DEBUG)  # the demo has no internet: off with DEBUG
+BTC_MIN_CONFIRMATIONS = env.int("BTC_MIN_CONFIRMATIONS", default=2)
+ETH_REORG_DEPTH = env.int("ETH_REORG_DEPTH", default=12)
+FLOWS_POLL_SECONDS = env.int("FLOWS_POLL_SECONDS", default=300)
+NETFLOW_Z_WINDOW_DAYS = env.int("NETFLOW_Z_WINDOW_DAYS", default=30)
+NETFLOW_Z_MIN_HOURS = env.int("NETFLOW_Z_MIN_HOURS", default=24)
+WHALE_TOP_N = env.int("WHALE_TOP_N", default=10)
+if FLOWS_ENABLED:
+    CELERY_BEAT_SCHEDULE.update({
+        "flows-btc-poll": {"task": "apps.flows.tasks.btc_wallets_poll", "schedule": float(FLOWS_POLL_SECONDS),
+                           "options": {"expires": FLOWS_POLL_SECONDS}},
+        "flows-eth-poll": {"task": "apps.flows.tasks.eth_logs_poll", "schedule": float(FLOWS_POLL_SECONDS),
+                           "options": {"expires": FLOWS_POLL_SECONDS}},
+        "flows-eth-native-poll": {"task": "apps.flows.tasks.eth_native_poll", "schedule": crontab(minute="*/15"),
+                                  "options": {"expires": 600}},
+        "flows-bars-recent": {"task": "apps.flows.tasks.flow_bars_refresh_recent",
+                              "schedule": crontab(minute="*/10"), "options": {"expires": 300}},
+    })
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from apps.api import views as api_views
+from apps.flows import api as flows_api
 from apps.health import views as health_views
 
 urlpatterns = [
@@ -15,6 +16,8 @@ urlpatterns = [
     path("status/", health_views.status_page, name="status"),
     path("accounts/", include("allauth.urls")),
     path("glossary/", include("apps.glossary.urls")),
+    path("flows/", include("apps.flows.urls")),
+    path("api/v1/flows", flows_api.flows, name="api-flows"),
     path("watchlists/", include("apps.watchlists.urls")),
     path("alerts/", include("apps.alerts.urls")),
     path(settings.ADMIN_URL, admin.site.urls),

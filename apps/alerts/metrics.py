@@ -27,8 +27,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("long_liquidations", "Long liquidations", "USD", "liquidation", None),
     Metric("funding_rate", "Funding rate", "%", "funding-rate", None),
     Metric("open_interest_change", "Open interest change", "%", "open-interest", None),
-    Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", None, scope="flows"),
-    Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", None, scope="flows"),
+    Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", "netflow_z", scope="flows"),
+    Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", "whale_ratio", scope="flows"),
     Metric("episode_start", "Selling-pressure episode start", "1 = an episode started on this bar",
            "selling-pressure-episode", "episode_start"),
 )}

@@ -7,3 +7,10 @@ def bars_changed_evaluate(sender, instrument, changed, **kwargs):
         from apps.alerts.tasks import alert_rules_evaluate
 
         alert_rules_evaluate.delay(instrument.pk)
+
+
+def flow_bars_changed_evaluate(sender, chain, asset, **kwargs):
+    if AlertRule.objects.filter(enabled=True, scope=AlertRule.Scope.ASSET).exists():
+        from apps.alerts.tasks import alert_rules_evaluate_flows
+
+        alert_rules_evaluate_flows.delay(asset)

@@ -57,7 +57,18 @@ def alert_rules_evaluate(*, instrument_id: int, now=None) -> list[AlertEvent]:
     return fired
 
 
-def _rule_evaluate(*, rule: AlertRule, instrument: Instrument, bar: PressureBar | None, now) -> AlertEvent | None:
+def alert_rules_evaluate_flows(*, asset: str, now=None) -> list[AlertEvent]:
+    """Evaluate the enabled rules on an asset's exchange flows against its newest flow bar."""
+    from apps.flows.selectors import flow_bar_latest
+
+    now = now or timezone.now()
+    bar = flow_bar_latest(asset=asset)
+    rules = AlertRule.objects.filter(enabled=True, scope=AlertRule.Scope.ASSET, asset__iexact=asset).select_related(
+        "user")
+    return [e for rule in rules if (e := _rule_evaluate(rule=rule, instrument=None, bar=bar, now=now))]
+
+
+def _rule_evaluate(*, rule: AlertRule, instrument: Instrument | None, bar, now) -> AlertEvent | None:
     value = metric_value(rule.metric, bar)
     with transaction.atomic():
         AlertRuleState.objects.get_or_create(rule=rule, instrument=instrument)
@@ -87,7 +98,8 @@ def _rule_evaluate(*, rule: AlertRule, instrument: Instrument, bar: PressureBar 
 
 
 def _event_details(*, rule: AlertRule, bar: PressureBar) -> dict:
-    details = {"metric": rule.metric, "interval": rule.interval, "close": str(bar.close) if bar.close else None}
+    close = getattr(bar, "close", None)
+    details = {"metric": rule.metric, "interval": rule.interval, "close": str(close) if close else None}
     components = getattr(bar, "spi_components", None)
     if components:
         details["components"] = components

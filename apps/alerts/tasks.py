@@ -11,6 +11,11 @@ def alert_rules_evaluate(instrument_id: int) -> int:
     return len(services.alert_rules_evaluate(instrument_id=instrument_id))
 
 
+@shared_task(ignore_result=True)
+def alert_rules_evaluate_flows(asset: str) -> int:
+    return len(services.alert_rules_evaluate_flows(asset=asset))
+
+
 @shared_task(bind=True, ignore_result=True, autoretry_for=(SMTPException, OSError), retry_backoff=5,
              retry_backoff_max=300, retry_jitter=True, max_retries=services.MAX_ATTEMPTS - 1)
 def alert_event_deliver(self, event_id: int) -> bool:

@@ -68,6 +68,26 @@ def openapi_schema() -> dict:
                 "text/csv": {"schema": {"type": "string"}}}}, **errors},
         }},
     }
+    flow_bar = {"type": "object", "required": ["bucket_start", "exchange", "inflow", "outflow", "netflow"],
+                "properties": {"bucket_start": {"type": "string", "format": "date-time"},
+                               "exchange": {"type": "string"},
+                               **{k: _NUMBER_TEXT for k in ("inflow", "outflow", "netflow", "internal", "fee",
+                                                            "mean_inflow", "reserve")},
+                               **{k: {"type": ["integer", "null"]} for k in ("inflow_txs", "outflow_txs")},
+                               **{k: _RATIO for k in ("whale_ratio", "netflow_z", "price_usd", "inflow_usd",
+                                                      "outflow_usd", "netflow_usd")}}}
+    paths_more["/api/v1/flows"] = {"get": {
+        "operationId": "flows", "summary": "Exchange inflow, outflow and netflow per hour (on-chain)",
+        "parameters": [
+            {"name": "chain", "in": "query", "schema": {"type": "string", "enum": ["btc", "eth"]}},
+            {"name": "asset", "in": "query", "schema": {"type": "string", "enum": ["BTC", "ETH", "USDT", "USDC"]}},
+            {"name": "exchange", "in": "query", "schema": {"type": "string"}, "example": "binance"},
+            {"name": "interval", "in": "query", "schema": {"type": "string", "enum": ["1h"]}}, *window],
+        "responses": {"200": {"description": "Flow bars", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "bars": {"type": "array", "items": flow_bar}}}},
+            "text/csv": {"schema": {"type": "string"}}}}, **errors},
+    }}
     return {
         "openapi": "3.1.0",
         "info": {"title": "PressureWeb API", "version": "1", "description": "Selling-pressure bars. Times are UTC."},

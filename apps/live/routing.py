@@ -1,9 +1,11 @@
 from django.urls import path
 
+from apps.flows.consumers import FlowsConsumer
 from apps.live.consumers import BarsConsumer, NotificationsConsumer
 
 websocket_urlpatterns = [
     path("ws/instruments/<int:instrument_id>/", BarsConsumer.as_asgi()),
     path("ws/overview/", BarsConsumer.as_asgi()),
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/flows/", FlowsConsumer.as_asgi()),
 ]

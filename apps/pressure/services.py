@@ -283,7 +283,22 @@ def _bars_frame(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.Dat
 
 
 def _external_components(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
-    """Components from other instruments: spot-vs-perp divergence against the sibling market."""
+    """Components from outside the instrument's own bars: exchange flows of its base asset (hourly,
+    applied to the minutes of each hour) and spot-vs-perp divergence against the sibling market."""
+    from apps.flows.selectors import flow_components_hourly
+
+    parts = []
+    flows = flow_components_hourly(asset=instrument.base, start=_ms_to_dt(start_ms), end=_ms_to_dt(end_ms))
+    if not flows.empty:
+        minutes = np.arange(start_ms - start_ms % 60_000, end_ms, 60_000)
+        parts.append(flows.reindex(flows.index.union(minutes)).ffill(limit=60).reindex(minutes))
+    divergence = _spot_perp_divergence(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    if divergence is not None:
+        parts.append(divergence)
+    return pd.concat(parts, axis=1) if parts else None
+
+
+def _spot_perp_divergence(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
     sibling = (Instrument.objects.filter(exchange_id=instrument.exchange_id, base=instrument.base,
                                          quote=instrument.quote).exclude(kind=instrument.kind).first())
     if sibling is None:

@@ -39,6 +39,12 @@
           trace.marker = { ...(trace.marker || {}), color: trace.y.map((v) => (v >= 0 ? "#26a69a" : "#ef5350")) };
         }
       }
+      // A panel's "no data" note goes once its trace has something to show.
+      const filled = new Set(figure.data.filter((t) => t.meta && t.meta.note && (t.y || []).some((v) => v !== null))
+        .map((t) => t.meta.note));
+      if (figure.layout.annotations) {
+        figure.layout.annotations = figure.layout.annotations.filter((a) => !filled.has(a.name));
+      }
       Plotly.react(chart, figure.data, figure.layout, { responsive: true, displaylogo: false });
     };
 

@@ -214,3 +214,19 @@ def test_send_test_email_button(client, world):
         app.conf.task_always_eager = False
     assert "A test email is on its way to alice@example.com" in resp.content.decode()
     assert mail.outbox[-1].to == ["alice@example.com"] and "Test email" in mail.outbox[-1].subject
+
+
+def test_flow_rules_fire_on_the_assets_newest_flow_bar(world):
+    from apps.alerts.services import alert_rules_evaluate_flows
+    from apps.flows.models import FlowBar
+
+    rule = AlertRule.objects.create(user=world["alice"], scope="asset", asset="BTC", metric="netflow_z",
+                                    threshold=2.0, rearm_level=1.0)
+    FlowBar.objects.create(chain="btc", asset="BTC", exchange="all", interval="1h",
+                           bucket_start="2026-01-01T10:00:00Z", inflow=5, outflow=1, netflow=4, netflow_z=1.5)
+    assert alert_rules_evaluate_flows(asset="BTC") == []
+    FlowBar.objects.create(chain="btc", asset="BTC", exchange="all", interval="1h",
+                           bucket_start="2026-01-01T11:00:00Z", inflow=50, outflow=1, netflow=49, netflow_z=3.2)
+    fired = alert_rules_evaluate_flows(asset="BTC")
+    assert len(fired) == 1 and fired[0].rule == rule and fired[0].value == 3.2 and fired[0].instrument is None
+    assert alert_rules_evaluate_flows(asset="BTC") == []  # fires once per crossing

@@ -1,0 +1,87 @@
+from django.contrib import admin
+
+from apps.flows.models import AddressCursor, BlockHash, ChainCursor, ExchangeWallet, FlowBar, FlowTx, ReserveSnapshot
+
+
+class AddressCursorInline(admin.StackedInline):
+    model = AddressCursor
+    extra = 0
+    readonly_fields = ("updated_at",)
+
+
+@admin.register(ExchangeWallet)
+class ExchangeWalletAdmin(admin.ModelAdmin):
+    list_display = ("address", "chain", "exchange", "label", "active", "first_seen", "source", "updated_at")
+    list_filter = ("chain", "label", "active", "exchange")
+    list_editable = ("label", "active")
+    search_fields = ("address", "exchange", "source")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [AddressCursorInline]
+    actions = ["activate", "deactivate"]
+
+    @admin.action(description="Poll and use as labels")
+    def activate(self, request, queryset):
+        # Per object so updated_at moves and the cached label maps are rebuilt.
+        for wallet in queryset:
+            wallet.active = True
+            wallet.save(update_fields=["active", "updated_at"])
+
+    @admin.action(description="Stop polling and using as labels")
+    def deactivate(self, request, queryset):
+        for wallet in queryset:
+            wallet.active = False
+            wallet.save(update_fields=["active", "updated_at"])
+
+
+@admin.register(AddressCursor)
+class AddressCursorAdmin(admin.ModelAdmin):
+    list_display = ("wallet", "last_seen_txid", "walk_resume_txid", "tip_height_seen", "chain_tx_count",
+                    "has_pending", "balance", "txs_processed", "updated_at")
+    list_filter = ("wallet__chain", "has_pending")
+    list_select_related = ("wallet",)
+    search_fields = ("wallet__address", "wallet__exchange", "last_seen_txid")
+    readonly_fields = ("updated_at",)
+
+
+@admin.register(ChainCursor)
+class ChainCursorAdmin(admin.ModelAdmin):
+    list_display = ("chain", "height", "updated_at")
+    readonly_fields = ("updated_at",)
+
+
+@admin.register(BlockHash)
+class BlockHashAdmin(admin.ModelAdmin):
+    list_display = ("chain", "height", "hash", "time")
+    list_filter = ("chain",)
+    search_fields = ("hash",)
+    show_full_result_count = False
+
+
+@admin.register(FlowTx)
+class FlowTxAdmin(admin.ModelAdmin):
+    list_display = ("txid", "chain", "asset", "exchange", "counterparty", "inflow", "outflow", "internal", "fee",
+                    "block_height", "block_time", "confirmed")
+    list_filter = ("chain", "asset", "confirmed", "exchange_to_exchange", "exchange")
+    search_fields = ("txid", "exchange", "counterparty")
+    readonly_fields = ("created_at", "updated_at")
+    date_hierarchy = "block_time"
+    show_full_result_count = False
+
+
+@admin.register(FlowBar)
+class FlowBarAdmin(admin.ModelAdmin):
+    list_display = ("bucket_start", "chain", "asset", "exchange", "inflow", "outflow", "netflow", "inflow_txs",
+                    "outflow_txs", "whale_ratio", "netflow_z", "netflow_usd", "reserve")
+    list_filter = ("chain", "asset", "interval", "exchange")
+    search_fields = ("exchange",)
+    readonly_fields = ("updated_at",)
+    date_hierarchy = "bucket_start"
+    show_full_result_count = False
+
+
+@admin.register(ReserveSnapshot)
+class ReserveSnapshotAdmin(admin.ModelAdmin):
+    list_display = ("time", "chain", "asset", "exchange", "balance", "wallets")
+    list_filter = ("chain", "asset", "exchange")
+    readonly_fields = ("updated_at",)
+    date_hierarchy = "time"

@@ -1,0 +1,65 @@
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.shortcuts import render
+from django.urls import reverse
+
+from apps.dashboard.ranges import PRESETS, chart_range_parse
+from apps.flows import charts, selectors
+from apps.flows.models import ALL_EXCHANGES, ASSET_CHAIN, STABLECOINS
+
+PAGE_ASSETS = ("BTC", "USDT", "USDC")
+TOP_EXCHANGES = 8
+
+
+def _theme(request) -> str:
+    return "light" if request.COOKIES.get("theme") == "light" else "dark"
+
+
+def page(request):
+    asset = request.GET.get("asset", "BTC").upper()
+    asset_error = None
+    if asset not in PAGE_ASSETS:
+        asset_error = f"unknown asset {asset!r}; showing BTC"
+        asset = "BTC"
+    chain = ASSET_CHAIN[asset]
+    params = request.GET.copy()
+    params.setdefault("range", "7d")  # hourly bars: an hour-long range would show a single bar
+    chart_range, range_error = chart_range_parse(params)
+    end = chart_range.end
+    start = selectors.floor_hour(chart_range.start)
+    clipped = (end - start) / timedelta(hours=1) > settings.CHART_MAX_POINTS
+    if clipped:
+        start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
+
+    exchanges = selectors.flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=TOP_EXCHANGES)
+    shown = {*exchanges, ALL_EXCHANGES}
+    rows = [r for r in selectors.flow_bars(chain=chain, asset=asset, start=start, end=end) if r["exchange"] in shown]
+    for stable in STABLECOINS:
+        if stable != asset:
+            rows += selectors.flow_bars(chain="eth", asset=stable, start=start, end=end, exchange=ALL_EXCHANGES)
+    pending = selectors.pending_inflows(chain=chain, asset=asset)
+    now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
+    everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
+    summary = selectors.flows_summary()
+    api = reverse("api-flows")
+    return render(request, "flows/page.html", {
+        "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
+        "range": chart_range, "start": start, "end": end, "presets": list(PRESETS), "range_error": range_error,
+        "clipped": clipped, "max_hours": settings.CHART_MAX_POINTS, "exchanges": exchanges, "panels": charts.PANELS,
+        "totals": selectors.flow_totals(chain=chain, asset=asset, start=start, end=end),
+        "latest": everyone[-1] if everyone else None, "pending": pending, "summary": summary,
+        "has_data": bool(everyone), "rows": rows,
+        "esplora_url": getattr(settings, "ESPLORA_URL", "https://mempool.space/api"),
+        "eth_rpc_set": bool(getattr(settings, "ETH_RPC_URL", "")),
+        "min_confirmations": getattr(settings, "BTC_MIN_CONFIRMATIONS", 2),
+        "z_window_days": getattr(settings, "NETFLOW_Z_WINDOW_DAYS", 30),
+        "whale_n": getattr(settings, "WHALE_TOP_N", 10),
+        "figure": charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending, now_hour=now_hour,
+                                      start=selectors.iso(start), end=selectors.iso(end), theme=_theme(request)),
+        "api": f"{api}?chain={chain}&asset={asset}&exchange=all&interval=1h",
+        "live_config": {
+            "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,
+            "rangeMs": int((end - start).total_seconds() * 1000), "nowHour": now_hour,
+        },
+    })
