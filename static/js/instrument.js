@@ -78,7 +78,9 @@
       const since = main.rows.length ? main.rows[main.rows.length - 1].bucket_start
         : new Date(Date.now() - config.rangeMs).toISOString();
       try {
-        const resp = await fetch(`${config.api}&start=${encodeURIComponent(since)}`);
+        // End one range past "since": a fast-forwarded replay runs ahead of the wall clock.
+        const until = new Date(Date.parse(since) + config.rangeMs).toISOString();
+        const resp = await fetch(`${config.api}&start=${encodeURIComponent(since)}&end=${encodeURIComponent(until)}`);
         if (resp.ok) apply({ [config.interval]: (await resp.json()).bars });
       } catch (e) { /* the next reconnect tries again */ }
     };
