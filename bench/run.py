@@ -83,7 +83,8 @@ def main() -> None:
     extra = []
     for module, title in (("bench.indicators", "SPI components and index (pure, `python -m bench.indicators`)"),
                           ("bench.flows", "On-chain flow classification (pure, `python -m bench.flows`)"),
-                          ("bench.ws_fanout", "WebSocket fan-out, Daphne + channels_redis (`python -m bench.ws_fanout`)"),
+                          ("bench.ws_fanout", "WebSocket fan-out, Daphne + channels_redis "
+                                              "(`python -m bench.ws_fanout`)"),
                           ("bench.pages", "Pages under load, PostgreSQL, 30 days x 50 instruments "
                                           "(`python -m bench.pages`)")):
         with console.status(f"running {module}…"):
