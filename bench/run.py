@@ -44,6 +44,18 @@ def postgres_url() -> str | None:
 
 
 def main() -> None:
+    # Cache invalidation and the channel layer need Redis: the embedded one unless REDIS_URL is set.
+    sys.path.insert(0, str(ROOT))
+    from pressureweb import embedded_redis
+
+    if "REDIS_URL" in os.environ:
+        _main()
+    else:
+        with embedded_redis.running():
+            _main()
+
+
+def _main() -> None:
     sqlite_path = ROOT / "var" / "bench.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
