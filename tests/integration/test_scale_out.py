@@ -7,8 +7,9 @@ import time
 import pytest
 import websockets
 
+from apps.pressure.models import PressureBar
 from apps.replay.services import replay_streams_ensure
-from tests.conftest import BIN, free_port
+from tests.conftest import BIN, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,9 @@ def test_clients_on_either_daphne_receive_every_update(stack_factory):
     stack.url, first_url = second_web, stack.url
     stack.wait_http("/healthz", accept=(200, 503))
     stack.url = first_url
+    # Collect only once the replay flows (the worker's first tick parses the recordings).
+    wait_for(lambda: PressureBar.objects.values("instrument").distinct().count() == 3, 60,
+             f"the replay did not start\n{stack.logs()}")
 
     async def both():
         return await asyncio.gather(
