@@ -31,7 +31,17 @@ def watchlists_containing(*, user, instrument: Instrument) -> set[int]:
 
 
 def heatmap_rows(*, watchlist: Watchlist) -> list[dict]:
-    """Each item with its instrument's latest 1m bar."""
+    """Each item with its instrument's latest 1m bar and its asset's latest exchange-flow bar."""
+    from apps.flows.selectors import ASSET_CHAIN, flow_bar_latest, flow_bar_serialize
+
     items = list(watchlist.items.select_related("instrument__exchange"))
     bars = latest_bars(instrument_ids=[i.instrument_id for i in items if i.instrument_id])
-    return [{"item": item, "bar": bars.get(item.instrument_id)} for item in items]
+    flows: dict[str, object] = {}
+    rows = []
+    for item in items:
+        asset = (item.instrument.base if item.instrument_id else item.asset).upper()
+        if asset not in flows:
+            bar = flow_bar_latest(asset=asset) if asset in ASSET_CHAIN else None
+            flows[asset] = flow_bar_serialize(bar) if bar else None
+        rows.append({"item": item, "bar": bars.get(item.instrument_id), "flow": flows[asset]})
+    return rows

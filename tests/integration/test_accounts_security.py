@@ -230,3 +230,16 @@ def test_flow_rules_fire_on_the_assets_newest_flow_bar(world):
     fired = alert_rules_evaluate_flows(asset="BTC")
     assert len(fired) == 1 and fired[0].rule == rule and fired[0].value == 3.2 and fired[0].instrument is None
     assert alert_rules_evaluate_flows(asset="BTC") == []  # fires once per crossing
+
+
+def test_heat_map_shows_the_assets_netflow_and_lets_you_watch_an_asset(client, world):
+    from apps.flows.models import FlowBar
+
+    FlowBar.objects.create(chain="eth", asset="ETH", exchange="all", interval="1h", bucket_start="2026-01-01T10:00:00Z",
+                           inflow=3 * 10**18, outflow=10**18, netflow=2 * 10**18, netflow_z=2.5)
+    client.force_login(world["alice"])
+    url = world["watchlist"].get_absolute_url()
+    html = client.get(url).content.decode()
+    assert "2 ETH" in html and "z 2.5" in html
+    client.post(reverse("watchlists:item-add"), {"watchlist": world["watchlist"].pk, "asset": "btc", "next": url})
+    assert world["watchlist"].items.filter(asset="BTC").exists()
