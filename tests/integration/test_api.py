@@ -158,8 +158,16 @@ def test_pressure_api_gives_spi_regime_and_components_per_bar(client, btc_with_s
 
 
 def test_instrument_page_explains_the_spi_and_lists_missing_components(client, btc_with_spi):
+    from apps.pressure.selectors import bar_latest_with_spi, spi_explain
+
     html = client.get(btc_with_spi.get_absolute_url()).content.decode()
-    assert re.search(r"SPI \d+ \((calm|elevated|high|extreme)\): \d+% ", html)
+    latest = bar_latest_with_spi(instrument=btc_with_spi)
+    assert latest is not None, html[html.find("spi-panel"):][:800]
+    text = spi_explain(latest)
+    assert re.fullmatch(r"SPI \d+ \((calm|elevated|high|extreme)\)(: \d+% [a-z -]+(, \d+% [a-z -]+)*)?", text)
+    assert text in html, (text, html[html.find("spi-panel"):][:800])
+    positive = [c["contribution"] for c in latest.spi_components.values() if (c["contribution"] or 0) > 0]
+    assert (": " in text) == bool(positive)
     assert "Missing (no data, weights renormalised over the rest)" in html and "long liquidations" in html
     assert 'id="spi-figure-data"' in html
 
