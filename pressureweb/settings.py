@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.glossary",
     "apps.flows",
+    "apps.exchanges",
+    "apps.derivatives",
 ]
 
 MIDDLEWARE = [
@@ -291,6 +293,28 @@ if FLOWS_ENABLED:
                                   "options": {"expires": 600}},
         "flows-bars-recent": {"task": "apps.flows.tasks.flow_bars_refresh_recent",
                               "schedule": crontab(minute="*/10"), "options": {"expires": 300}},
+    })
+
+# --- Live exchanges (ccxt REST polling and the ccxt.pro collector) -----------------------------
+EXCHANGES_ENABLED = env.bool("EXCHANGES_ENABLED", default=not DEBUG)  # the offline demo runs on REPLAY
+EXCHANGE_SOURCES = env.list("EXCHANGE_SOURCES", default=[
+    "binance-spot", "binance-usdm", "bybit-spot", "bybit-linear", "okx-spot", "okx-swap", "coinbase-spot",
+    "kraken-spot", "deribit-options"])
+EXCHANGE_DEFAULT_BASES = env.list("EXCHANGE_DEFAULT_BASES", default=["BTC", "ETH"])
+EXCHANGE_TIMEOUT_MS = env.int("EXCHANGE_TIMEOUT_MS", default=10_000)
+EXCHANGE_LAGGING_SECONDS = env.int("EXCHANGE_LAGGING_SECONDS", default=10)
+EXCHANGE_STALE_SECONDS = env.int("EXCHANGE_STALE_SECONDS", default=60)
+if EXCHANGES_ENABLED:
+    CELERY_BEAT_SCHEDULE.update({
+        "exchanges-registry": {"task": "apps.exchanges.tasks.registry_sync", "schedule": 300.0},
+        "exchanges-derivatives": {"task": "apps.exchanges.tasks.derivatives_poll_all", "schedule": 60.0,
+                                  "options": {"expires": 50}},
+        "exchanges-books": {"task": "apps.exchanges.tasks.book_snapshots_all", "schedule": 60.0,
+                            "options": {"expires": 50}},
+        "exchanges-trades": {"task": "apps.exchanges.tasks.trades_backfill_all", "schedule": 300.0,
+                             "options": {"expires": 250}},
+        "volatility-btc": {"task": "apps.exchanges.tasks.volatility_poll", "schedule": 300.0, "args": ("BTC",)},
+        "volatility-eth": {"task": "apps.exchanges.tasks.volatility_poll", "schedule": 300.0, "args": ("ETH",)},
     })
 
 LOGGING = {

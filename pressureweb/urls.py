@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("glossary/", include("apps.glossary.urls")),
     path("flows/", include("apps.flows.urls")),
+    path("", include("apps.exchanges.urls")),
     path("api/v1/flows", flows_api.flows, name="api-flows"),
     path("watchlists/", include("apps.watchlists.urls")),
     path("alerts/", include("apps.alerts.urls")),

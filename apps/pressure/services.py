@@ -19,7 +19,7 @@ from apps.markets.services import book_samples_store, source_status_record, trad
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
-from apps.pressure.indicators import crossvenue, ofi, orderflow
+from apps.pressure.indicators import crossvenue, derivatives, ofi, orderflow
 from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.models import Episode, PressureBar
 from apps.pressure.selectors import bars_version_bump
@@ -292,10 +292,34 @@ def _external_components(*, instrument: Instrument, start_ms: int, end_ms: int) 
     if not flows.empty:
         minutes = np.arange(start_ms - start_ms % 60_000, end_ms, 60_000)
         parts.append(flows.reindex(flows.index.union(minutes)).ffill(limit=60).reindex(minutes))
+    derivatives = _derivatives_components(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    if derivatives is not None:
+        parts.append(derivatives)
     divergence = _spot_perp_divergence(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
     if divergence is not None:
         parts.append(divergence)
     return pd.concat(parts, axis=1) if parts else None
+
+
+def _derivatives_components(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
+    """Long liquidations, funding drop, open-interest drop with falling price and DVOL rise, per minute."""
+    from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, VolIndex
+    from apps.derivatives.selectors import derivatives_bars
+
+    has_own = any(m.objects.filter(instrument=instrument).exists() for m in (FundingRate, OpenInterest, Liquidation))
+    if not has_own and not VolIndex.objects.filter(currency=instrument.base.upper()).exists():
+        return None
+    rows = derivatives_bars(instrument=instrument, interval="1m", start=_ms_to_dt(start_ms), end=_ms_to_dt(end_ms))
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    frame.index = [_dt_to_ms(datetime.fromisoformat(r.replace("Z", "+00:00"))) for r in frame.pop("bucket_start")]
+    inputs = pd.DataFrame({
+        "long_liquidation_quote": frame["liq_long_usd"] if has_own else np.nan,
+        "funding_rate": frame["funding_rate"], "open_interest": frame["oi_base"], "dvol": frame["dvol"],
+        "close": frame["close"],
+    }, index=frame.index).astype(np.float64)
+    return derivatives.derivatives_components(inputs.dropna(axis=1, how="all"))
 
 
 def _spot_perp_divergence(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DerivativesConfig(AppConfig):
+    name = "apps.derivatives"
+    verbose_name = "Derivatives"

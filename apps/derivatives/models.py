@@ -1,0 +1,131 @@
+"""Derivatives context beside the trade flow: funding, open interest, liquidations, volatility.
+
+Every table has a unique key on what identifies a reading at the exchange, so polls that
+overlap (or a worker retried after a crash) upsert instead of duplicating.
+"""
+
+from datetime import UTC, datetime
+
+from django.db import models
+
+from apps.markets.models import Instrument
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class FundingRate(models.Model):
+    """A perpetual's funding rate per funding interval (a fraction: 0.0001 = 0.01%); negative =
+    shorts pay longs."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="funding_rates")
+    time_ms = models.BigIntegerField(help_text="Funding time (settled) or reading time (predicted), ms UTC.")
+    rate = models.DecimalField(max_digits=20, decimal_places=12)
+    next_funding_ms = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["instrument", "time_ms"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "time_ms"], name="funding_unique_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time_ms} {self.rate}"
+
+    @property
+    def time(self) -> datetime:
+        return _dt(self.time_ms)
+
+
+class OpenInterest(models.Model):
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="open_interest")
+    time_ms = models.BigIntegerField()
+    oi_base = models.DecimalField(max_digits=30, decimal_places=10, null=True, help_text="Base currency (coins).")
+    oi_usd = models.DecimalField(max_digits=30, decimal_places=4, null=True, help_text="Quote currency (USD/USDT).")
+
+    class Meta:
+        ordering = ["instrument", "time_ms"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "time_ms"], name="oi_unique_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time_ms} {self.oi_base}"
+
+
+class Liquidation(models.Model):
+    """A forced order. ``side`` is the position that was liquidated: a SELL liquidation order
+    closes a long. ``sampled``: the exchange sends a sample, not every order (Binance pushes at
+    most one forceOrder per symbol per second), so sums are lower bounds."""
+
+    class Side(models.TextChoices):
+        LONG = "long", "Long liquidated"
+        SHORT = "short", "Short liquidated"
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="liquidations")
+    key = models.CharField(max_length=64, help_text="Exchange id, or a synthetic key of time, side, price, qty.")
+    time_ms = models.BigIntegerField()
+    side = models.CharField(max_length=5, choices=Side.choices)
+    price = models.DecimalField(max_digits=24, decimal_places=10)
+    qty = models.DecimalField(max_digits=28, decimal_places=10, help_text="Base currency.")
+    notional = models.DecimalField(max_digits=30, decimal_places=8, help_text="Quote currency.")
+    sampled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["instrument", "time_ms"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "key"], name="liquidation_unique_key")]
+        indexes = [models.Index(fields=["instrument", "time_ms"], name="liquidation_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.side} {self.qty}@{self.price}"
+
+
+class TakerRatio(models.Model):
+    """The exchange's own taker buy/sell volume per period (Binance futures data), shown beside ours."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="taker_ratios")
+    time_ms = models.BigIntegerField()
+    period = models.CharField(max_length=4, default="5m")
+    buy_vol = models.DecimalField(max_digits=30, decimal_places=10)
+    sell_vol = models.DecimalField(max_digits=30, decimal_places=10)
+    ratio = models.DecimalField(max_digits=20, decimal_places=10)
+
+    class Meta:
+        ordering = ["instrument", "time_ms"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "period", "time_ms"], name="takerratio_unique_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time_ms} {self.ratio}"
+
+
+class VolIndex(models.Model):
+    """Deribit DVOL: 30-day implied volatility index, in annualised percent."""
+
+    currency = models.CharField(max_length=8)
+    time_ms = models.BigIntegerField()
+    dvol = models.DecimalField(max_digits=12, decimal_places=4)
+
+    class Meta:
+        ordering = ["currency", "time_ms"]
+        verbose_name_plural = "volatility index readings"
+        constraints = [models.UniqueConstraint(fields=["currency", "time_ms"], name="volindex_unique_time")]
+
+    def __str__(self) -> str:
+        return f"DVOL {self.currency}@{self.time_ms} {self.dvol}"
+
+
+class OptionIV(models.Model):
+    """At-the-money implied volatility (annualised percent) of the nearest listed expiry."""
+
+    currency = models.CharField(max_length=8)
+    time_ms = models.BigIntegerField()
+    atm_iv = models.DecimalField(max_digits=12, decimal_places=4)
+    expiry_ms = models.BigIntegerField()
+    underlying_price = models.DecimalField(max_digits=24, decimal_places=8, null=True)
+
+    class Meta:
+        ordering = ["currency", "time_ms"]
+        verbose_name = "option ATM IV"
+        constraints = [models.UniqueConstraint(fields=["currency", "time_ms"], name="optioniv_unique_time")]
+
+    def __str__(self) -> str:
+        return f"ATM IV {self.currency}@{self.time_ms} {self.atm_iv}"

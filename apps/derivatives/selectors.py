@@ -1,0 +1,149 @@
+"""Reads of derivatives context, aligned to the PressureBar buckets of an instrument.
+
+A bucket starts at ``t - t % interval`` in UTC, exactly like PressureBar. Levels (funding, open
+interest, DVOL, ATM IV) are the last reading in the bucket, carried forward from the latest
+earlier reading when a bucket has none; flows (liquidations, exchange taker volume) are sums
+over the bucket. Changes are against the previous bucket.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import pairwise
+
+from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
+from apps.markets.models import Instrument
+from apps.pressure.models import INTERVALS, PressureBar
+
+FIELDS = (
+    "funding_rate", "funding_change", "oi_base", "oi_usd", "oi_change_base", "oi_change_usd", "oi_change_pct",
+    "liq_long_usd", "liq_short_usd", "liq_long_base", "liq_short_base", "liq_count", "liq_lower_bound",
+    "exch_taker_buy_base", "exch_taker_sell_base", "exch_taker_sell_ratio", "taker_sell_ratio", "close",
+    "dvol", "dvol_change", "atm_iv",
+)
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def _levels(rows: list[tuple], buckets: list[int], size: int) -> list:
+    """Last value at or before each bucket's end; rows are (time_ms, value) ascending."""
+    times = [r[0] for r in rows]
+    out = []
+    for b in buckets:
+        i = bisect_right(times, b + size - 1)
+        out.append(rows[i - 1][1] if i else None)
+    return out
+
+
+def _change(values: list) -> list:
+    out: list = [None]
+    for prev, cur in pairwise(values):
+        out.append(cur - prev if cur is not None and prev is not None else None)
+    return out
+
+
+def _f(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
+    """One row per bucket in [start, end) with every derivatives field (None where unknown)."""
+    size = int(INTERVALS[interval].total_seconds() * 1000)
+    lo, hi = _ms(start), _ms(end)
+    lo -= lo % size
+    buckets = list(range(lo, hi, size))
+    if not buckets:
+        return []
+    currency = instrument.base.upper()
+
+    def levels(model, value_field, **flt):
+        before = (model.objects.filter(time_ms__lt=lo, **flt).order_by("-time_ms")
+                  .values_list("time_ms", *value_field)[:1])
+        inside = (model.objects.filter(time_ms__gte=lo, time_ms__lt=hi, **flt).order_by("time_ms")
+                  .values_list("time_ms", *value_field))
+        return list(before) + list(inside)
+
+    funding_rows = levels(FundingRate, ("rate",), instrument=instrument)
+    funding = _levels([(t, r) for t, r in funding_rows], buckets, size)
+    oi_rows = levels(OpenInterest, ("oi_base", "oi_usd"), instrument=instrument)
+    oi_base = _levels([(t, b) for t, b, _ in oi_rows if b is not None], buckets, size)
+    oi_usd = _levels([(t, u) for t, _, u in oi_rows if u is not None], buckets, size)
+    dvol = _levels(levels(VolIndex, ("dvol",), currency=currency), buckets, size)
+    atm = _levels(levels(OptionIV, ("atm_iv",), currency=currency), buckets, size)
+
+    liq: dict[int, dict] = {}
+    for t, side, qty, notional, sampled in (
+        Liquidation.objects.filter(instrument=instrument, time_ms__gte=lo, time_ms__lt=hi)
+        .values_list("time_ms", "side", "qty", "notional", "sampled")
+    ):
+        b = liq.setdefault(t - t % size, {"long_usd": Decimal(0), "short_usd": Decimal(0), "long_base": Decimal(0),
+                                          "short_base": Decimal(0), "n": 0, "sampled": False})
+        b[f"{side}_usd"] += notional
+        b[f"{side}_base"] += qty
+        b["n"] += 1
+        b["sampled"] = b["sampled"] or sampled
+
+    taker: dict[int, list[Decimal]] = {}
+    for t, buy, sell in (TakerRatio.objects.filter(instrument=instrument, time_ms__gte=lo, time_ms__lt=hi)
+                         .values_list("time_ms", "buy_vol", "sell_vol")):
+        acc = taker.setdefault(t - t % size, [Decimal(0), Decimal(0)])
+        acc[0] += buy
+        acc[1] += sell
+
+    ours = {
+        _ms(bucket): (ratio, close) for bucket, ratio, close in
+        PressureBar.objects.filter(instrument=instrument, interval=interval, bucket_start__gte=_dt(lo),
+                                   bucket_start__lt=_dt(hi)).values_list("bucket_start", "taker_sell_ratio", "close")
+    }
+
+    funding_change = _change(funding)
+    oi_change_base = _change(oi_base)
+    oi_change_usd = _change(oi_usd)
+    dvol_change = _change(dvol)
+    rows = []
+    for i, b in enumerate(buckets):
+        prev_oi = oi_base[i - 1] if i else None
+        pct = (oi_change_base[i] / prev_oi * 100) if oi_change_base[i] is not None and prev_oi else None
+        lb = liq.get(b)
+        tk = taker.get(b)
+        ratio, close = ours.get(b, (None, None))
+        rows.append({
+            "bucket_start": _iso(b),
+            "funding_rate": _f(funding[i]), "funding_change": _f(funding_change[i]),
+            "oi_base": _f(oi_base[i]), "oi_usd": _f(oi_usd[i]),
+            "oi_change_base": _f(oi_change_base[i]), "oi_change_usd": _f(oi_change_usd[i]), "oi_change_pct": _f(pct),
+            "liq_long_usd": _f(lb["long_usd"]) if lb else 0.0, "liq_short_usd": _f(lb["short_usd"]) if lb else 0.0,
+            "liq_long_base": _f(lb["long_base"]) if lb else 0.0,
+            "liq_short_base": _f(lb["short_base"]) if lb else 0.0,
+            "liq_count": lb["n"] if lb else 0, "liq_lower_bound": bool(lb and lb["sampled"]),
+            "exch_taker_buy_base": _f(tk[0]) if tk else None, "exch_taker_sell_base": _f(tk[1]) if tk else None,
+            "exch_taker_sell_ratio": _f(tk[1] / (tk[0] + tk[1])) if tk and (tk[0] + tk[1]) else None,
+            "taker_sell_ratio": ratio, "close": _f(close),
+            "dvol": _f(dvol[i]), "dvol_change": _f(dvol_change[i]), "atm_iv": _f(atm[i]),
+        })
+    return rows
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def derivatives_latest(*, instrument: Instrument) -> dict:
+    """Newest reading of each kind, for the panel's headline numbers."""
+    currency = instrument.base.upper()
+    funding = FundingRate.objects.filter(instrument=instrument).order_by("-time_ms").first()
+    oi = OpenInterest.objects.filter(instrument=instrument).order_by("-time_ms").first()
+    dvol = VolIndex.objects.filter(currency=currency).order_by("-time_ms").first()
+    iv = OptionIV.objects.filter(currency=currency).order_by("-time_ms").first()
+    sampled = Liquidation.objects.filter(instrument=instrument, sampled=True).exists()
+    return {"funding": funding, "oi": oi, "dvol": dvol, "atm_iv": iv, "liquidations_sampled": sampled,
+            "has_any": any(x is not None for x in (funding, oi, dvol, iv))
+            or Liquidation.objects.filter(instrument=instrument).exists()}

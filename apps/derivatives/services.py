@@ -1,0 +1,172 @@
+"""Writes of derivatives readings: idempotent upserts keyed on the exchange's identity of a reading."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
+from apps.markets.models import Instrument
+
+logger = logging.getLogger(__name__)
+
+# Far beyond any real reading: a funding rate of 100% per interval, DVOL of 1000%.
+MAX_ABS_FUNDING = Decimal(1)
+MAX_VOL = Decimal(1000)
+
+
+@dataclass
+class StoreResult:
+    received: int = 0
+    stored: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def _dec(text, *, allow_negative: bool = False, allow_zero: bool = True) -> Decimal:
+    if text is None:
+        raise ValueError("missing")
+    value = Decimal(str(text))
+    if not value.is_finite():
+        raise ValueError("not finite")
+    if value < 0 and not allow_negative:
+        raise ValueError("negative")
+    if value == 0 and not allow_zero:
+        raise ValueError("zero")
+    return value
+
+
+def _log_rejects(what: str, instrument, result: StoreResult) -> None:
+    if result.rejected:
+        logger.warning("rejected %d of %d %s for %s: %s", result.rejected_total, result.received, what,
+                       instrument, dict(result.rejected))
+
+
+def funding_rates_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
+    """Upsert funding readings (``FundingPoint``); negative rates are normal, NaN/absurd are not."""
+    result = StoreResult(received=len(points))
+    objs = []
+    for p in points:
+        try:
+            rate = _dec(p.rate, allow_negative=True)
+            if abs(rate) > MAX_ABS_FUNDING:
+                raise ValueError("absurd")
+        except (ValueError, InvalidOperation) as exc:
+            result.rejected[f"funding rate {exc}"] += 1
+            continue
+        objs.append(FundingRate(instrument=instrument, time_ms=p.time_ms, rate=rate,
+                                next_funding_ms=p.next_funding_ms))
+    if objs:
+        FundingRate.objects.bulk_create(objs, update_conflicts=True, unique_fields=["instrument", "time_ms"],
+                                        update_fields=["rate", "next_funding_ms"])
+    result.stored = len(objs)
+    _log_rejects("funding rates", instrument, result)
+    return result
+
+
+def open_interest_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
+    result = StoreResult(received=len(points))
+    objs = []
+    for p in points:
+        try:
+            base = _dec(p.oi_base) if p.oi_base is not None else None
+            usd = _dec(p.oi_usd) if p.oi_usd is not None else None
+            if base is None and usd is None:
+                raise ValueError("missing")
+        except (ValueError, InvalidOperation) as exc:
+            result.rejected[f"open interest {exc}"] += 1
+            continue
+        objs.append(OpenInterest(instrument=instrument, time_ms=p.time_ms, oi_base=base, oi_usd=usd))
+    if objs:
+        OpenInterest.objects.bulk_create(objs, update_conflicts=True, unique_fields=["instrument", "time_ms"],
+                                         update_fields=["oi_base", "oi_usd"])
+    result.stored = len(objs)
+    _log_rejects("open interest readings", instrument, result)
+    return result
+
+
+def liquidations_store(*, instrument: Instrument, points: Iterable, sampled: bool) -> StoreResult:
+    points = list(points)
+    result = StoreResult(received=len(points))
+    objs = []
+    for p in points:
+        try:
+            if p.position not in (Liquidation.Side.LONG, Liquidation.Side.SHORT):
+                raise ValueError("side unknown")
+            price = _dec(p.price, allow_zero=False)
+            qty = _dec(p.qty, allow_zero=False)
+        except (ValueError, InvalidOperation) as exc:
+            result.rejected[f"liquidation {exc}"] += 1
+            continue
+        objs.append(Liquidation(instrument=instrument, key=p.key, time_ms=p.time_ms, side=p.position, price=price,
+                                qty=qty, notional=(price * qty).quantize(Decimal("1e-8")), sampled=sampled))
+    if objs:
+        Liquidation.objects.bulk_create(objs, ignore_conflicts=True)
+    result.stored = len(objs)
+    _log_rejects("liquidations", instrument, result)
+    return result
+
+
+def taker_ratios_store(*, instrument: Instrument, points: Sequence, period: str) -> StoreResult:
+    result = StoreResult(received=len(points))
+    objs = []
+    for p in points:
+        try:
+            buy, sell, ratio = _dec(p.buy_vol), _dec(p.sell_vol), _dec(p.ratio)
+        except (ValueError, InvalidOperation) as exc:
+            result.rejected[f"taker ratio {exc}"] += 1
+            continue
+        objs.append(TakerRatio(instrument=instrument, time_ms=p.time_ms, period=period, buy_vol=buy,
+                               sell_vol=sell, ratio=ratio))
+    if objs:
+        TakerRatio.objects.bulk_create(objs, update_conflicts=True,
+                                       unique_fields=["instrument", "period", "time_ms"],
+                                       update_fields=["buy_vol", "sell_vol", "ratio"])
+    result.stored = len(objs)
+    _log_rejects("taker ratios", instrument, result)
+    return result
+
+
+def vol_index_store(*, currency: str, points: Sequence) -> StoreResult:
+    result = StoreResult(received=len(points))
+    objs = []
+    for p in points:
+        try:
+            dvol = _dec(p.dvol, allow_zero=False)
+            if dvol > MAX_VOL:
+                raise ValueError("absurd")
+        except (ValueError, InvalidOperation) as exc:
+            result.rejected[f"dvol {exc}"] += 1
+            continue
+        objs.append(VolIndex(currency=currency.upper(), time_ms=p.time_ms, dvol=dvol))
+    if objs:
+        VolIndex.objects.bulk_create(objs, update_conflicts=True, unique_fields=["currency", "time_ms"],
+                                     update_fields=["dvol"])
+    result.stored = len(objs)
+    _log_rejects("DVOL readings", currency, result)
+    return result
+
+
+def option_iv_store(*, currency: str, point) -> StoreResult:
+    result = StoreResult(received=1)
+    try:
+        iv = _dec(point.atm_iv, allow_zero=False)
+        if iv > MAX_VOL:
+            raise ValueError("absurd")
+    except (ValueError, InvalidOperation) as exc:
+        result.rejected[f"atm iv {exc}"] += 1
+        _log_rejects("ATM IV readings", currency, result)
+        return result
+    OptionIV.objects.update_or_create(
+        currency=currency.upper(), time_ms=point.time_ms,
+        defaults={"atm_iv": iv, "expiry_ms": point.expiry_ms,
+                  "underlying_price": Decimal(point.underlying_price) if point.underlying_price else None},
+    )
+    result.stored = 1
+    return result

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ExchangesConfig(AppConfig):
+    name = "apps.exchanges"
+    verbose_name = "Exchange sources"

@@ -1,0 +1,498 @@
+"""The long-lived streaming collector behind ``manage.py collect``.
+
+One asyncio process holds a ccxt.pro connection per source. Watch loops only append what ccxt
+parsed to an in-memory batch; a flusher hands the batch to the ingestion service in a worker
+thread every ``batch_ms`` (or at ``batch_max`` messages), so a burst or a slow commit never
+stalls the sockets. While a flush runs, messages keep piling into the next batch, which makes
+batches bigger exactly when the database is the bottleneck.
+
+Trades that could be missing are fetched over REST from the stored cursor: at start (the
+previous run may have died), after every reconnect, and when trade ids jump inside a stream on
+exchanges whose ids are contiguous. Until such a backfill has succeeded, stream batches do not
+move the cursor, so a crash during it still resumes from before the gap.
+
+The single writer thread keeps batches and backfills in order. SIGTERM/SIGINT stop the watch
+loops, flush what is buffered, and exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import ccxt
+from django import db
+
+from apps.exchanges import ratelimit
+from apps.exchanges.adapters import ExchangeAdapter, InstrumentSpec
+from apps.exchanges.services import (
+    FeedBatch,
+    SourceDeferred,
+    SourceRequestFailed,
+    adapter_get,
+    adapters_point_at,
+    feed_cursor_advance,
+    feeds_disconnected_mark,
+    registry_sync,
+    spec_of,
+    stream_batch_ingest,
+    trades_backfill,
+)
+
+logger = logging.getLogger(__name__)
+
+FIRST_ID_WAIT_S = 2.0
+
+
+@dataclass
+class FeedState:
+    """What the collector tracks per feed between flushes (event-loop side only)."""
+
+    feed: object
+    adapter: ExchangeAdapter
+    spec: InstrumentSpec
+    contract_size: object = None
+    batch: FeedBatch = None
+    last_id: int | None = None
+    backfill_pending: bool = True  # a fresh start may follow a crash: close the gap first
+    backfill_until: int | None = None
+    backfill_running: bool = False
+    gap_epoch: int = 0
+    held_max_id: int | None = None  # highest id written while the cursor was held
+    last_book_sample_ms: int = 0
+    last_book_update_ms: int = 0
+    connected: bool = False
+
+    def new_batch(self) -> FeedBatch:
+        self.batch = FeedBatch(feed_id=self.feed.pk, advance_cursor=not self.backfill_pending)
+        return self.batch
+
+
+@dataclass
+class Stats:
+    messages: int = 0
+    trades: int = 0
+    flushes: int = 0
+    stored: int = 0
+    backfills: int = 0
+    reconnects: int = 0
+    book_resyncs: int = 0
+    lags_ms: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+class Collector:
+    def __init__(self, *, sources: list[str] | None = None, api_base: str | None = None,
+                 ws_base: str | None = None, batch_ms: int = 250, batch_max: int = 5000, books: bool = True,
+                 liquidations: bool = True, book_sample_ms: int = 1000, stale_s: float = 30.0,
+                 publish: bool = True, record_lag: bool = False, on_flush: Callable | None = None):
+        self.sources = sources
+        self.api_base, self.ws_base = api_base, ws_base
+        if api_base or ws_base:
+            # REST backfills run through the services: they must reach the same servers.
+            adapters_point_at(api_base=api_base, ws_base=ws_base)
+        self.batch_ms, self.batch_max = batch_ms, batch_max
+        self.books, self.liquidations = books, liquidations
+        self.book_sample_ms = book_sample_ms
+        self.stale_s = stale_s
+        self.publish = publish
+        self.record_lag = record_lag
+        self.on_flush = on_flush
+        self.stats = Stats()
+        self.stopping = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-writer")
+        self._feeds: dict[int, FeedState] = {}
+        self._exchanges: dict[str, object] = {}
+        self._pending_messages = 0
+        self._window_start = time.monotonic()
+        self._inflight: asyncio.Future | None = None
+        self._wake = asyncio.Event()
+        self._writes: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ setup
+
+    def _in_thread(self, fn, *args, **kwargs):
+        """Run blocking (ORM) work on the single writer thread, in submission order."""
+        def call():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                db.close_old_connections()
+        return asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _plan(self) -> list[FeedState]:
+        states = []
+        for feed in registry_sync(sources=self.sources):
+            if feed.source.slug == "deribit-options":
+                continue  # volatility is polled by beat, not streamed
+            adapter = adapter_get(feed.source.slug, api_base=self.api_base, ws_base=self.ws_base)
+            spec = spec_of(feed.instrument)
+            try:
+                size = adapter.contract_size(adapter.rest, spec)
+            except ccxt.BaseError as exc:
+                logger.error("%s %s: cannot load markets: %s", feed.source.slug, feed.instrument.symbol, exc)
+                continue
+            states.append(FeedState(feed=feed, adapter=adapter, spec=spec, contract_size=size))
+        return states
+
+    async def run(self) -> Stats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        states = await self._in_thread(self._plan)
+        if not states:
+            logger.warning("collector: no feeds to collect (check EXCHANGE_SOURCES and the markets)")
+        tasks = []
+        for st in states:
+            st.new_batch()
+            self._feeds[st.feed.pk] = st
+            slug = st.feed.source.slug
+            if slug not in self._exchanges:
+                self._exchanges[slug] = st.adapter.pro()
+                # ccxt.pro loads markets over async REST on first watch; ours are already loaded.
+                self._exchanges[slug].set_markets(st.adapter.rest.markets, st.adapter.rest.currencies)
+            ex = self._exchanges[slug]
+            tasks.append(asyncio.create_task(self._trades_loop(st, ex), name=f"trades:{slug}:{st.spec.symbol}"))
+            if self.books:
+                tasks.append(asyncio.create_task(self._book_loop(st, ex), name=f"book:{slug}:{st.spec.symbol}"))
+            if self.liquidations and st.adapter.has_liquidation_stream:
+                tasks.append(asyncio.create_task(self._liquidation_loop(st, ex), name=f"liq:{slug}:{st.spec.symbol}"))
+        for st in states:
+            self._start_backfill(st)  # the previous run may have died: resume from the stored cursor
+        logger.info("collector: %d feeds on %d sources", len(states), len(self._exchanges))
+        flusher = asyncio.create_task(self._flusher(), name="flusher")
+        await self.stopping.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        if self._inflight is not None:
+            await asyncio.gather(self._inflight, return_exceptions=True)
+        await self._flush()
+        await asyncio.gather(*(x for x in (self._inflight, *self._writes) if x is not None), return_exceptions=True)
+        await self._in_thread(feeds_disconnected_mark, feed_ids=list(self._feeds))
+        for ex in self._exchanges.values():
+            with contextlib.suppress(Exception):
+                await ex.close()
+        self._executor.shutdown(wait=True)
+        logger.info("collector stopped: %s", self.summary())
+        return self.stats
+
+    def stop(self) -> None:
+        logger.info("collector: stopping (flushing what is buffered)")
+        self.stopping.set()
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {"messages": s.messages, "trades": s.trades, "stored": s.stored, "flushes": s.flushes,
+                "backfills": s.backfills, "reconnects": s.reconnects, "book_resyncs": s.book_resyncs,
+                "seconds": round(time.monotonic() - s.started, 1)}
+
+    # ------------------------------------------------------------------ watch loops
+
+    async def _retry_sleep(self, attempt: int) -> None:
+        delay = min(ratelimit.backoff_s(attempt), 30.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+
+    def _error(self, st: FeedState, exc: BaseException, what: str) -> None:
+        st.batch.stream_errors += 1
+        st.batch.last_error = f"{what}: {type(exc).__name__}: {exc}"[:2000]
+        logger.warning("%s %s %s: %s: %s", st.feed.source.slug, st.spec.symbol, what, type(exc).__name__,
+                       str(exc)[:300])
+
+    async def _trades_loop(self, st: FeedState, ex) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                trades = await st.adapter.watch_trades(ex, st.spec)
+            except asyncio.CancelledError:
+                raise
+            except ccxt.NetworkError as exc:
+                attempt += 1
+                self._disconnected(st, exc)
+                await self._retry_sleep(attempt)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parse bug in one message must not end the loop
+                attempt += 1
+                self._error(st, exc, "trades")
+                await self._retry_sleep(attempt)
+                continue
+            attempt = 0
+            if not st.connected:
+                st.connected = True
+                st.batch.connected = True
+            self._on_trades(st, trades)
+
+    def _disconnected(self, st: FeedState, exc: BaseException) -> None:
+        if st.connected:
+            self.stats.reconnects += 1
+        st.connected = False
+        st.batch.connected = False
+        self._error(st, exc, "stream")
+        # Whatever is published while we are away comes back over REST, up to the first id the
+        # new connection delivers (set in _on_trades).
+        st.last_id = None
+        self._gap(st, None)
+
+    def _on_trades(self, st: FeedState, trades: list[dict]) -> None:
+        now = int(time.time() * 1000)
+        batch = st.batch
+        batch.messages += len(trades)
+        batch.first_received_ms = batch.first_received_ms or now
+        batch.last_received_ms = now
+        self.stats.messages += len(trades)
+        self.stats.trades += len(trades)
+        self._pending_messages += len(trades)
+        start = 0
+        if st.adapter.cursor_kind == "id":
+            for i, t in enumerate(trades):
+                tid = st.adapter.trade_id(t)
+                if tid is None:
+                    continue
+                if st.last_id is None:
+                    if st.backfill_pending and st.backfill_until is None:
+                        st.backfill_until = tid  # the backfill closes the gap up to here
+                elif tid <= st.last_id:
+                    # A repeat or a late message: kept (a late trade is still a trade; the unique
+                    # id drops a repeat) and counted.
+                    st.batch.out_of_order += 1
+                    continue
+                elif st.adapter.ids_contiguous and tid > st.last_id + 1:
+                    # Lost messages inside a connection: fetch exactly the missing ids.
+                    logger.warning("%s %s: trade ids jump %d -> %d; backfilling", st.feed.source.slug,
+                                   st.spec.symbol, st.last_id, tid)
+                    st.batch.trade_gaps += 1
+                    st.batch.trades.extend(trades[start:i])
+                    start = i
+                    self._gap(st, tid)
+                st.last_id = tid
+        st.batch.trades.extend(trades[start:])
+        if self._pending_messages >= self.batch_max:
+            self._wake.set()
+
+    def _gap(self, st: FeedState, until: int | None) -> None:
+        """Trades may be missing from here on: write what is buffered, hold the cursor, backfill."""
+        self._flush_feed_now(st)
+        st.gap_epoch += 1
+        st.backfill_pending = True
+        st.backfill_until = until
+        st.batch.advance_cursor = False
+        self._start_backfill(st)
+
+    def _start_backfill(self, st: FeedState) -> None:
+        if st.backfill_running:
+            return  # the running one loops again if a newer gap opened meanwhile
+        st.backfill_running = True
+
+        async def run():
+            attempt = 0
+            while st.backfill_pending and not self.stopping.is_set():
+                # Wait briefly for the (re)connected stream's first id: the backfill then stops
+                # there instead of chasing a live market page by page. A quiet market has no
+                # first id; then the backfill reads until REST has nothing newer.
+                waited = 0.0
+                while st.backfill_until is None and waited < FIRST_ID_WAIT_S and not self.stopping.is_set():
+                    await asyncio.sleep(0.05)
+                    waited += 0.05
+                epoch, until = st.gap_epoch, st.backfill_until
+                # Everything buffered before the gap is written first, so the cursor is right.
+                self._flush_feed_now(st)
+                try:
+                    self.stats.backfills += 1
+                    await self._in_thread(trades_backfill, feed_id=st.feed.pk, until_id=until)
+                except SourceDeferred as exc:
+                    await self._sleep_or_stop(exc.wait_s)
+                    continue
+                except (SourceRequestFailed, ccxt.BaseError) as exc:
+                    attempt += 1
+                    self._error(st, exc, "backfill")
+                    await self._retry_sleep(attempt)
+                    continue
+                except Exception:
+                    logger.exception("%s %s: backfill failed", st.feed.source.slug, st.spec.symbol)
+                    attempt += 1
+                    await self._retry_sleep(attempt)
+                    continue
+                attempt = 0
+                if st.gap_epoch == epoch:
+                    # Gap closed: stream batches written meanwhile held the cursor back; move it
+                    # over them now (queued after them on the writer thread).
+                    held, st.held_max_id = st.held_max_id, None
+                    if held is not None:
+                        await self._in_thread(feed_cursor_advance, feed_id=st.feed.pk, trade_id=held)
+                    if st.gap_epoch == epoch:  # no new gap opened during that await
+                        st.backfill_pending = False
+                        st.batch.advance_cursor = True
+            st.backfill_running = False
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=max(0.05, seconds))
+
+    async def _book_loop(self, st: FeedState, ex) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                book = await asyncio.wait_for(st.adapter.watch_order_book(ex, st.spec), timeout=self.stale_s)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                # No update for stale_s: the book is stale. Nothing is sampled from a frozen book,
+                # and the Sources page shows it from last_book_at.
+                logger.warning("%s %s: no book update for %.0f s (stale)", st.feed.source.slug, st.spec.symbol,
+                               self.stale_s)
+                continue
+            except ccxt.InvalidNonce as exc:  # ChecksumError included: ccxt dropped the book and resyncs
+                st.batch.sequence_gaps += 1
+                self.stats.book_resyncs += 1
+                logger.warning("%s %s: book out of sequence, resyncing: %s", st.feed.source.slug, st.spec.symbol,
+                               str(exc)[:200])
+                continue
+            except ccxt.NetworkError as exc:
+                attempt += 1
+                self._error(st, exc, "book")
+                await self._retry_sleep(attempt)
+                continue
+            except Exception as exc:  # noqa: BLE001
+                attempt += 1
+                self._error(st, exc, "book")
+                await self._retry_sleep(attempt)
+                continue
+            attempt = 0
+            now = int(time.time() * 1000)
+            st.last_book_update_ms = now
+            if now - st.last_book_sample_ms >= self.book_sample_ms:
+                st.last_book_sample_ms = now
+                # Copy the top levels now: ccxt mutates the book in place.
+                st.batch.books.append({
+                    "bids": [list(x[:2]) for x in book["bids"][:1000]],
+                    "asks": [list(x[:2]) for x in book["asks"][:1000]],
+                    "timestamp": book.get("timestamp") or now, "nonce": book.get("nonce"),
+                })
+                st.batch.last_received_ms = now
+
+    async def _liquidation_loop(self, st: FeedState, ex) -> None:
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                liqs = await st.adapter.watch_liquidations(ex, st.spec)
+            except asyncio.CancelledError:
+                raise
+            except ccxt.NotSupported:
+                return
+            except Exception as exc:  # noqa: BLE001
+                attempt += 1
+                self._error(st, exc, "liquidations")
+                await self._retry_sleep(attempt)
+                continue
+            attempt = 0
+            st.batch.liquidations.extend(liqs)
+
+    # ------------------------------------------------------------------ flushing
+
+    def _flush_feed_now(self, st: FeedState) -> None:
+        """Queue this feed's buffered batch on the writer thread right away (keeps ordering)."""
+        batch = st.batch
+        st.new_batch()
+        if batch:
+            self._submit([(st, batch)], max(0.001, time.monotonic() - self._window_start))
+
+    def _submit(self, pending: list[tuple[FeedState, FeedBatch]], window: float) -> asyncio.Task:
+        """Hand batches to the writer thread now (FIFO with backfills), finish up in a task."""
+        for st, batch in pending:
+            if not batch.advance_cursor and batch.trades:
+                ids = [i for i in map(st.adapter.trade_id, batch.trades) if i is not None]
+                if ids:
+                    st.held_max_id = max(st.held_max_id or 0, max(ids))
+        future = self._in_thread(self._write_sync, pending, window)
+        task = asyncio.ensure_future(self._after_write(future, pending))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return task
+
+    async def _flusher(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.batch_ms / 1000)
+            self._wake.clear()
+            if self._inflight is not None and not self._inflight.done():
+                continue  # the writer is busy: keep accumulating into a bigger batch
+            await self._flush()
+
+    def _drain_rejected(self) -> None:
+        """Frames ccxt.pro could not parse: counted on the feed of their symbol (or the source's first)."""
+        for slug, ex in self._exchanges.items():
+            queue = getattr(ex, "rejected_messages", None)
+            feeds = [st for st in self._feeds.values() if st.feed.source.slug == slug]
+            while queue and feeds:
+                reason, message = queue.popleft()
+                symbol = _message_symbol(message)
+                st = next((f for f in feeds if f.spec.symbol == symbol), feeds[0])
+                st.batch.rejected += 1
+                st.batch.reasons[reason] = st.batch.reasons.get(reason, 0) + 1
+                logger.warning("%s: rejected a message: %s: %.200r", slug, reason, message)
+
+    async def _flush(self) -> None:
+        self._drain_rejected()
+        pending = []
+        for st in self._feeds.values():
+            if st.batch:
+                pending.append((st, st.batch))
+                st.new_batch()
+        self._pending_messages = 0
+        window = max(0.001, time.monotonic() - self._window_start)
+        self._window_start = time.monotonic()
+        if pending:
+            self._inflight = self._submit(pending, window)
+
+    async def _after_write(self, future, pending: list[tuple[FeedState, FeedBatch]]) -> None:
+        try:
+            results = await future
+        except Exception:
+            logger.exception("collector: writing a batch failed; its trades come back through backfill")
+            for st, _ in pending:
+                if not st.backfill_pending:
+                    st.backfill_pending = True
+                    st.backfill_until = None
+            return
+        self.stats.flushes += 1
+        self.stats.stored += sum(r.inserted for r in results)
+        if self.on_flush:
+            self.on_flush(pending, results)
+
+    def _write_sync(self, pending, window: float):
+        out = []
+        for st, batch in pending:
+            out.append(stream_batch_ingest(batch=batch, feed=st.feed, adapter=st.adapter,
+                                           contract_size=st.contract_size, window_s=window, publish=self.publish))
+            if self.record_lag and batch.trades:
+                done = int(time.time() * 1000)
+                self.stats.lags_ms.extend(done - t["timestamp"] for t in batch.trades if t.get("timestamp"))
+        return out
+
+
+def _message_symbol(message) -> str | None:
+    if isinstance(message, dict):
+        data = message.get("data") if isinstance(message.get("data"), dict) else message
+        for key in ("s", "symbol", "instId", "product_id"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    return None
+
+
+def collector_run(**kwargs) -> Stats:
+    collector = Collector(**kwargs)
+    return asyncio.run(collector.run())
