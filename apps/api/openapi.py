@@ -68,8 +68,9 @@ def openapi_schema() -> dict:
                 "text/csv": {"schema": {"type": "string"}}}}, **errors},
         }},
     }
-    flow_bar = {"type": "object", "required": ["bucket_start", "exchange", "inflow", "outflow", "netflow"],
+    flow_bar = {"type": "object", "required": ["exchange", "inflow", "outflow", "netflow"],
                 "properties": {"bucket_start": {"type": "string", "format": "date-time"},
+                               "block_height": {"type": "integer"}, "block_time": {"type": "string"},
                                "exchange": {"type": "string"},
                                **{k: _NUMBER_TEXT for k in ("inflow", "outflow", "netflow", "internal", "fee",
                                                             "mean_inflow", "reserve")},
@@ -82,7 +83,7 @@ def openapi_schema() -> dict:
             {"name": "chain", "in": "query", "schema": {"type": "string", "enum": ["btc", "eth"]}},
             {"name": "asset", "in": "query", "schema": {"type": "string", "enum": ["BTC", "ETH", "USDT", "USDC"]}},
             {"name": "exchange", "in": "query", "schema": {"type": "string"}, "example": "binance"},
-            {"name": "interval", "in": "query", "schema": {"type": "string", "enum": ["1h"]}}, *window],
+            {"name": "interval", "in": "query", "schema": {"type": "string", "enum": ["1h", "block"]}}, *window],
         "responses": {"200": {"description": "Flow bars", "content": {
             "application/json": {"schema": {"type": "object", "properties": {
                 "bars": {"type": "array", "items": flow_bar}}}},

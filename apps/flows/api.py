@@ -5,8 +5,9 @@
 - ``chain``: ``btc`` (default) or ``eth``; ``asset``: ``BTC`` on btc, ``USDT`` (default) or ``USDC`` on eth.
 - ``exchange``: an exchange slug from the wallet labels, or ``all`` (default: every labelled exchange as one,
   exchange-to-exchange transfers counted as internal).
-- ``interval``: ``1h`` (the only one); ``start``/``end``: ISO 8601, UTC when no zone is given; default the last
-  24 hours; at most 20,000 hours per request.
+- ``interval``: ``1h`` (stored hourly bars) or ``block`` (per block height, computed from the stored flows,
+  with ``block_height`` and ``block_time`` instead of ``bucket_start``); ``start``/``end``: ISO 8601, UTC when
+  no zone is given; default the last 24 hours; at most 20,000 hours per request.
 
 Fields per bar (a public contract): ``bucket_start`` (hour start, ISO 8601 UTC), ``exchange``, ``inflow``,
 ``outflow``, ``netflow`` (inflow - outflow; positive = coins moving onto exchanges), ``internal`` (between the
@@ -38,7 +39,7 @@ from apps.flows import selectors
 from apps.flows.models import ALL_EXCHANGES
 
 CHAIN_ASSETS = {"btc": ("BTC",), "eth": ("USDT", "USDC")}
-INTERVALS = ("1h",)
+INTERVALS = ("1h", "block")
 MAX_HOURS = 20_000
 DEFAULT_SPAN = timedelta(hours=24)
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -91,18 +92,23 @@ def flows(request):
         q = flow_query_parse(request.GET)
     except BadRequest as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    rows = selectors.flow_bars(chain=q.chain, asset=q.asset, start=q.start, end=q.end, exchange=q.exchange,
-                               interval=q.interval)
+    if q.interval == "block":
+        rows = selectors.flow_blocks(chain=q.chain, asset=q.asset, start=q.start, end=q.end, exchange=q.exchange)
+        fields = selectors.BLOCK_FIELDS
+    else:
+        rows = selectors.flow_bars(chain=q.chain, asset=q.asset, start=q.start, end=q.end, exchange=q.exchange,
+                                   interval=q.interval)
+        fields = selectors.API_FIELDS
     if q.format == "csv":
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = f"flows_{q.chain}_{q.asset}_{q.exchange}_{q.interval}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        writer = csv.DictWriter(response, fieldnames=selectors.API_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(response, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         return response
     return JsonResponse({
         "chain": q.chain, "asset": q.asset, "unit": q.asset, "exchange": q.exchange, "interval": q.interval,
         "start": selectors.iso(q.start), "end": selectors.iso(q.end),
-        "bars": [{k: row[k] for k in selectors.API_FIELDS} for row in rows],
+        "bars": [{k: row[k] for k in fields} for row in rows],
     })

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
+from django.conf import settings
 from django.db.models import Count, Max, Min, Q, Sum
 
 from apps.flows.accounting import FlowRecord
@@ -245,3 +246,34 @@ def flow_components_hourly(*, asset: str, start: datetime, end: datetime) -> pd.
     frame = pd.DataFrame(list(rows), columns=["bucket_start", "netflow_z", "whale_ratio"])
     frame.index = [int(ts.timestamp() * 1000) for ts in frame.pop("bucket_start")]
     return frame.astype("float64")
+
+
+BLOCK_FIELDS = ("block_height", "block_time", "exchange", "inflow", "outflow", "netflow", "internal", "fee",
+                "inflow_txs", "outflow_txs", "mean_inflow", "whale_ratio", "netflow_z")
+
+
+def flow_blocks(*, chain: str, asset: str, start: datetime, end: datetime, exchange: str | None = None) -> list[dict]:
+    """Flows per block (computed from the stored per-transaction flows; amounts in coins)."""
+    from apps.flows.aggregate import flows_by_block
+
+    records = flow_records(chain=chain, asset=asset, start=start, end=end)
+    if not records:
+        return []
+    frame = flows_by_block(records, whale_n=settings.WHALE_TOP_N, z_window=30 * 144 if chain == "btc" else 216_000)
+    if exchange:
+        frame = frame[frame["exchange"] == exchange]
+    decimals = ASSET_DECIMALS[asset]
+    out = []
+    for row in frame.reset_index(drop=True).to_dict("records"):
+        if pd.isna(row["block_time"]):
+            continue
+        item = {"block_height": int(row["block_height"]), "block_time": iso(datetime.fromtimestamp(
+            int(row["block_time"]), tz=UTC)), "exchange": row["exchange"]}
+        for name in ("inflow", "outflow", "netflow", "internal", "fee"):
+            item[name] = coins(int(row[name]), decimals)
+        item["inflow_txs"], item["outflow_txs"] = int(row["inflow_txs"]), int(row["outflow_txs"])
+        for name in ("mean_inflow", "whale_ratio", "netflow_z"):
+            value = row[name]
+            item[name] = None if pd.isna(value) else float(value) / (10**decimals if name == "mean_inflow" else 1)
+        out.append(item)
+    return out

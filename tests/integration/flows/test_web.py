@@ -190,3 +190,16 @@ def test_bar_refresh_tasks_run_directly(recent):
     assert tasks.flow_bars_refresh.run("btc", "BTC", start, datetime.now(tz=UTC).isoformat()) >= before
     assert tasks.flow_bars_refresh_recent.run() >= 0
     assert FlowBar.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_api_per_block_adds_up_to_the_hourly_bars(client, recent):
+    start = (datetime.now(tz=UTC) - timedelta(hours=12)).isoformat()
+    params = {"chain": "btc", "exchange": "binance", "start": start}
+    hours = client.get(reverse("api-flows"), {**params, "interval": "1h"}).json()["bars"]
+    blocks = client.get(reverse("api-flows"), {**params, "interval": "block"}).json()["bars"]
+    assert blocks and all(list(b) == list(selectors.BLOCK_FIELDS) for b in blocks)
+    assert all(b["exchange"] == "binance" for b in blocks)
+    for name in ("inflow", "outflow", "netflow"):
+        assert sum(Decimal(b[name]) for b in blocks) == sum(Decimal(h[name]) for h in hours)
+    assert [b["block_height"] for b in blocks] == sorted(b["block_height"] for b in blocks)
