@@ -32,6 +32,7 @@ def watchlists_containing(*, user, instrument: Instrument) -> set[int]:
 
 def heatmap_rows(*, watchlist: Watchlist) -> list[dict]:
     """Each item with its instrument's latest 1m bar and its asset's latest exchange-flow bar."""
+    from apps.derivatives.models import FundingRate
     from apps.flows.selectors import ASSET_CHAIN, flow_bar_latest, flow_bar_serialize
 
     items = list(watchlist.items.select_related("instrument__exchange"))
@@ -43,5 +44,9 @@ def heatmap_rows(*, watchlist: Watchlist) -> list[dict]:
         if asset not in flows:
             bar = flow_bar_latest(asset=asset) if asset in ASSET_CHAIN else None
             flows[asset] = flow_bar_serialize(bar) if bar else None
-        rows.append({"item": item, "bar": bars.get(item.instrument_id), "flow": flows[asset]})
+        funding = None
+        if item.instrument_id and item.instrument.kind == "perp":
+            funding = (FundingRate.objects.filter(instrument_id=item.instrument_id).order_by("-time_ms")
+                       .values_list("rate", flat=True).first())
+        rows.append({"item": item, "bar": bars.get(item.instrument_id), "flow": flows[asset], "funding": funding})
     return rows

@@ -243,3 +243,15 @@ def test_heat_map_shows_the_assets_netflow_and_lets_you_watch_an_asset(client, w
     assert "2 ETH" in html and "z 2.5" in html
     client.post(reverse("watchlists:item-add"), {"watchlist": world["watchlist"].pk, "asset": "btc", "next": url})
     assert world["watchlist"].items.filter(asset="BTC").exists()
+
+
+def test_heat_map_shows_funding_of_perpetuals(client, world):
+    from apps.derivatives.models import FundingRate
+
+    perp = instrument_ensure(exchange_slug="binance", market="usdm", symbol="BTCUSDT", base="BTC", quote="USDT",
+                             kind="perp")
+    wl.watchlist_item_add(watchlist=world["watchlist"], instrument=perp)
+    FundingRate.objects.create(instrument=perp, time_ms=1_723_161_600_000, rate="-0.000125")
+    client.force_login(world["alice"])
+    html = client.get(world["watchlist"].get_absolute_url()).content.decode()
+    assert "-0.000125" in html and "(-1 bp)" in html
