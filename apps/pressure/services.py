@@ -375,6 +375,7 @@ def episodes_refresh(*, instrument: Instrument, end_ms: int, lookback_bars: int 
     index = [_dt_to_ms(r[0]) for r in rows]
     spi_series = pd.Series([np.nan if r[1] is None else r[1] for r in rows], index=index, dtype=np.float64)
     if not (spi_series >= settings.SPI_REGIME_THRESHOLDS[0]).any():
+        Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0])).delete()
         return 0
     close = pd.Series([np.nan if r[2] is None else float(r[2]) for r in rows], index=index, dtype=np.float64)
     contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (r[3] or {}).items()} for r in rows],
@@ -382,6 +383,10 @@ def episodes_refresh(*, instrument: Instrument, end_ms: int, lookback_bars: int 
     found = episode_math.detect_episodes(spi_series, contribution=contribution, close=close,
                                          enter=settings.SPI_REGIME_THRESHOLDS[1],
                                          exit=settings.SPI_REGIME_THRESHOLDS[0])
+    # The SPI of the open bar moves until the minute closes, so an episode can appear, shift its
+    # start or vanish: the stored episodes of the window are replaced by what the settled series shows.
+    starts = [_ms_to_dt(ep.start) for ep in found]
+    Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0])).exclude(start__in=starts).delete()
     for ep in found:
         Episode.objects.update_or_create(instrument=instrument, start=_ms_to_dt(ep.start), defaults={
             "peak_time": _ms_to_dt(ep.peak_time), "peak_spi": ep.peak_spi,

@@ -44,6 +44,26 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
     assert page.locator(".js-plotly-plot .candlestick, .js-plotly-plot .trace.boxes").count() >= 1 or \
         page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
     assert not errors, errors
+
+
+def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_factory, browser):
+    """The README's picture: the page as a user sees it after `make run` (an hour of REPLAY history)."""
+    from apps.replay.services import replay_advance
+
+    streams = {s.name: s for s in replay_streams_ensure(history_minutes=60)}
+    for name in ("binance-spot-btcusdt", "binance-usdm-btcusdt"):
+        replay_advance(stream_id=streams[name].pk, until_ms=streams[name].anchor_ms + 60 * 60_000, publish=False)
+    stack = stack_factory()
+    page = browser.new_page(viewport={"width": 1400, "height": 1250})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
+    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
+    assert page.evaluate("document.getElementById('chart').data[0].x.length") >= 55
+    assert page.evaluate("document.getElementById('spi-chart').data[0].y.filter(v => v !== null).length") >= 20
+    assert page.locator("#spi-explain").is_visible()
+    assert not errors, errors
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 

@@ -118,3 +118,24 @@ def test_spot_and_perp_of_one_market_feed_the_spot_perp_divergence(settings):
             assert component["value"] == pytest.approx(perp_ratio[bar.bucket_start] - bar.taker_sell_ratio)
             checked += 1
     assert checked >= 2
+
+
+def test_episodes_match_a_detection_over_the_settled_series(settings):
+    import pandas as pd
+
+    from apps.pressure.indicators.episodes import detect_episodes
+    from apps.pressure.models import Episode
+
+    settings.SPI_MIN_PERIODS = 10
+    streams = replay_streams_ensure(history_minutes=50)
+    btc = next(s for s in streams if s.name == "binance-spot-btcusdt")
+    for seconds in range(20, 50 * 60 + 1, 20):  # live-sized steps: the open bar's SPI moves many times
+        replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + seconds * 1000, publish=False)
+    bars = list(PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start"))
+    spi = pd.Series([b.spi if b.spi is not None else float("nan") for b in bars],
+                    index=[int(b.bucket_start.timestamp() * 1000) for b in bars])
+    want = [(e.start, e.end) for e in detect_episodes(spi, enter=60, exit=40)]
+    got = [(int(e.start.timestamp() * 1000), int(e.end.timestamp() * 1000) if e.end else None)
+           for e in Episode.objects.filter(instrument=btc.instrument).order_by("start")]
+    assert got == want
+    assert Episode.objects.filter(instrument=btc.instrument, end=None).count() <= 1
