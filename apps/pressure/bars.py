@@ -101,14 +101,6 @@ def trade_bars(
     )
 
 
-@dataclass(frozen=True)
-class BookBars:
-    bucket_ms: np.ndarray
-    spread_bps: np.ndarray  # mean per bucket
-    imbalance: np.ndarray  # (buckets, bands) mean per bucket, NaN where undefined
-    samples: np.ndarray
-
-
 def spread_bps(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     """(ask - bid) / mid * 10,000."""
     mid = (bid + ask) / 2.0
@@ -121,40 +113,6 @@ def imbalance(bid_depth: np.ndarray, ask_depth: np.ndarray) -> np.ndarray:
     total = bid_depth + ask_depth
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, (bid_depth - ask_depth) / total, np.nan)
-
-
-def _nanmean_reduceat(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(values)
-    sums = np.add.reduceat(np.where(finite, values, 0.0), starts, axis=0)
-    counts = np.add.reduceat(finite.astype(np.int64), starts, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def book_bars(
-    time_ms: np.ndarray,
-    bid: np.ndarray,
-    ask: np.ndarray,
-    bid_depth: np.ndarray,
-    ask_depth: np.ndarray,
-    *,
-    interval_ms: int,
-) -> BookBars:
-    """Mean spread and mean band imbalance per bucket from book samples sorted by time."""
-    time_ms = np.asarray(time_ms, dtype=np.int64)
-    if len(time_ms) == 0:
-        return BookBars(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, len(BAND_NAMES))), np.zeros(0, np.int64))
-    bucket = bucket_floor(time_ms, interval_ms)
-    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    counts = np.diff(np.concatenate((starts, [len(time_ms)])))
-    spreads = spread_bps(np.asarray(bid, dtype=float), np.asarray(ask, dtype=float))
-    imb = imbalance(np.asarray(bid_depth, dtype=float), np.asarray(ask_depth, dtype=float))
-    return BookBars(
-        bucket_ms=bucket[starts],
-        spread_bps=_nanmean_reduceat(spreads, starts),
-        imbalance=_nanmean_reduceat(imb, starts),
-        samples=counts,
-    )
 
 
 def cvd(delta: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from apps.markets.services import book_samples_store, source_status_record, trad
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
-from apps.pressure.indicators import crossvenue, derivatives, ofi, orderflow
+from apps.pressure.indicators import crossvenue, derivatives, ofi, orderbook, orderflow
 from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.models import Episode, PressureBar
 from apps.pressure.selectors import bars_version_bump
@@ -103,8 +103,7 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
     t, price, qty, sell = trade_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
     tb = barmath.trade_bars(t, price, qty, sell, interval_ms=interval)
     book = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    bb = barmath.book_bars(book["time_ms"], book["bid"], book["ask"], book["bid_depth"], book["ask_depth"],
-                           interval_ms=interval)
+    bb = _book_means(book, interval_ms=interval)
     pd_, qd = instrument.price_decimals, instrument.qty_decimals
     extras = _spi_inputs(instrument=instrument, t=t, qty=qty / 10.0**qd, sell=sell, book=book, start_ms=start_ms)
 
@@ -123,15 +122,16 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
             "taker_buy_quote": barmath.from_units(tb.buy_quote[i], pd_ + qd),
             "taker_sell_quote": barmath.from_units(tb.sell_quote[i], pd_ + qd),
         }
-    for i, bucket in enumerate(bb.bucket_ms.tolist()):
+    for bucket, means in bb.iterrows():
         bar = bars.setdefault(bucket, {
             "bucket_ms": bucket, "open": None, "high": None, "low": None, "close": None, "trades": 0,
             "taker_buy_base": zero, "taker_sell_base": zero, "taker_buy_quote": zero, "taker_sell_quote": zero,
         })
-        bar["spread_bps"] = _finite_or_none(bb.spread_bps[i])
-        for j, band in enumerate(barmath.BAND_NAMES):
-            bar[f"imbalance_{band}"] = _finite_or_none(bb.imbalance[i, j])
-        bar["book_samples"] = int(bb.samples[i])
+        bar["spread_bps"] = _finite_or_none(means["spread_bps"])
+        for band in barmath.BAND_NAMES:
+            bar[f"imbalance_{band}"] = _finite_or_none(means[f"imbalance_{band}"])
+        bar["bid_depth_0_5pct"] = _finite_or_none(means["bid_depth_0_5pct"])
+        bar["book_samples"] = int(means["samples"])
     out = []
     for bucket in sorted(bars):
         bar = bars[bucket]
@@ -141,7 +141,8 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
             bar.setdefault(f"imbalance_{band}", None)
         for name in ("buy_trades", "sell_trades"):
             bar[name] = int(extras[name].get(bucket, 0))
-        for name in ("large_trade_sell_share", "ofi", "bid_depth_0_5pct"):
+        bar.setdefault("bid_depth_0_5pct", None)
+        for name in ("large_trade_sell_share", "ofi"):
             bar[name] = _finite_or_none(extras[name].get(bucket, np.nan))
         out.append(barmath.finish_bar(bar))
     return out
@@ -167,15 +168,22 @@ def _spi_inputs(*, instrument, t, qty, sell, book, start_ms) -> dict[str, dict[i
                               "all": np.where(large, qty, 0.0)}).groupby("bucket").sum()
         share = frame["sell"] / frame["all"].where(frame["all"] > 0)
         out["large_trade_sell_share"] = share.to_dict()
-    out["ofi"], out["bid_depth_0_5pct"] = {}, {}
+    out["ofi"] = {}
     if len(book["time_ms"]):
         events = ofi.ofi_events(book["bid"], book["bid_qty"], book["ask"], book["ask_qty"],
                                 previous=book["previous"])
-        frame = pd.DataFrame({"bucket": book["time_ms"] - book["time_ms"] % minute, "ofi": events,
-                              "bid_depth": book["bid_depth"][:, 1]}).groupby("bucket")
-        out["ofi"] = frame["ofi"].sum().to_dict()
-        out["bid_depth_0_5pct"] = frame["bid_depth"].mean().to_dict()
+        bucket = book["time_ms"] - book["time_ms"] % minute
+        out["ofi"] = pd.Series(events).groupby(bucket).sum().to_dict()
     return out
+
+
+def _book_means(book: dict, *, interval_ms: int) -> pd.DataFrame:
+    """Mean spread, band imbalances and band depths of the minutes that have book samples."""
+    if not len(book["time_ms"]):
+        return pd.DataFrame()
+    means = orderbook.book_sample_bars(book["time_ms"], book["bid"], book["ask"], book["bid_depth"],
+                                       book["ask_depth"], interval_ms=interval_ms, bands=barmath.BAND_NAMES)
+    return means[means["samples"] > 0]
 
 
 def _finite_or_none(value) -> float | None:

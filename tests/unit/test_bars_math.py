@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from apps.markets.validation import decimals_of
 from apps.pressure import bars as barmath
+from apps.pressure.indicators import orderbook
 from tests.recordings import minute_bars_by_hand, raw_trades
 
 
@@ -92,23 +93,25 @@ def test_book_bars_mean_spread_and_imbalance_match_a_loop():
     ask_depth = rng.random((n, 4)) * 1e6
     bid_depth[::17, 2] = 0
     ask_depth[::17, 2] = 0  # both sides empty in a band: undefined, must be skipped, not zero
-    got = barmath.book_bars(t, bid, ask, bid_depth, ask_depth, interval_ms=60_000)
-    for i, bucket in enumerate(got.bucket_ms.tolist()):
+    got = orderbook.book_sample_bars(t, bid, ask, bid_depth, ask_depth, interval_ms=60_000,
+                                     bands=barmath.BAND_NAMES)
+    for bucket, row in got.iterrows():
         idx = [k for k in range(n) if bucket <= t[k] < bucket + 60_000]
         spreads = [(ask[k] - bid[k]) / ((ask[k] + bid[k]) / 2) * 10_000 for k in idx]
-        assert got.samples[i] == len(idx)
-        assert abs(got.spread_bps[i] - sum(spreads) / len(spreads)) < 1e-9
-        for band in range(4):
-            vals = [(bid_depth[k, band] - ask_depth[k, band]) / (bid_depth[k, band] + ask_depth[k, band])
-                    for k in idx if bid_depth[k, band] + ask_depth[k, band] > 0]
-            assert abs(got.imbalance[i, band] - sum(vals) / len(vals)) < 1e-12
+        assert row["samples"] == len(idx)
+        assert abs(row["spread_bps"] - sum(spreads) / len(spreads)) < 1e-9
+        for j, band in enumerate(barmath.BAND_NAMES):
+            vals = [(bid_depth[k, j] - ask_depth[k, j]) / (bid_depth[k, j] + ask_depth[k, j])
+                    for k in idx if bid_depth[k, j] + ask_depth[k, j] > 0]
+            assert abs(row[f"imbalance_{band}"] - sum(vals) / len(vals)) < 1e-12
 
 
 def test_empty_inputs_give_empty_bars_without_nan():
     empty = np.zeros(0, dtype=np.int64)
     assert len(barmath.trade_bars(empty, empty, empty, empty.astype(bool), interval_ms=60_000)) == 0
-    got = barmath.book_bars(empty, empty, empty, np.zeros((0, 4)), np.zeros((0, 4)), interval_ms=60_000)
-    assert len(got.bucket_ms) == 0
+    got = orderbook.book_sample_bars(empty, empty, empty, np.zeros((0, 4)), np.zeros((0, 4)), interval_ms=60_000,
+                                     bands=barmath.BAND_NAMES)
+    assert got["samples"].sum() == 0
 
 
 def test_unsorted_trades_are_refused():
