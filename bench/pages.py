@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,11 +86,15 @@ def ttfb(url: str) -> tuple[float, int]:
 
 
 def load(url: str) -> dict:
-    samples, sizes, stop = [], [], time.monotonic() + SECONDS
+    samples, sizes, errors, stop = [], [], [], time.monotonic() + SECONDS
 
     def worker():
         while time.monotonic() < stop:
-            t, size = ttfb(url)
+            try:
+                t, size = ttfb(url)
+            except urllib.error.HTTPError as exc:
+                errors.append(exc.code)
+                continue
             samples.append(t)
             sizes.append(size)
 
@@ -99,7 +104,9 @@ def load(url: str) -> dict:
     for t in threads:
         t.join()
     samples.sort()
-    return {"requests": len(samples), "p50_ms": round(samples[len(samples) // 2] * 1000, 1),
+    if not samples:
+        return {"requests": 0, "errors": len(errors), "status": sorted(set(errors))}
+    return {"requests": len(samples), "errors": len(errors), "p50_ms": round(samples[len(samples) // 2] * 1000, 1),
             "p95_ms": round(samples[int(len(samples) * 0.95)] * 1000, 1), "bytes": sizes[-1]}
 
 

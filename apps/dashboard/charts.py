@@ -102,13 +102,13 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
 
 
 def sparkline_figure(points: list[tuple[str, float]], *, theme: str = "dark") -> str:
-    t = THEMES.get(theme, THEMES["dark"])
     fig = go.Figure(go.Scatter(
         x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line={"width": 1.5, "color": "#42a5f5"},
         hovertemplate="%{y:,.2f}<extra></extra>", meta={"y": "close"},
     ))
+    # No template: a sparkline needs none of it, and fifty copies of plotly_dark would dominate the page.
     fig.update_layout(
-        template=t["template"], paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
+        template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
         margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
         xaxis={"visible": False}, yaxis={"visible": False},
     )

@@ -54,16 +54,18 @@ def instrument(request, exchange, market, symbol):
         end=chart_range.end, max_points=settings.CHART_MAX_POINTS)
     episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)[:200])
     latest = bar_latest_with_spi(instrument=inst)
-    figure = json.loads(charts.instrument_figure(bars, base=inst.base, quote=inst.quote, theme=_theme(request)))
+    # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
+    figure = json.loads(charts.instrument_figure([], base=inst.base, quote=inst.quote, theme=_theme(request)))
     figure["layout"]["shapes"] = figure["layout"].get("shapes", []) + charts.episode_shapes(
         episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z"))
     return render(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "figure": json.dumps(figure),
-        "spi_figure": charts.spi_figure(spi_bars, components=list(spi_weights()), labels=SPI_LABELS,
+        "spi_figure": charts.spi_figure([], components=list(spi_weights()), labels=SPI_LABELS,
                                         theme=_theme(request)),
-        "spi_bars": spi_bars, "spi_latest": latest, "spi_explain": spi_explain(latest), "episodes": episodes[:10],
+        "spi_bars": spi_bars if spi_bars is not bars else None,
+        "spi_latest": latest, "spi_explain": spi_explain(latest), "episodes": episodes[:10],
         "spi_missing": [SPI_LABELS.get(m, m) for m in (latest.spi_missing if latest else [])],
         "panels": charts.PANELS, "bars": bars, "last_bar": bars[-1] if bars else None,
         "watched": request.user.is_authenticated and bool(watchlists_containing(user=request.user, instrument=inst)),

@@ -51,7 +51,9 @@
     const chart = document.getElementById("chart");
     const main = LiveFigure(chart, JSON.parse(read("figure-data")), read("bars-data"), config);
     const spiEl = document.getElementById("spi-chart");
-    const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("spi-bars-data"),
+    // On 1m charts the SPI rows are the bars themselves (parsed again: each chart keeps its own rows).
+    const spiRows = document.getElementById("spi-bars-data") ? read("spi-bars-data") : read("bars-data");
+    const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), spiRows,
       { rangeMs: Math.min(config.rangeMs, 24 * 3600 * 1000), live: config.live });
     let updates = 0;
 
