@@ -98,7 +98,9 @@ def _main() -> None:
                           ("bench.ws_fanout", "WebSocket fan-out, Daphne + channels_redis "
                                               "(`python -m bench.ws_fanout`)"),
                           ("bench.pages", "Pages under load, PostgreSQL, 30 days x 50 instruments "
-                                          "(`python -m bench.pages`)")):
+                                          "(`python -m bench.pages`)"),
+                          ("bench.collector", "Collector: Binance trade messages from the local exchange server "
+                                              "into SQLite (`python -m bench.collector`)")):
         with console.status(f"running {module}…"):
             out = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True,
                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
