@@ -255,3 +255,22 @@ def test_heat_map_shows_funding_of_perpetuals(client, world):
     client.force_login(world["alice"])
     html = client.get(world["watchlist"].get_absolute_url()).content.decode()
     assert "-0.000125" in html and "(-1 bp)" in html
+
+
+def test_derivatives_rules_read_liquidations_and_funding_of_the_bar(world):
+    from apps.alerts.metrics import metric_value
+    from apps.derivatives.models import FundingRate, Liquidation
+    from apps.pressure.models import PressureBar
+
+    perp = instrument_ensure(exchange_slug="binance", market="usdm", symbol="BTCUSDT", base="BTC", quote="USDT",
+                             kind="perp")
+    start_ms = 1_723_161_600_000
+    bar = PressureBar.objects.create(instrument=perp, interval="1m", bucket_start="2024-08-09T00:00:00Z")
+    FundingRate.objects.create(instrument=perp, time_ms=start_ms - 3_600_000, rate="0.0003")
+    bar.refresh_from_db()
+    # A SELL liquidation order closes a long: stored as side "long".
+    for i, (side, qty) in enumerate((("long", "0.5"), ("long", "0.25"), ("short", "1"))):
+        Liquidation.objects.create(instrument=perp, key=f"k{i}", time_ms=start_ms + 1000 * i, side=side,
+                                   price="60000", qty=qty, notional=str(60000 * float(qty)), sampled=True)
+    assert metric_value("long_liquidations", bar) == pytest.approx(45_000.0)
+    assert metric_value("funding_rate", bar) == pytest.approx(0.0003)
