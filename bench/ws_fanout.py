@@ -35,6 +35,7 @@ from pressureweb import embedded_redis  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RATE_HZ = 2
 SECONDS = 10
+DAPHNES = int(os.environ.get("BENCH_DAPHNES", "2"))  # one per core, as docs/deploy.md recommends
 
 
 def _raise_fd_limit() -> None:
@@ -61,13 +62,13 @@ async def _client(url: str, received: list, ready: asyncio.Event, counter: list,
                 received.append((msg["bars"]["1m"][0]["seq"], now - msg["bars"]["1m"][0]["published_at"]))
 
 
-async def _round(url: str, group: str, instrument_id: int, clients: int) -> dict:
+async def _round(urls: list[str], group: str, instrument_id: int, clients: int) -> dict:
     received: list = []
     ready = asyncio.Event()
     counter = [0]
     tasks = []
     for i in range(clients):
-        tasks.append(asyncio.create_task(_client(url, received, ready, counter, clients)))
+        tasks.append(asyncio.create_task(_client(urls[i % len(urls)], received, ready, counter, clients)))
         if i % 100 == 99:
             await asyncio.sleep(0.05)  # do not stampede the accept queue
     await asyncio.wait_for(ready.wait(), timeout=120)
@@ -93,33 +94,35 @@ def main() -> None:
     redis_proc = None if settings.REDIS_URL_SET else embedded_redis.start()
     call_command("migrate", verbosity=0)
     inst = instrument_ensure(exchange_slug="bench", market="spot", symbol="BTCUSDT", base="BTC", quote="USDT")
-    port = _free_port()
     env = {**os.environ, "DEBUG": "1", "PYTHONPATH": str(ROOT)}
-    daphne = subprocess.Popen([str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                               "pressureweb.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, preexec_fn=_raise_fd_limit)
+    ports = [_free_port() for _ in range(DAPHNES)]
+    daphnes = [subprocess.Popen([str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                                 "pressureweb.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=_raise_fd_limit) for port in ports]
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        url = f"ws://127.0.0.1:{port}/ws/instruments/{inst.pk}/"
+        for port in ports:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        urls = [f"ws://127.0.0.1:{port}/ws/instruments/{inst.pk}/" for port in ports]
         group = instrument_group(inst.pk)
-        rounds = [asyncio.run(_round(url, group, inst.pk, 1000))]
+        rounds = [asyncio.run(_round(urls, group, inst.pk, 1000))]
         ceiling = None
         for clients in (1500, 2000, 3000):
-            result = asyncio.run(_round(url, group, inst.pk, clients))
+            result = asyncio.run(_round(urls, group, inst.pk, clients))
             rounds.append(result)
             if result["p99_ms"] > 1000 or result["lost"]:
                 ceiling = clients
                 break
-        print(json.dumps({"rate_hz": RATE_HZ, "seconds": SECONDS, "rounds": rounds,
+        print(json.dumps({"rate_hz": RATE_HZ, "seconds": SECONDS, "daphne_processes": DAPHNES, "rounds": rounds,
                           "ceiling_clients_p99_over_1s": ceiling or f"> {rounds[-1]['clients']}"}))
     finally:
-        daphne.terminate()
-        daphne.wait(10)
+        for daphne in daphnes:
+            daphne.terminate()
+            daphne.wait(10)
         if redis_proc:
             redis_proc.terminate()
 
