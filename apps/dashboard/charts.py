@@ -6,6 +6,8 @@ updates into the same figure without knowing anything else about it.
 
 from __future__ import annotations
 
+import functools
+
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
@@ -35,6 +37,16 @@ def _col(rows: list[dict], field: str, sign: int = 1) -> list:
         v = r.get(field)
         out.append(None if v is None else sign * float(v))
     return out
+
+
+def instrument_figure_empty(*, base: str, quote: str, theme: str = "dark") -> str:
+    """The figure without data (the page fills it from its bars): the same for every request."""
+    return _instrument_figure_cached(base, quote, theme)
+
+
+@functools.lru_cache(maxsize=64)
+def _instrument_figure_cached(base: str, quote: str, theme: str) -> str:
+    return instrument_figure([], base=base, quote=quote, theme=theme)
 
 
 def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "dark") -> str:
@@ -101,12 +113,14 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
     return pio.to_json(fig, validate=False, pretty=False)
 
 
-def sparkline_figure(points: list[tuple[str, float]], *, theme: str = "dark") -> str:
+@functools.lru_cache(maxsize=4)
+def sparkline_figure() -> str:
+    """One empty sparkline figure for every row; each row fills it from its own closes."""
     fig = go.Figure(go.Scatter(
-        x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line={"width": 1.5, "color": "#42a5f5"},
+        x=[], y=[], mode="lines", line={"width": 1.5, "color": "#42a5f5"},
         hovertemplate="%{y:,.2f}<extra></extra>", meta={"y": "close"},
     ))
-    # No template: a sparkline needs none of it, and fifty copies of plotly_dark would dominate the page.
+    # No template: a sparkline needs none of it.
     fig.update_layout(
         template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
         margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
@@ -120,6 +134,15 @@ REGIME_BANDS = (("calm", 0, 40, "rgba(38,166,154,0.08)"), ("elevated", 40, 60, "
 COMPONENT_COLORS = ("#ef5350", "#ab47bc", "#42a5f5", "#26c6da", "#ffb300", "#8d6e63", "#66bb6a", "#ec407a",
                     "#7e57c2", "#29b6f6", "#d4e157", "#ff7043", "#78909c", "#5c6bc0", "#9ccc65", "#ffa726",
                     "#26a69a", "#bdbdbd")
+
+
+def spi_figure_empty(*, components: tuple[str, ...], labels: dict[str, str], theme: str = "dark") -> str:
+    return _spi_figure_cached(components, tuple(sorted(labels.items())), theme)
+
+
+@functools.lru_cache(maxsize=16)
+def _spi_figure_cached(components: tuple[str, ...], labels: tuple, theme: str) -> str:
+    return spi_figure([], components=list(components), labels=dict(labels), theme=theme)
 
 
 def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str], theme: str = "dark") -> str:

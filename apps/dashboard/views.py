@@ -32,10 +32,10 @@ def overview(request):
     closes = closes_recent(instrument_ids=[inst.pk for inst, _ in instruments])
     rows = [
         {"instrument": inst, "bar": bar, "spark_id": f"spark-{inst.pk}",
-         "sparkline": charts.sparkline_figure(closes[inst.pk], theme=_theme(request))}
+         "closes": {"x": [c[0] for c in closes[inst.pk]], "y": [c[1] for c in closes[inst.pk]]}}
         for inst, bar in instruments
     ]
-    return render(request, "dashboard/overview.html", {"rows": rows})
+    return render(request, "dashboard/overview.html", {"rows": rows, "sparkline": charts.sparkline_figure()})
 
 
 def instrument(request, exchange, market, symbol):
@@ -55,15 +55,15 @@ def instrument(request, exchange, market, symbol):
     episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)[:200])
     latest = bar_latest_with_spi(instrument=inst)
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
-    figure = json.loads(charts.instrument_figure([], base=inst.base, quote=inst.quote, theme=_theme(request)))
+    figure = json.loads(charts.instrument_figure_empty(base=inst.base, quote=inst.quote, theme=_theme(request)))
     figure["layout"]["shapes"] = figure["layout"].get("shapes", []) + charts.episode_shapes(
         episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z"))
     return render(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "figure": json.dumps(figure),
-        "spi_figure": charts.spi_figure([], components=list(spi_weights()), labels=SPI_LABELS,
-                                        theme=_theme(request)),
+        "spi_figure": charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS,
+                                              theme=_theme(request)),
         "spi_bars": spi_bars if spi_bars is not bars else None,
         "spi_latest": latest, "spi_explain": spi_explain(latest), "episodes": episodes[:10],
         "spi_missing": [SPI_LABELS.get(m, m) for m in (latest.spi_missing if latest else [])],

@@ -26,8 +26,13 @@
   };
   document.addEventListener("DOMContentLoaded", () => {
     const figures = new Map();
+    const template = document.getElementById("sparkline-figure");
     document.querySelectorAll(".sparkline").forEach((el) => {
-      const fig = JSON.parse(JSON.parse(document.getElementById(el.dataset.figureId).textContent));
+      // One shared figure (layout and style), filled with this row's closes.
+      const fig = JSON.parse(JSON.parse(template.textContent));
+      const closes = JSON.parse(document.getElementById(el.dataset.figureId).textContent);
+      fig.data[0].x = closes.x;
+      fig.data[0].y = closes.y;
       figures.set(el, fig);
       Plotly.newPlot(el, fig.data, fig.layout, { staticPlot: true, displayModeBar: false });
     });
