@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ django.setup()
 
 import ccxt.pro  # noqa: E402
 import numpy as np  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from apps.exchanges.collector import Collector  # noqa: E402
@@ -41,6 +43,7 @@ from apps.exchanges.models import Feed  # noqa: E402
 from apps.exchanges.normalize import trades_normalize  # noqa: E402
 from apps.exchanges.services import registry_sync  # noqa: E402
 from apps.markets.models import Trade  # noqa: E402
+from pressureweb import embedded_redis  # noqa: E402
 from tests.exchangeserver import agg_from_trade, binance_raw  # noqa: E402
 
 KEYS = ("api.binance.com:BTCUSDT", "fapi.binance.com:BTCUSDT", "api.binance.com:ETHUSDT")
@@ -74,6 +77,11 @@ def main() -> None:
     parser.add_argument("--batch-ms", type=int, default=250)
     args = parser.parse_args()
 
+    with contextlib.nullcontext() if settings.REDIS_URL_SET else embedded_redis.running():
+        _bench(args)
+
+
+def _bench(args) -> None:
     call_command("migrate", verbosity=0)
     Trade.objects.filter(instrument__exchange__slug="binance").delete()
     Feed.objects.all().delete()

@@ -33,10 +33,13 @@ import asyncio
 import functools
 import gzip
 import json
+import re
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -138,6 +141,63 @@ def kraken_trades() -> dict:
 
 
 @functools.cache
+def bybit_ws_messages() -> dict[str, list[dict]]:
+    """Bybit publicTrade and orderbook.200 messages per category (conn ws.2 linear, ws.3 spot), file order."""
+    out: dict[str, list[dict]] = {"linear": [], "spot": []}
+    for rec in _jsonl("BYBIT.jsonl"):
+        if rec["t"] == "recv" and ('"publicTrade.' in rec["data"] or '"orderbook.' in rec["data"]):
+            out["linear" if rec["conn"].endswith(".2") else "spot"].append(json.loads(rec["data"]))
+    return out
+
+
+@functools.cache
+def okx_ws_messages() -> list[dict]:
+    """OKX trades and books data messages (not the subscribe acks), file order."""
+    out = []
+    for rec in _jsonl("OKX_filtered.jsonl"):
+        if rec["t"] == "recv":
+            d = json.loads(rec["data"])
+            if (d.get("arg") or {}).get("channel") in ("trades", "books") and "data" in d:
+                out.append(d)
+    return out
+
+
+@functools.cache
+def coinbase_ws_messages() -> list[dict]:
+    """Coinbase Advanced Trade market_trades and l2_data messages, one product each, file order."""
+    out = []
+    for rec in _jsonl("COINBASE_truncated.jsonl"):
+        if rec["t"] != "recv":
+            continue
+        d = json.loads(rec["data"])
+        if d.get("channel") not in ("market_trades", "l2_data"):
+            continue
+        by_product: dict[str, list[dict]] = {}
+        for ev in d["events"]:
+            if "product_id" in ev:
+                by_product.setdefault(ev["product_id"], []).append(ev)
+            else:
+                for t in ev["trades"]:
+                    events = by_product.setdefault(t["product_id"], [])
+                    if not events or events[-1]["type"] != ev["type"]:
+                        events.append({"type": ev["type"], "trades": []})
+                    events[-1]["trades"].append(t)
+        for product, events in by_product.items():
+            out.append({**d, "events": events, "_product": product})
+    return out
+
+
+def kraken_v2_trade(row: list, symbol: str) -> dict:
+    """A Kraken REST trade row [price, volume, time, b/s, m/l, misc, trade_id] as WS v2 sends a trade."""
+    seconds = Decimal(repr(row[2]))
+    micros = int(seconds * 1_000_000)
+    stamp = datetime.fromtimestamp(micros // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return {"symbol": symbol, "side": "sell" if row[3] == "s" else "buy", "price": float(row[0]),
+            "qty": float(row[1]), "ord_type": "market" if row[4] == "m" else "limit", "trade_id": row[6],
+            "timestamp": f"{stamp}.{micros % 1_000_000:06d}Z"}
+
+
+@functools.cache
 def funding_history_xrp() -> list[list]:
     return json.loads((DATA / "freqtrade-testdata" / "XRP_USDT_USDT-8h-funding_rate.json").read_text())
 
@@ -213,6 +273,47 @@ def kraken_asset_pairs() -> dict:
                                     "ETHUSDT": pair("ETHUSDT", "XETH", "USDT", "ETH/USDT")}}
 
 
+def coinbase_products() -> dict:
+    """Coinbase Advanced Trade /market/products (documented shape) for the recorded BTC-USD and ETH-USD
+    (the recording's products list was dropped); increments as in the recorded prices and sizes."""
+    def product(pid, base, base_name):
+        return {"product_id": pid, "price": "", "price_percentage_change_24h": "", "volume_24h": "",
+                "volume_percentage_change_24h": "", "base_increment": "0.00000001", "quote_increment": "0.01",
+                "quote_min_size": "1", "quote_max_size": "150000000", "base_min_size": "0.00000001",
+                "base_max_size": "3400", "base_name": base_name, "quote_name": "US Dollar", "watched": False,
+                "is_disabled": False, "new": False, "status": "online", "cancel_only": False, "limit_only": False,
+                "post_only": False, "trading_disabled": False, "auction_mode": False, "product_type": "SPOT",
+                "quote_currency_id": "USD", "base_currency_id": base, "fcm_trading_session_details": None,
+                "mid_market_price": "", "alias": "", "alias_to": [], "base_display_symbol": base,
+                "quote_display_symbol": "USD", "view_only": False, "price_increment": "0.01",
+                "display_name": pid, "product_venue": "CBE"}
+    return {"products": [product("BTC-USD", "BTC", "Bitcoin"), product("ETH-USD", "ETH", "Ethereum")],
+            "num_products": 2}
+
+
+def coinbase_currencies(kind: str) -> dict:
+    """Coinbase /v2/currencies (fiat), /v2/currencies/crypto and /v2/exchange-rates (documented shapes)."""
+    if kind == "fiat":
+        return {"data": [{"id": "USD", "name": "US Dollar", "min_size": "0.01"}]}
+    if kind == "crypto":
+        return {"data": [{"asset_id": f"asset-{code.lower()}", "code": code, "name": name, "color": "#000000",
+                          "sort_index": str(i), "exponent": 8, "type": "crypto", "address_regex": ""}
+                         for i, (code, name) in enumerate((("BTC", "Bitcoin"), ("ETH", "Ethereum")))]}
+    return {"data": {"currency": "USD", "rates": {"USD": "1", "BTC": "0.0000153", "ETH": "0.00052"}}}
+
+
+def okx_checksum(bids: list[list], asks: list[list]) -> int:
+    """OKX's book checksum: CRC32 of the best 25 bids and asks interleaved as ``px:sz``, signed 32-bit."""
+    parts = []
+    for i in range(25):
+        if i < len(bids):
+            parts += bids[i][:2]
+        if i < len(asks):
+            parts += asks[i][:2]
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
 # --------------------------------------------------------------------------- streams
 
 
@@ -268,16 +369,68 @@ class BookStream:
         return out
 
 
+@dataclass
+class LevelBook:
+    """A price-level book the server keeps for a Bybit/OKX/Coinbase stream: the recorded snapshot
+    advanced by the updates published so far, so a (re)subscribe gets the book as it is now."""
+
+    bids: dict = field(default_factory=dict)  # Decimal price -> the level as the exchange sends it
+    asks: dict = field(default_factory=dict)
+    seq: int = 0  # the exchange's update id of the last applied message (Bybit u, OKX seqId)
+    extra: dict = field(default_factory=dict)  # other fields of the last message (Bybit seq, ts)
+
+    def set(self, bid: bool, price: str, qty: str, level) -> None:
+        side = self.bids if bid else self.asks
+        if Decimal(qty) == 0:
+            side.pop(Decimal(price), None)
+        else:
+            side[Decimal(price)] = level
+
+    def top(self, bid: bool, limit: int | None = None) -> list:
+        side = self.bids if bid else self.asks
+        return [side[p] for p in sorted(side, reverse=bid)[:limit]]
+
+
+@dataclass
+class WsEvent:
+    """One recorded message of a replay: ``topic`` is what a client subscribes to receive it."""
+
+    kind: str  # "trades" or "book"
+    key: tuple  # the TradeStream / LevelBook key
+    topic: str
+    msg: dict
+    upto: int = 0  # for trades: how many of the stream's records are published after this message
+
+
+@dataclass
+class Replay:
+    """The recorded WebSocket messages of one connection, published one by one."""
+
+    ws_host: str
+    path: str
+    events: list[WsEvent]
+    published: int = 0
+
+    def remaining(self) -> int:
+        return len(self.events) - self.published
+
+
 # WebSocket hosts -> the REST host whose streams they carry.
 WS_HOSTS = {"stream.binance.com:9443": "api.binance.com", "fstream.binance.com": "fapi.binance.com",
             "stream.bybit.com": "api.bybit.com"}
+BYBIT_WS, OKX_WS, COINBASE_WS, KRAKEN_WS = ("stream.bybit.com", "ws.okx.com:443", "advanced-trade-ws.coinbase.com",
+                                            "ws.kraken.com")
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse, host: str):
+    def __init__(self, ws: web.WebSocketResponse, host: str, ws_host: str = "", path: str = ""):
         self.ws = ws
         self.host = host
+        self.ws_host = ws_host
+        self.path = path
         self.streams: set[str] = set()
+        self.seq = 0  # Coinbase's per-connection sequence_num
+        self.lock = asyncio.Lock()  # a snapshot goes out whole before the updates that follow it
 
 
 # --------------------------------------------------------------------------- the server
@@ -301,10 +454,17 @@ class ExchangeServer:
         self.requests: list[tuple[str, str]] = []
         self.clients: list[_Client] = []
         self.skip_depth = 0
+        self.skip_depth_topic: str | None = None
         self.injected: deque = deque()
         self.trades: dict[tuple, TradeStream] = {}
         self.books: dict[tuple, BookStream] = {}
+        self.ws_books: dict[tuple, LevelBook] = {}
+        self.replays: dict[str, Replay] = {}
+        self.answer_pings = True  # False: text pings go unanswered (the client's keepalive must notice)
+        self.pings: dict[str, int] = {}
+        self.ws_received: list[tuple[str, dict]] = []  # JSON frames clients sent (subscribe, ping ...)
         self._load(spot_files, with_eth)
+        self._load_ws()
         self._play_task = None
         self._playing: list[tuple] = []
         self.lock = threading.Lock()
@@ -352,6 +512,140 @@ class ExchangeServer:
         self.taker_ratio: dict[str, list] = {}
         self.liquidation_events: list[dict] = []
 
+    def _load_ws(self) -> None:
+        """The Bybit, OKX, Coinbase and Kraken WebSocket replays (see the module docstring)."""
+        for cat, messages in bybit_ws_messages().items():
+            events, counts = [], {}
+            for d in messages:
+                topic = d["topic"]
+                if topic.startswith("publicTrade."):
+                    key = ("bybit", cat, d["data"][0]["s"])
+                    counts[key] = counts.get(key, 0) + len(d["data"])
+                    events.append(WsEvent("trades", key, topic, d, counts[key]))
+                    continue
+                key = ("bybit", cat, d["data"]["s"])
+                if d["type"] == "snapshot" and key not in self.ws_books:
+                    book = self.ws_books[key] = LevelBook(seq=d["data"]["u"])
+                    for bid, levels in ((True, d["data"]["b"]), (False, d["data"]["a"])):
+                        for price, qty in levels:
+                            book.set(bid, price, qty, [price, qty])
+                    book.extra = {"seq": d["data"]["seq"], "ts": d["ts"], "cts": d.get("cts")}
+                else:
+                    events.append(WsEvent("book", key, topic, d))
+            self.replays[f"bybit-{cat}"] = Replay(BYBIT_WS, f"/v5/public/{cat}", events)
+
+        events, counts = [], {}
+        for d in okx_ws_messages():
+            inst, channel = d["arg"]["instId"], d["arg"]["channel"]
+            topic = f"{channel}:{inst}"
+            if channel == "trades":
+                key = ("okx", inst)
+                counts[key] = counts.get(key, 0) + len(d["data"])
+                events.append(WsEvent("trades", key, topic, d, counts[key]))
+            elif d.get("action") == "snapshot" and ("okx", inst) not in self.ws_books:
+                # The 2022 recording predates seqId/prevSeqId: the server numbers the messages.
+                data = d["data"][0]
+                book = self.ws_books[("okx", inst)] = LevelBook(seq=1_000_000)
+                for bid, levels in ((True, data["bids"]), (False, data["asks"])):
+                    for level in levels:
+                        book.set(bid, level[0], level[1], level)
+                book.extra = {"ts": data["ts"]}
+            else:
+                events.append(WsEvent("book", ("okx", inst), topic, d))
+        self.replays["okx"] = Replay(OKX_WS, "/ws/v5/public", events)
+
+        events, counts = [], {}
+        for d in coinbase_ws_messages():
+            product = d["_product"]
+            if d["channel"] == "market_trades":
+                key = ("coinbase", product)
+                trades = [t for ev in d["events"] for t in reversed(ev["trades"])]  # sent newest first
+                if d["events"][0]["type"] == "snapshot":
+                    self.trades[key] = TradeStream(key, trades, published=len(trades), id_key="trade_id")
+                    counts[key] = len(trades)
+                    continue
+                self.trades[key].records.extend(trades)
+                counts[key] += len(trades)
+                events.append(WsEvent("trades", key, f"market_trades:{product}", d, counts[key]))
+            elif d["events"][0]["type"] == "snapshot" and ("coinbase", product) not in self.ws_books:
+                book = self.ws_books[("coinbase", product)] = LevelBook()
+                for u in d["events"][0]["updates"]:
+                    book.set(u["side"] == "bid", u["price_level"], u["new_quantity"], u)
+            else:
+                events.append(WsEvent("book", ("coinbase", product), f"level2:{product}", d))
+        self.replays["coinbase"] = Replay(COINBASE_WS, "/", events)
+
+        # Kraken: the REST recording's trades framed as WS v2 trade updates, one per taker order
+        # (the trades of one timestamp).
+        stream = self.trades[("kraken", "XBTUSDT")]
+        events, group = [], []
+        for i, row in enumerate(stream.records):
+            group.append(row)
+            if i + 1 == len(stream.records) or stream.records[i + 1][2] != row[2]:
+                msg = {"channel": "trade", "type": "update", "data": [kraken_v2_trade(r, "BTC/USDT") for r in group]}
+                events.append(WsEvent("trades", ("kraken", "XBTUSDT"), "trade:BTC/USDT", msg, i + 1))
+                group = []
+        self.replays["kraken"] = Replay(KRAKEN_WS, "/v2", events)
+
+    def publish_ws(self, name: str, n: int | None = None) -> int:
+        """Publish the next ``n`` (default: all remaining) recorded messages of a replay; returns how many."""
+        return self.call(self._publish_ws, name, n)
+
+    async def _publish_ws(self, name: str, n: int | None) -> int:
+        replay = self.replays[name]
+        count = replay.remaining() if n is None else min(n, replay.remaining())
+        for _ in range(count):
+            ev = replay.events[replay.published]
+            replay.published += 1
+            await self._publish_event(replay, ev)
+        return count
+
+    async def _publish_event(self, replay: Replay, ev: WsEvent) -> None:
+        msg = ev.msg
+        if ev.kind == "trades":
+            stream = self.trades[ev.key]
+            with self.lock:
+                stream.published = max(stream.published, ev.upto)
+        else:
+            book = self.ws_books[ev.key]
+            if replay.ws_host == BYBIT_WS:
+                data = msg["data"]
+                for bid, levels in ((True, data["b"]), (False, data["a"])):
+                    for price, qty in levels:
+                        book.set(bid, price, qty, [price, qty])
+                book.seq = data["u"]
+                book.extra = {"seq": data["seq"], "ts": msg["ts"], "cts": msg.get("cts")}
+            elif replay.ws_host == OKX_WS:
+                data = msg["data"][0]
+                for bid, levels in ((True, data["bids"]), (False, data["asks"])):
+                    for level in levels:
+                        book.set(bid, level[0], level[1], level)
+                prev, book.seq = book.seq, book.seq + 1
+                book.extra = {"ts": data["ts"]}
+                msg = {**msg, "data": [{**data, "prevSeqId": prev, "seqId": book.seq}]}
+            else:  # Coinbase
+                for ev_ in msg["events"]:
+                    for u in ev_["updates"]:
+                        book.set(u["side"] == "bid", u["price_level"], u["new_quantity"], u)
+            if self.skip_depth and self.skip_depth_topic in (None, ev.topic):
+                self.skip_depth -= 1
+                return
+        text = json.dumps({k: v for k, v in msg.items() if not k.startswith("_")})
+        for c in list(self.clients):
+            if c.ws_host == replay.ws_host and c.path == replay.path and ev.topic in c.streams:
+                await self._send(c, self._sequenced(c, text) if replay.ws_host == COINBASE_WS else text)
+
+    @staticmethod
+    def _sequenced(client: _Client, text: str) -> str:
+        """Coinbase numbers every message of a connection (sequence_num)."""
+        msg = json.loads(text)
+        msg["sequence_num"] = client.seq
+        client.seq += 1
+        return json.dumps(msg)
+
+    def ws_subscribers(self, ws_host: str, topic: str) -> int:
+        return sum(1 for c in self.clients if c.ws_host == ws_host and topic in c.streams and not c.ws.closed)
+
     def publish_all(self) -> None:
         with self.lock:
             for s in self.trades.values():
@@ -382,6 +676,7 @@ class ExchangeServer:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_route("*", "/{host}/{path:.*}", self._dispatch)
+        app.router.add_route("*", "/{host}", self._dispatch)  # wss://advanced-trade-ws.coinbase.com
         self._runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -418,9 +713,11 @@ class ExchangeServer:
             await c.ws.close()
         self.clients.clear()
 
-    def skip_next_depth(self, n: int = 1) -> None:
-        """Sequence gap: the next n depth diffs are applied to the server's book but never sent."""
+    def skip_next_depth(self, n: int = 1, topic: str | None = None) -> None:
+        """Sequence gap: the next n depth diffs (of ``topic`` only, for the replays, if given) are
+        applied to the server's book but never sent."""
         self.skip_depth += n
+        self.skip_depth_topic = topic
 
     def inject(self, host: str, stream: str, payload) -> None:
         """Send a raw message (dict or text) to every client subscribed to ``stream`` on ``host``."""
@@ -437,7 +734,8 @@ class ExchangeServer:
         if client.ws.closed:
             return
         try:
-            await client.ws.send_str(text)
+            async with client.lock:
+                await client.ws.send_str(text)
         except (ConnectionError, RuntimeError):
             if client in self.clients:
                 self.clients.remove(client)
@@ -530,7 +828,7 @@ class ExchangeServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         host = request.match_info["host"]
-        path = "/" + request.match_info["path"]
+        path = "/" + request.match_info.get("path", "")
         if host == "_control":  # for a server in another process (benchmarks)
             return web.json_response(self._control(path, dict(request.query)))
         self.requests.append((host, path + ("?" + request.query_string if request.query_string else "")))
@@ -548,10 +846,15 @@ class ExchangeServer:
                                         content_type="application/json")
                 break
         handler = ROUTES.get((host, path))
+        query = dict(request.query)
+        for (prefix_host, pattern), fn in PATTERN_ROUTES.items():
+            match = pattern.fullmatch(path) if prefix_host == host and handler is None else None
+            if match:
+                handler, query = fn, {**query, **match.groupdict()}
         if handler is None:
             return web.json_response({"code": -1121, "msg": f"no route {host}{path}"}, status=404)
         try:
-            result = handler(self, dict(request.query))
+            result = handler(self, query)
         except KeyError as exc:
             return web.json_response({"code": -1121, "msg": f"Invalid symbol {exc}"}, status=400)
         return web.json_response(result)
@@ -559,14 +862,30 @@ class ExchangeServer:
     async def _websocket(self, request: web.Request, host: str, path: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         await ws.prepare(request)
-        client = _Client(ws, WS_HOSTS.get(host, host))
+        client = _Client(ws, WS_HOSTS.get(host, host), host, path)
         self.clients.append(client)
+        handler = {BYBIT_WS: self._ws_bybit, OKX_WS: self._ws_okx, COINBASE_WS: self._ws_coinbase,
+                   KRAKEN_WS: self._ws_kraken}.get(host)
+        if host == KRAKEN_WS:
+            await self._send(client, json.dumps({"channel": "status", "type": "update", "data": [{
+                "api_version": "v2", "connection_id": id(client), "system": "online", "version": "2.0.10"}]}))
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
-                data = json.loads(msg.data)
-                if data.get("method") == "SUBSCRIBE":  # Binance
+                if msg.data == "ping":  # OKX's text keepalive
+                    self.pings[host] = self.pings.get(host, 0) + 1
+                    if self.answer_pings:
+                        await self._send(client, "pong")
+                    continue
+                try:
+                    data = json.loads(msg.data)
+                except ValueError:
+                    continue
+                self.ws_received.append((host, data))
+                if handler is not None:
+                    await handler(client, data)
+                elif data.get("method") == "SUBSCRIBE":  # Binance
                     client.streams.update(data.get("params", []))
                     await ws.send_str(json.dumps({"result": None, "id": data.get("id")}))
                 elif data.get("method") == "UNSUBSCRIBE":
@@ -582,6 +901,145 @@ class ExchangeServer:
             if client in self.clients:
                 self.clients.remove(client)
         return ws
+
+
+    # ------------------------------------------------------------------ Bybit, OKX, Coinbase, Kraken WS protocols
+
+    def _ping(self, host: str) -> bool:
+        self.pings[host] = self.pings.get(host, 0) + 1
+        return self.answer_pings
+
+    async def _ws_bybit(self, client: _Client, data: dict) -> None:
+        """v5 public: {"op": "subscribe", "req_id", "args": [topic, ...]}; an orderbook topic is
+        answered with the book's snapshot, then its deltas (u rising by one per message)."""
+        op, req_id = data.get("op"), data.get("req_id", "")
+        ack = {"success": True, "ret_msg": "", "conn_id": f"local-{id(client)}", "req_id": req_id, "op": op}
+        if op == "ping":
+            if self._ping(BYBIT_WS):
+                await self._send(client, json.dumps({**ack, "ret_msg": "pong"}))
+            return
+        topics = data.get("args") or []
+        if op == "unsubscribe":
+            client.streams.difference_update(topics)
+            await self._send(client, json.dumps(ack))
+            return
+        if op != "subscribe":
+            return
+        cat = client.path.rsplit("/", 1)[-1]
+        for topic in topics:
+            kind, _, symbol = topic.rpartition(".")
+            error = None
+            if topic in client.streams:
+                error = f"error:already subscribed,topic:{topic}"
+            elif kind.startswith("orderbook.") and (kind != "orderbook.200"
+                                                    or ("bybit", cat, symbol) not in self.ws_books):
+                error = f"error:topic:{topic} not recorded (only orderbook.200 is)"
+            if error:
+                await self._send(client, json.dumps({**ack, "success": False, "ret_msg": error}))
+                return
+        client.streams.update(topics)
+        snapshots = []
+        for topic in topics:
+            symbol = topic.rpartition(".")[2]
+            if topic.startswith("orderbook."):
+                book = self.ws_books[("bybit", cat, symbol)]
+                snapshots.append({"topic": topic, "type": "snapshot", "ts": book.extra["ts"], "data": {
+                    "s": symbol, "b": book.top(True, 200), "a": book.top(False, 200), "u": book.seq,
+                    "seq": book.extra["seq"]}, "cts": book.extra["cts"]})
+        await self._send(client, json.dumps(ack))
+        for snap in snapshots:
+            await self._send(client, json.dumps(snap))
+
+    async def _ws_okx(self, client: _Client, data: dict) -> None:
+        """v5 public: {"op": "subscribe", "args": [{"channel", "instId"}]}; ``books`` is answered with
+        the book's snapshot (prevSeqId -1), then updates chained by prevSeqId/seqId."""
+        op = data.get("op")
+        if op not in ("subscribe", "unsubscribe"):
+            return
+        for arg in data.get("args") or []:
+            channel = arg.get("channel")
+            topic = f"{channel}:{arg.get('instId') or arg.get('instType')}"
+            ack = json.dumps({"event": op, "arg": arg, "connId": f"{id(client) % 10**8:08x}"})
+            if op == "unsubscribe":
+                client.streams.discard(topic)
+                await self._send(client, ack)
+                continue
+            book = self.ws_books.get(("okx", arg.get("instId")))
+            if (channel == "books" and book is None) or channel not in ("books", "trades", "liquidation-orders"):
+                await self._send(client, json.dumps({"event": "error", "code": "60018", "msg": f"{topic} not recorded",
+                                                     "connId": "local"}))
+                continue
+            client.streams.add(topic)
+            await self._send(client, ack)
+            if channel == "books":
+                bids, asks = book.top(True, 400), book.top(False, 400)
+                await self._send(client, json.dumps({"arg": arg, "action": "snapshot", "data": [{
+                    "asks": asks, "bids": bids, "ts": book.extra["ts"], "checksum": okx_checksum(bids, asks),
+                    "prevSeqId": -1, "seqId": book.seq}]}))
+
+    def _coinbase_msg(self, client: _Client, channel: str, events: list) -> str:
+        msg = {"channel": channel, "client_id": "", "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+               "sequence_num": client.seq, "events": events}
+        client.seq += 1
+        return json.dumps(msg)
+
+    async def _ws_coinbase(self, client: _Client, data: dict) -> None:
+        """Advanced Trade: {"type": "subscribe", "product_ids", "channel"}; market_trades starts with
+        a snapshot of the last 100 trades, level2 (sent as l2_data) with the whole book."""
+        channel, products = data.get("channel"), data.get("product_ids") or []
+        if data.get("type") == "unsubscribe":
+            client.streams.difference_update(f"{channel}:{p}" for p in products)
+        elif data.get("type") == "subscribe":
+            for product in products:
+                topic = f"{channel}:{product}"
+                if channel == "market_trades" and ("coinbase", product) in self.trades:
+                    client.streams.add(topic)
+                    last = self.trades[("coinbase", product)].visible()[-100:]
+                    await self._send(client, self._coinbase_msg(client, "market_trades", [
+                        {"type": "snapshot", "trades": list(reversed(last))}]))
+                elif channel == "level2" and ("coinbase", product) in self.ws_books:
+                    client.streams.add(topic)
+                    book = self.ws_books[("coinbase", product)]
+                    await self._send(client, self._coinbase_msg(client, "l2_data", [
+                        {"type": "snapshot", "product_id": product,
+                         "updates": book.top(True) + book.top(False)}]))
+                else:
+                    await self._send(client, json.dumps({"type": "error", "message": f"{topic} not recorded"}))
+                    return
+        else:
+            return
+        subs: dict[str, list] = {}
+        for topic in sorted(client.streams):
+            name, _, product = topic.partition(":")
+            subs.setdefault(name, []).append(product)
+        await self._send(client, self._coinbase_msg(client, "subscriptions", [{"subscriptions": subs}]))
+
+    async def _ws_kraken(self, client: _Client, data: dict) -> None:
+        """v2: {"method": "subscribe", "params": {"channel": "trade", "symbol": [...]}, "req_id"}."""
+        method, req_id = data.get("method"), data.get("req_id")
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        if method == "ping":
+            if self._ping(KRAKEN_WS):
+                await self._send(client, json.dumps({"method": "pong", "req_id": req_id, "time_in": now,
+                                                     "time_out": now}))
+            return
+        if method not in ("subscribe", "unsubscribe"):
+            return
+        params = data.get("params") or {}
+        for symbol in params.get("symbol") or []:
+            topic = f"{params.get('channel')}:{symbol}"
+            ok = topic == "trade:BTC/USDT"
+            if ok and method == "subscribe":
+                client.streams.add(topic)
+            else:
+                client.streams.discard(topic)
+            reply = {"method": method, "req_id": req_id, "success": ok, "time_in": now, "time_out": now}
+            if ok:
+                reply["result"] = {"channel": params.get("channel"), "snapshot": bool(params.get("snapshot")),
+                                   "symbol": symbol}
+            else:
+                reply["error"] = f"Currency pair not supported {symbol}"
+            await self._send(client, json.dumps(reply))
 
 
 # --------------------------------------------------------------------------- REST handlers
@@ -698,6 +1156,28 @@ def _kraken_trades(server: ExchangeServer, q: dict) -> dict:
     return {"error": [], "result": {"XBTUSDT": [list(r) for r in rows], "last": last}}
 
 
+def _iso_ms(text: str) -> int:
+    """'2026-08-09T21:05:42.514318Z' -> epoch milliseconds (exact, from the digits)."""
+    stamp, _, frac = text.rstrip("Z").partition(".")
+    seconds = int(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp())
+    return seconds * 1000 + int((frac + "000")[:3])
+
+
+def _coinbase_market_trades(server: ExchangeServer, q: dict) -> dict:
+    """Advanced Trade public market trades: the latest ``limit`` published trades, newest first."""
+    rows = server.trades[("coinbase", q["product_id"])].visible()
+    if q.get("start"):
+        rows = [r for r in rows if _iso_ms(r["time"]) >= int(q["start"]) * 1000]
+    if q.get("end"):
+        rows = [r for r in rows if _iso_ms(r["time"]) < (int(q["end"]) + 1) * 1000]
+    rows = rows[-_limit(q, 100, 1000):]
+    return {"trades": [{**r, "bid": "", "ask": ""} for r in reversed(rows)], "best_bid": "", "best_ask": ""}
+
+
+def _coinbase_products(server: ExchangeServer, q: dict) -> dict:
+    return coinbase_products() if q.get("product_type", "SPOT") == "SPOT" else {"products": [], "num_products": 0}
+
+
 def _deribit_dvol(server: ExchangeServer, q: dict) -> dict:
     rows = [r for r in server.dvol.get(q["currency"], []) if int(q["start_timestamp"]) <= r[0]]
     return {"jsonrpc": "2.0", "result": {"data": rows, "continuation": None}, "usIn": 0, "usOut": 0}
@@ -729,8 +1209,19 @@ ROUTES = {
     ("api.kraken.com", "/0/public/AssetPairs"): lambda s, q: kraken_asset_pairs(),
     ("api.kraken.com", "/0/public/Assets"): lambda s, q: kraken_assets(),
     ("api.kraken.com", "/0/public/Trades"): _kraken_trades,
+    ("api.coinbase.com", "/api/v3/brokerage/market/products"): _coinbase_products,
+    ("api.coinbase.com", "/v2/currencies"): lambda s, q: coinbase_currencies("fiat"),
+    ("api.coinbase.com", "/v2/currencies/crypto"): lambda s, q: coinbase_currencies("crypto"),
+    ("api.coinbase.com", "/v2/exchange-rates"): lambda s, q: coinbase_currencies("rates"),
     ("www.deribit.com", "/api/v2/public/get_volatility_index_data"): _deribit_dvol,
     ("www.deribit.com", "/api/v2/public/get_book_summary_by_currency"): _deribit_summary,
+}
+
+
+# Paths with an id inside: (host, regex) -> handler; named groups join the query.
+PATTERN_ROUTES = {
+    ("api.coinbase.com", re.compile(r"/api/v3/brokerage/market/products/(?P<product_id>[A-Z0-9-]+)/ticker")):
+        _coinbase_market_trades,
 }
 
 

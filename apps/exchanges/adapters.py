@@ -14,6 +14,7 @@ the original host as the first path segment (``https://fapi.binance.com/fapi/v1`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import deque
@@ -214,13 +215,58 @@ class _Guarded(_Tracking):
         return client
 
 
-_TRACKED: dict[type, type] = {}
+class _BybitGuarded(_Guarded):
+    """ccxt.pro bybit applies ``orderbook.N`` deltas without looking at their update id ``u``, which
+    rises by exactly one per message of a topic: a lost delta would leave a wrong book for good.
+    Here a jump drops the book and fails the watch with InvalidNonce (what ccxt raises for other
+    exchanges' gaps); the topic is unsubscribed so the next watch subscribes again and Bybit
+    answers with a fresh snapshot."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._book_u: dict[tuple[str, str], int] = {}
+        self.book_gaps: dict[str, Exception] = {}
+
+    def handle_order_book(self, client, message):
+        topic = message.get("topic") or ""
+        data = message.get("data") if isinstance(message.get("data"), dict) else {}
+        u, key = data.get("u"), (client.url, topic)
+        if message.get("type") == "snapshot" or not isinstance(u, int):
+            self._book_u.pop(key, None)
+            if isinstance(u, int):
+                self._book_u[key] = u
+            return super().handle_order_book(client, message)
+        last = self._book_u.get(key)
+        if last is None:
+            return None  # no snapshot on this connection yet (or dropped after a gap): nothing to apply to
+        if u == last + 1:
+            self._book_u[key] = u
+            return super().handle_order_book(client, message)
+        del self._book_u[key]
+        market = self.safe_market(data.get("s"), None, None, "spot" if "spot" in client.url else "contract")
+        symbol = market["symbol"]
+        message_hash = "orderbook:" + symbol
+        self.orderbooks.pop(symbol, None)
+        client.subscriptions.pop(message_hash, None)
+        sent = asyncio.ensure_future(client.send({"op": "unsubscribe", "req_id": self.request_id(), "args": [topic]}))
+        sent.add_done_callback(lambda f: f.cancelled() or f.exception())  # a closed socket resubscribes anyway
+        error = ccxt.InvalidNonce(f"{self.id} {topic}: update id jumped {last} -> {u}")
+        if message_hash in client.futures:
+            client.reject(error, message_hash)
+        else:
+            # Nobody is waiting: ccxt would park the error in a future that then fails every watch
+            # until the next snapshot; the adapter's next watch_order_book raises it once instead.
+            self.book_gaps[symbol] = error
+        return None
+
+
+_TRACKED: dict[tuple[type, type], type] = {}
 
 
 def _tracked(cls: type, mixin: type = _Tracking) -> type:
-    if cls not in _TRACKED:
-        _TRACKED[cls] = type(f"Tracked{cls.__name__}", (mixin, cls), {})
-    return _TRACKED[cls]
+    if (cls, mixin) not in _TRACKED:
+        _TRACKED[(cls, mixin)] = type(f"Tracked{cls.__name__}", (mixin, cls), {})
+    return _TRACKED[(cls, mixin)]
 
 
 # --------------------------------------------------------------------------- the interface
@@ -247,6 +293,8 @@ class ExchangeAdapter:
     trades_page_limit: ClassVar[int] = 1000
     book_limit: ClassVar[int] = 1000
     ws_trade_params: ClassVar[dict] = {}
+    ws_book_limit: ClassVar[int | None] = None  # depth of the streamed book (None: ccxt's default)
+    pro_mixin: ClassVar[type] = _Guarded
     has_funding: ClassVar[bool] = False
     has_open_interest: ClassVar[bool] = False
     has_liquidation_stream: ClassVar[bool] = False
@@ -297,7 +345,7 @@ class ExchangeAdapter:
         # ccxt.pro keeps only the last `tradesLimit` trades between two watch calls (default 1000);
         # a burst bigger than that while the loop is busy would silently drop trades.
         config["options"] = {**config["options"], "tradesLimit": 100_000, "liquidationsLimit": 10_000}
-        ex = _tracked(getattr(ccxt.pro, self.ccxt_id), _Guarded)(config)
+        ex = _tracked(getattr(ccxt.pro, self.ccxt_id), self.pro_mixin)(config)
         self._redirect(ex)
         return ex
 
@@ -466,7 +514,10 @@ class ExchangeAdapter:
         return await ex.watch_trades(self.ccxt_symbol(spec), params=dict(self.ws_trade_params))
 
     async def watch_order_book(self, ex, spec: InstrumentSpec, *, limit: int | None = None) -> dict:
-        return await ex.watch_order_book(self.ccxt_symbol(spec), limit)
+        gap = getattr(ex, "book_gaps", {}).pop(self.ccxt_symbol(spec), None)
+        if gap is not None:
+            raise gap
+        return await ex.watch_order_book(self.ccxt_symbol(spec), limit if limit is not None else self.ws_book_limit)
 
     async def watch_liquidations(self, ex, spec: InstrumentSpec) -> list[dict]:
         return await ex.watch_liquidations(self.ccxt_symbol(spec))
@@ -565,6 +616,10 @@ class _BybitBase(ExchangeAdapter):
     cursor_kind = "time"
     defaults = (InstrumentSpec("BTCUSDT", "BTC", "USDT"), InstrumentSpec("ETHUSDT", "ETH", "USDT"))
     book_limit = 200
+    # The same depth as the REST snapshot (ccxt would subscribe orderbook.50, too shallow for the
+    # 1% depth bands on BTC).
+    ws_book_limit = 200
+    pro_mixin = _BybitGuarded
 
     def liquidated_position(self, liquidation: dict) -> str | None:
         # allLiquidation "S" is the POSITION side (Buy = a long was liquidated), unlike Binance.
@@ -670,7 +725,18 @@ class CoinbaseSpot(ExchangeAdapter):
             since = after_ms
             params["until"] = int(time.time() * 1000)
         trades = self.fetch_trades_tolerant(ex, self.ccxt_symbol(spec), since, self.trades_page_limit, params)
-        return self._filter_recent(trades, after_id=None, after_ms=after_ms)
+        return self._filter_recent(self.taker_side(trades), after_id=None, after_ms=after_ms)
+
+    async def watch_trades(self, ex, spec: InstrumentSpec) -> list[dict]:
+        return self.taker_side(await super().watch_trades(ex, spec))
+
+    @staticmethod
+    def taker_side(trades: list[dict]) -> list[dict]:
+        """Coinbase's public trades (REST market trades and the market_trades channel, like the old
+        ``match``) carry the MAKER order's side; ccxt passes it through as ``side``, which everywhere
+        else is the taker's. Copies with the side flipped (ccxt keeps the originals in its cache)."""
+        flip = {"buy": "sell", "sell": "buy"}
+        return [{**t, "side": flip[t["side"]]} if t.get("side") in flip and "error" not in t else t for t in trades]
 
 
 class KrakenSpot(ExchangeAdapter):

@@ -27,6 +27,8 @@ class Normalized:
     examples: dict[str, object] = field(default_factory=dict)
     max_id: int | None = None
     max_time_ms: int | None = None
+    price_decimals: int = 0
+    qty_decimals: int = 0
 
     def reject(self, reason: str, item: object, count: int = 1) -> None:
         self.rejected[reason] += count
@@ -120,6 +122,7 @@ def trades_normalize(trades, *, contract_size: Decimal | None = None, symbol: st
     for reason, count in checked.rejected.items():
         out.reject(reason, checked.examples.get(reason), count)
     out.rows = checked.rows
+    out.price_decimals, out.qty_decimals = checked.price_decimals, checked.qty_decimals
     if out.rows:
         out.max_id = max(r.trade_id for r in out.rows)
         out.max_time_ms = max(r.time_ms for r in out.rows)

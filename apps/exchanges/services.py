@@ -33,6 +33,7 @@ from apps.exchanges.models import Feed, Source
 from apps.exchanges.normalize import book_summary, trades_normalize
 from apps.markets.models import Exchange, Instrument
 from apps.markets.services import instrument_ensure, source_status_record
+from apps.markets.validation import Validated
 from apps.pressure.services import market_batch_ingest
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class SourceDeferred(Exception):
         super().__init__(f"{slug} is {state}; next request in {wait_s:.1f} s")
         self.slug, self.wait_s, self.state = slug, wait_s, state
 
+    def __reduce__(self):  # raised in the collector's writer process, re-raised in the collector
+        return type(self), (self.slug, self.wait_s, self.state)
+
 
 class SourceRequestFailed(Exception):
     """A request failed in a way worth retrying later (rate limit, ban, 5xx, timeout, network)."""
@@ -64,6 +68,10 @@ class SourceRequestFailed(Exception):
     def __init__(self, slug: str, outcome: str, retry_after: float | None, cause: BaseException):
         super().__init__(f"{slug}: {outcome}: {cause}")
         self.slug, self.outcome, self.retry_after = slug, outcome, retry_after
+        self.cause = cause
+
+    def __reduce__(self):
+        return type(self), (self.slug, self.outcome, self.retry_after, self.cause)
 
 
 # --------------------------------------------------------------------------- registry
@@ -228,8 +236,10 @@ def trades_ingest(*, feed: Feed, adapter: ExchangeAdapter, trades: list[dict], b
     updates: dict = {}
     with transaction.atomic():
         if norm.rows or books:
+            validated = Validated(rows=norm.rows, price_decimals=norm.price_decimals, qty_decimals=norm.qty_decimals)
             stored = market_batch_ingest(instrument=instrument, trades=norm.rows, book_samples=books,
-                                         source=feed.source.slug, publish=publish, sequence_gaps=sequence_gaps)
+                                         source=feed.source.slug, publish=publish, sequence_gaps=sequence_gaps,
+                                         validated=validated)
             result.inserted, result.duplicates = stored.trades_inserted, stored.duplicates
         elif sequence_gaps:
             source_status_record(name=feed.source.slug, sequence_gaps=sequence_gaps)

@@ -147,7 +147,9 @@ def rollup(rows: list[dict], *, interval_ms: int) -> list[dict]:
             bar[key] = sum((r[key] for r in group), Decimal(0))
         for key in ("spread_bps", "bid_depth_0_5pct", *(f"imbalance_{b}" for b in BAND_NAMES)):
             bar[key] = _weighted_mean(group, key, "book_samples")
-        bar["large_trade_sell_share"] = _weighted_mean(group, "large_trade_sell_share", "trades")
+        large = bar["large_trade_base"] = sum(r.get("large_trade_base") or 0.0 for r in group)
+        bar["large_trade_sell_base"] = sum(r.get("large_trade_sell_base") or 0.0 for r in group)
+        bar["large_trade_sell_share"] = bar["large_trade_sell_base"] / large if large > 0 else None
         for key in ("buy_trades", "sell_trades"):
             bar[key] = sum(r.get(key) or 0 for r in group)
         ofis = [r["ofi"] for r in group if r.get("ofi") is not None]

@@ -62,6 +62,9 @@ class PressureBar(models.Model):
     buy_trades = models.PositiveIntegerField(default=0)
     sell_trades = models.PositiveIntegerField(default=0)
     large_trade_sell_share = models.FloatField(null=True)
+    # The share's two sums, so a bar can grow by the trades of one batch without re-reading the minute.
+    large_trade_base = models.FloatField(default=0.0, help_text="Base volume of large trades (both sides).")
+    large_trade_sell_base = models.FloatField(default=0.0, help_text="Base volume of large taker sells.")
     ofi = models.FloatField(null=True, help_text="Order flow imbalance (Cont, Kukanov, Stoikov), base units.")
     bid_depth_0_5pct = models.FloatField(null=True, help_text="Mean bid depth within 0.5% of mid, quote currency.")
     # The index itself (1m bars): value, regime, and per component {value, z, weight, contribution}.

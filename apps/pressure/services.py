@@ -16,7 +16,7 @@ from django.db import connection, transaction
 
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.services import book_samples_store, source_status_record, trades_store
-from apps.markets.validation import TradeRow
+from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
 from apps.pressure.indicators import crossvenue, derivatives, ofi, orderbook, orderflow
@@ -30,9 +30,10 @@ logger = logging.getLogger(__name__)
 BAR_FIELDS = [
     "open", "high", "low", "close", "vwap", "trades", "taker_buy_base", "taker_sell_base", "taker_buy_quote",
     "taker_sell_quote", "delta_base", "taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct",
-    "imbalance_1pct", "imbalance_2pct", "book_samples", "buy_trades", "sell_trades", "large_trade_sell_share", "ofi",
-    "bid_depth_0_5pct",
+    "imbalance_1pct", "imbalance_2pct", "book_samples", "buy_trades", "sell_trades", "large_trade_sell_share",
+    "large_trade_base", "large_trade_sell_base", "ofi", "bid_depth_0_5pct",
 ]
+_TRADE_SUMS = ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote")
 SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
 
@@ -90,17 +91,119 @@ def book_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[s
     }
 
 
-def _qty_before(*, instrument: Instrument, start_ms: int, count: int) -> np.ndarray:
-    """Sizes of the `count` trades before start (oldest first): history for the large-trade quantile."""
+def _qty_before(*, instrument: Instrument, start_ms: int, count: int, trade_id: int | None = None) -> np.ndarray:
+    """Sizes of the `count` trades before start (oldest first): history for the large-trade quantile.
+
+    With `trade_id`, "before" is by (time, trade id): trades of the same millisecond with a lower id count.
+    """
     cast = "qty::float8" if connection.vendor == "postgresql" else "CAST(qty AS REAL)"
+    before, params = "time_ms < %s", [instrument.pk, start_ms, count]
+    if trade_id is not None:
+        before, params = "(time_ms < %s OR (time_ms = %s AND trade_id < %s))", [
+            instrument.pk, start_ms, start_ms, trade_id, count]
     with connection.cursor() as cursor:
         # Floats straight from the database: a Decimal per row would cost more than the query.
         cursor.execute(
-            f"SELECT {cast} FROM {Trade._meta.db_table} WHERE instrument_id = %s AND time_ms < %s"
-            " ORDER BY time_ms DESC, trade_id DESC LIMIT %s", [instrument.pk, start_ms, count],
+            f"SELECT {cast} FROM {Trade._meta.db_table} WHERE instrument_id = %s AND {before}"
+            " ORDER BY time_ms DESC, trade_id DESC LIMIT %s", params,
         )
         qty = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.float64)
     return qty[::-1]
+
+
+def _trade_tail(*, instrument: Instrument) -> tuple[int, int] | None:
+    """(time, trade id) of the instrument's latest stored trade."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT time_ms, trade_id FROM {Trade._meta.db_table} WHERE instrument_id = %s"
+            " ORDER BY time_ms DESC, trade_id DESC LIMIT 1", [instrument.pk],
+        )
+        row = cursor.fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+@dataclass(frozen=True)
+class AppendedTrades:
+    """A batch's trades when all of them were new and later than every trade stored before:
+    the bars they touch can then grow by these trades alone, without re-reading the minute."""
+
+    time_ms: np.ndarray
+    price: np.ndarray  # units of the instrument's price decimals
+    qty: np.ndarray  # units of its qty decimals
+    sell: np.ndarray
+    first_id: int | None
+
+
+def appended_trades(
+    *, instrument: Instrument, rows: Sequence[TradeRow], inserted: int, tail: tuple[int, int] | None,
+) -> AppendedTrades | None:
+    """The batch as AppendedTrades, or None when it overlaps stored history (duplicates, late trades).
+    A batch of book samples only appends no trades."""
+    if inserted != len(rows):
+        return None
+    ordered = sorted(rows, key=lambda r: (r.time_ms, r.trade_id))
+    first = ordered[0] if ordered else None
+    if first is not None and tail is not None and (first.time_ms, first.trade_id) <= tail:
+        return None
+    return AppendedTrades(
+        time_ms=np.fromiter((r.time_ms for r in ordered), dtype=np.int64, count=len(ordered)),
+        price=barmath.to_units([r.price for r in ordered], instrument.price_decimals),
+        qty=barmath.to_units([r.qty for r in ordered], instrument.qty_decimals),
+        sell=np.fromiter((r.taker_sell for r in ordered), dtype=bool, count=len(ordered)),
+        first_id=first.trade_id if first is not None else None,
+    )
+
+
+def _empty_bar(bucket: int, qd: int) -> dict:
+    zero = barmath.from_units(0, qd)
+    return {
+        "bucket_ms": bucket, "open": None, "high": None, "low": None, "close": None, "trades": 0,
+        "taker_buy_base": zero, "taker_sell_base": zero, "taker_buy_quote": zero, "taker_sell_quote": zero,
+        "buy_trades": 0, "sell_trades": 0, "large_trade_base": 0.0, "large_trade_sell_base": 0.0,
+    }
+
+
+def _trade_fields(tb: barmath.TradeBars, i: int, *, price_decimals: int, qty_decimals: int) -> dict:
+    pd_, qd = price_decimals, qty_decimals
+    return {
+        "open": barmath.from_units(tb.open[i], pd_),
+        "high": barmath.from_units(tb.high[i], pd_),
+        "low": barmath.from_units(tb.low[i], pd_),
+        "close": barmath.from_units(tb.close[i], pd_),
+        "trades": int(tb.trades[i]),
+        "taker_buy_base": barmath.from_units(tb.buy_base[i], qd),
+        "taker_sell_base": barmath.from_units(tb.sell_base[i], qd),
+        "taker_buy_quote": barmath.from_units(tb.buy_quote[i], pd_ + qd),
+        "taker_sell_quote": barmath.from_units(tb.sell_quote[i], pd_ + qd),
+    }
+
+
+def _book_fields(bars: dict[int, dict], book: dict, *, qty_decimals: int) -> None:
+    """Set the quote-side fields (spread, imbalances, depth, samples, OFI) of every bar in `bars`, and
+    add bars for minutes with book samples only. `book` holds all samples of those minutes."""
+    minute = barmath.INTERVAL_MS["1m"]
+    means = _book_means(book, interval_ms=minute)
+    ofi_sums = _ofi_by_minute(book)
+    for bucket, row in means.iterrows():
+        bar = bars.setdefault(bucket, _empty_bar(bucket, qty_decimals))
+        bar["spread_bps"] = _finite_or_none(row["spread_bps"])
+        for band in barmath.BAND_NAMES:
+            bar[f"imbalance_{band}"] = _finite_or_none(row[f"imbalance_{band}"])
+        bar["bid_depth_0_5pct"] = _finite_or_none(row["bid_depth_0_5pct"])
+        bar["book_samples"] = int(row["samples"])
+    for bucket, bar in bars.items():
+        bar.setdefault("spread_bps", None)
+        bar.setdefault("bid_depth_0_5pct", None)
+        bar.setdefault("book_samples", 0)
+        for band in barmath.BAND_NAMES:
+            bar.setdefault(f"imbalance_{band}", None)
+        bar["ofi"] = _finite_or_none(ofi_sums.get(bucket, np.nan))
+
+
+def _finish_minute(bar: dict) -> dict:
+    large = bar["large_trade_base"]
+    bar["large_trade_sell_share"] = bar["large_trade_sell_base"] / large if large > 0 else None
+    return barmath.finish_bar(bar)
 
 
 def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[dict]:
@@ -108,79 +211,106 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
     interval = barmath.INTERVAL_MS["1m"]
     t, price, qty, sell = trade_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
     tb = barmath.trade_bars(t, price, qty, sell, interval_ms=interval)
-    book = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    bb = _book_means(book, interval_ms=interval)
     pd_, qd = instrument.price_decimals, instrument.qty_decimals
-    extras = _spi_inputs(instrument=instrument, t=t, qty=qty / 10.0**qd, sell=sell, book=book, start_ms=start_ms)
-
-    zero = barmath.from_units(0, qd)
+    counts = _trade_counts(t, sell)
+    large = _large_trade_sums(instrument=instrument, t=t, qty=qty / 10.0**qd, sell=sell, start_ms=start_ms)
     bars: dict[int, dict] = {}
     for i, bucket in enumerate(tb.bucket_ms.tolist()):
-        bars[bucket] = {
-            "bucket_ms": bucket,
-            "open": barmath.from_units(tb.open[i], pd_),
-            "high": barmath.from_units(tb.high[i], pd_),
-            "low": barmath.from_units(tb.low[i], pd_),
-            "close": barmath.from_units(tb.close[i], pd_),
-            "trades": int(tb.trades[i]),
-            "taker_buy_base": barmath.from_units(tb.buy_base[i], qd),
-            "taker_sell_base": barmath.from_units(tb.sell_base[i], qd),
-            "taker_buy_quote": barmath.from_units(tb.buy_quote[i], pd_ + qd),
-            "taker_sell_quote": barmath.from_units(tb.sell_quote[i], pd_ + qd),
-        }
-    for bucket, means in bb.iterrows():
-        bar = bars.setdefault(bucket, {
-            "bucket_ms": bucket, "open": None, "high": None, "low": None, "close": None, "trades": 0,
-            "taker_buy_base": zero, "taker_sell_base": zero, "taker_buy_quote": zero, "taker_sell_quote": zero,
-        })
-        bar["spread_bps"] = _finite_or_none(means["spread_bps"])
-        for band in barmath.BAND_NAMES:
-            bar[f"imbalance_{band}"] = _finite_or_none(means[f"imbalance_{band}"])
-        bar["bid_depth_0_5pct"] = _finite_or_none(means["bid_depth_0_5pct"])
-        bar["book_samples"] = int(means["samples"])
-    out = []
-    for bucket in sorted(bars):
-        bar = bars[bucket]
-        bar.setdefault("spread_bps", None)
-        bar.setdefault("book_samples", 0)
-        for band in barmath.BAND_NAMES:
-            bar.setdefault(f"imbalance_{band}", None)
-        for name in ("buy_trades", "sell_trades"):
-            bar[name] = int(extras[name].get(bucket, 0))
-        bar.setdefault("bid_depth_0_5pct", None)
-        for name in ("large_trade_sell_share", "ofi"):
-            bar[name] = _finite_or_none(extras[name].get(bucket, np.nan))
-        out.append(barmath.finish_bar(bar))
-    return out
+        bars[bucket] = {**_empty_bar(bucket, qd), **_trade_fields(tb, i, price_decimals=pd_, qty_decimals=qd),
+                        **counts.get(bucket, {}), **large.get(bucket, {})}
+    _book_fields(bars, book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms), qty_decimals=qd)
+    return [_finish_minute(bars[bucket]) for bucket in sorted(bars)]
 
 
-def _spi_inputs(*, instrument, t, qty, sell, book, start_ms) -> dict[str, dict[int, float]]:
-    """Per-bar SPI inputs that need trade or quote level data: trade counts, large-trade sell share, OFI."""
+def minute_bars_extend(
+    *, instrument: Instrument, appended: AppendedTrades, start_ms: int, end_ms: int,
+) -> list[dict] | None:
+    """The 1m bars of [start, end) grown by `appended`: stored bar + the batch's own trade bars.
+
+    Equal to minute_bars_compute over the same minutes (the quote side is recomputed: a minute holds
+    a few hundred book samples but up to a million trades). None when a stored bar lacks the sums
+    the merge needs (written before they existed); the caller then recomputes.
+    """
     minute = barmath.INTERVAL_MS["1m"]
-    trade_bucket = t - t % minute
-    out: dict[str, dict[int, float]] = {}
-    buckets, counts = np.unique(trade_bucket[~sell], return_counts=True)
-    out["buy_trades"] = dict(zip(buckets.tolist(), counts.tolist(), strict=True))
-    buckets, counts = np.unique(trade_bucket[sell], return_counts=True)
-    out["sell_trades"] = dict(zip(buckets.tolist(), counts.tolist(), strict=True))
-    out["large_trade_sell_share"] = {}
-    if len(t):
-        cfg = settings.SPI_LARGE_TRADES
-        history = _qty_before(instrument=instrument, start_ms=start_ms, count=cfg["window"])
-        threshold = orderflow.large_trade_threshold(qty, quantile=cfg["quantile"], window=cfg["window"],
-                                                    min_trades=cfg["min_trades"], history=history)
-        large = np.nan_to_num(threshold, nan=np.inf) <= qty
-        frame = pd.DataFrame({"bucket": trade_bucket, "sell": np.where(large & sell, qty, 0.0),
-                              "all": np.where(large, qty, 0.0)}).groupby("bucket").sum()
-        share = frame["sell"] / frame["all"].where(frame["all"] > 0)
-        out["large_trade_sell_share"] = share.to_dict()
-    out["ofi"] = {}
-    if len(book["time_ms"]):
-        events = ofi.ofi_events(book["bid"], book["bid_qty"], book["ask"], book["ask_qty"],
-                                previous=book["previous"])
-        bucket = book["time_ms"] - book["time_ms"] % minute
-        out["ofi"] = pd.Series(events).groupby(bucket).sum().to_dict()
+    pd_, qd = instrument.price_decimals, instrument.qty_decimals
+    t, sell = appended.time_ms, appended.sell
+    tb = barmath.trade_bars(t, appended.price, appended.qty, sell, interval_ms=minute)
+    counts = _trade_counts(t, sell)
+    large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
+                              start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
+    stored = {
+        _dt_to_ms(bar.bucket_start): bar for bar in PressureBar.objects.filter(
+            instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms),
+            bucket_start__lt=_ms_to_dt(end_ms),
+        )
+    }
+    bars: dict[int, dict] = {}
+    for bucket, bar in stored.items():
+        if bar.trades and bar.large_trade_sell_share is not None and not bar.large_trade_base:
+            return None
+        bars[bucket] = {"bucket_ms": bucket, **{name: getattr(bar, name) for name in (
+            "open", "high", "low", "close", "trades", *_TRADE_SUMS, "buy_trades", "sell_trades",
+            "large_trade_base", "large_trade_sell_base")}}
+    touched = set()
+    for i, bucket in enumerate(tb.bucket_ms.tolist()):
+        touched.add(bucket)
+        new = {**_trade_fields(tb, i, price_decimals=pd_, qty_decimals=qd), **counts.get(bucket, {}),
+               **large.get(bucket, {})}
+        bar = bars.get(bucket)
+        if bar is None or not bar["trades"]:
+            bars[bucket] = {**(bar or _empty_bar(bucket, qd)), **new}
+            continue
+        # Every appended trade is later than every stored one: the open stays, the close moves.
+        bar["high"], bar["low"], bar["close"] = max(bar["high"], new["high"]), min(bar["low"], new["low"]), new["close"]
+        for name in ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base"):
+            bar[name] += new.get(name, 0)
+    book = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
+    book_minutes = set((book["time_ms"] - book["time_ms"] % minute).tolist())
+    # Only minutes with new trades or book samples change; the others in range are left as stored.
+    bars = {b: bar for b, bar in bars.items() if b in touched or b in book_minutes}
+    _book_fields(bars, book, qty_decimals=qd)
+    return [_finish_minute(bars[bucket]) for bucket in sorted(bars)]
+
+
+def _trade_counts(t: np.ndarray, sell: np.ndarray) -> dict[int, dict[str, int]]:
+    """Per minute, the number of taker buys and taker sells."""
+    minute = barmath.INTERVAL_MS["1m"]
+    bucket = t - t % minute
+    out: dict[int, dict[str, int]] = {}
+    for name, mask in (("buy_trades", ~sell), ("sell_trades", sell)):
+        buckets, counts = np.unique(bucket[mask], return_counts=True)
+        for b, n in zip(buckets.tolist(), counts.tolist(), strict=True):
+            out.setdefault(b, {})[name] = n
     return out
+
+
+def _large_trade_sums(
+    *, instrument: Instrument, t: np.ndarray, qty: np.ndarray, sell: np.ndarray, start_ms: int,
+    first_id: int | None = None,
+) -> dict[int, dict[str, float]]:
+    """Per minute, the base volume of large trades and of large taker sells (SPI input).
+
+    A trade is large when its size reaches the trailing quantile of the trades before it, so the
+    history before the first trade is read from the database.
+    """
+    if not len(t):
+        return {}
+    cfg = settings.SPI_LARGE_TRADES
+    history = _qty_before(instrument=instrument, start_ms=start_ms, count=cfg["window"], trade_id=first_id)
+    threshold = orderflow.large_trade_threshold(qty, quantile=cfg["quantile"], window=cfg["window"],
+                                                min_trades=cfg["min_trades"], history=history)
+    large = np.nan_to_num(threshold, nan=np.inf) <= qty
+    frame = pd.DataFrame({"bucket": t - t % barmath.INTERVAL_MS["1m"], "large_trade_sell_base": np.where(
+        large & sell, qty, 0.0), "large_trade_base": np.where(large, qty, 0.0)}).groupby("bucket").sum()
+    return frame.to_dict("index")
+
+
+def _ofi_by_minute(book: dict) -> dict[int, float]:
+    if not len(book["time_ms"]):
+        return {}
+    events = ofi.ofi_events(book["bid"], book["bid_qty"], book["ask"], book["ask_qty"], previous=book["previous"])
+    bucket = book["time_ms"] - book["time_ms"] % barmath.INTERVAL_MS["1m"]
+    return pd.Series(events).groupby(bucket).sum().to_dict()
 
 
 def _book_means(book: dict, *, interval_ms: int) -> pd.DataFrame:
@@ -219,15 +349,23 @@ def _bar_as_row(bar: PressureBar) -> dict:
     return {"bucket_ms": _dt_to_ms(bar.bucket_start), **{name: getattr(bar, name) for name in BAR_FIELDS}}
 
 
-def bars_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[str, list[PressureBar]]:
-    """Recompute every bar (1m, 5m, 1h) whose bucket overlaps [start_ms, end_ms]."""
+def bars_refresh(
+    *, instrument: Instrument, start_ms: int, end_ms: int, appended: AppendedTrades | None = None,
+) -> dict[str, list[PressureBar]]:
+    """Recompute every bar (1m, 5m, 1h) whose bucket overlaps [start_ms, end_ms].
+
+    With `appended` (the batch's trades, all later than any stored one) the 1m bars grow by them
+    instead of being recomputed from every trade of their minutes.
+    """
     minute = barmath.INTERVAL_MS["1m"]
     lo = start_ms - start_ms % minute
     hi = end_ms - end_ms % minute + minute
-    changed = {"1m": _bars_upsert(
-        instrument=instrument, interval="1m",
-        rows=minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi),
-    )}
+    rows = None
+    if appended is not None:
+        rows = minute_bars_extend(instrument=instrument, appended=appended, start_ms=lo, end_ms=hi)
+    if rows is None:
+        rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
+    changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
     if changed["1m"]:
         # The SPI of the touched minutes; bars_upsert returned unsaved copies, so take the updated ones.
         with_spi = {b.bucket_start: b for b in spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)}
@@ -256,24 +394,29 @@ class IngestResult:
 
 def market_batch_ingest(
     *, instrument: Instrument, trades: Sequence[TradeRow], book_samples: Sequence = (), source: str,
-    sequence_gaps: int = 0, publish: bool = True,
+    sequence_gaps: int = 0, publish: bool = True, validated: Validated | None = None,
 ) -> IngestResult:
     """Store one batch from any source (live, replay, import), refresh its bars, push them live.
 
     All of it commits together, so a worker killed mid-batch leaves nothing half-written and
-    the retried batch lands exactly once.
+    the retried batch lands exactly once. `validated`: the result of trades_validate(trades), when
+    the caller already has it.
     """
+    trades = list(trades)
     with transaction.atomic():
         # Writers of one instrument take turns, so a bar is never computed from a view of the
         # trades that misses another writer's batch committing at the same moment.
         Instrument.objects.select_for_update().filter(pk=instrument.pk).values_list("pk").get()
-        stored = trades_store(instrument=instrument, rows=trades)
+        tail = _trade_tail(instrument=instrument) if trades else None
+        checked = validated or trades_validate(trades)
+        stored = trades_store(instrument=instrument, rows=trades, validated=checked)
+        appended = appended_trades(instrument=instrument, rows=checked.rows, inserted=stored.inserted, tail=tail)
         samples = book_samples_store(instrument=instrument, samples=book_samples)
         times = [t for t in (stored.min_time_ms, stored.max_time_ms) if t is not None]
         times += [s.time_ms for s in (book_samples[0], book_samples[-1])] if book_samples else []
         changed: dict[str, list[PressureBar]] = {}
         if times:
-            changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times))
+            changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times), appended=appended)
         source_status_record(
             name=source, trades_inserted=stored.inserted, duplicates=stored.duplicates,
             rejected=stored.rejected, book_samples=samples, sequence_gaps=sequence_gaps,
