@@ -76,8 +76,12 @@ def _main() -> None:
         if "bare_copy_s" in r:
             copy_rate = r["trades"] / r["bare_copy_s"]
             ratio = r["bare_copy_s"] / r["store_s"]
-            rows.append((r["vendor"], "ingest vs bare psycopg COPY", f"{rate:,.0f}/s", f"{copy_rate:,.0f}/s",
-                         f"{ratio:.2f}", f">= 0.5 {'OK' if ratio >= 0.5 else 'MISSED'}"))
+            rows.append((r["vendor"], "ingest vs bare psycopg COPY into an identical table (indexes + FK)",
+                         f"{rate:,.0f}/s", f"{copy_rate:,.0f}/s", f"{ratio:.2f}",
+                         f">= 0.5 {'OK' if ratio >= 0.5 else 'MISSED'}"))
+            no_fk = r["trades"] / r["bare_copy_no_fk_s"]
+            rows.append((r["vendor"], "ingest vs bare COPY into the table without its foreign key",
+                         f"{rate:,.0f}/s", f"{no_fk:,.0f}/s", f"{r['bare_copy_no_fk_s'] / r['store_s']:.2f}", ""))
         rows.append((r["vendor"], f"1m bar math on {r['trades']:,} trades (numpy)", f"{r['bar_math_s']:.3f} s",
                      f"{r['bar_loop_s']:.3f} s (Python loop)", f"{r['bar_loop_s'] / r['bar_math_s']:.0f}x faster",
                      f"< 1 s {'OK' if r['bar_math_s'] < 1 else 'MISSED'}"))

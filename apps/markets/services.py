@@ -47,50 +47,52 @@ def instrument_ensure(
     return instrument
 
 
-def _insert_trades_sqlite(cursor, params: list[tuple]) -> int:
+def _insert_trades_sqlite(cursor, pk: int, rows: list[TradeRow]) -> int:
     before = connection.connection.total_changes
     cursor.executemany(
         f"INSERT OR IGNORE INTO {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
-        params,
+        [(pk, *r) for r in rows],
     )
     return connection.connection.total_changes - before
 
 
-def _copy_text(params: list[tuple]) -> str:
+def _copy_text(pk: int, rows: list[TradeRow]) -> str:
     # Validated rows hold only digits, dots, ints and bools: nothing needs COPY escaping.
-    return "".join(f"{a}\t{b}\t{c}\t{d}\t{e}\t{'t' if f else 'f'}\n" for a, b, c, d, e, f in params)
+    return "".join(f"{pk}\t{i}\t{t}\t{p}\t{q}\t{'t' if s else 'f'}\n" for i, t, p, q, s in rows)
 
 
-def _insert_trades_postgresql(cursor, params: list[tuple]) -> int:
+def _insert_trades_postgresql(cursor, pk: int, rows: list[TradeRow]) -> int:
     # Fast path: skip ids already stored (one index range scan), then COPY straight into the
     # table. If a concurrent writer stored some of them meanwhile, the COPY fails on the unique
     # constraint and the batch goes through the staging table with ON CONFLICT DO NOTHING.
-    ids = [p[1] for p in params]
+    ids = [r[0] for r in rows]
     cursor.execute(
         f"SELECT trade_id FROM {Trade._meta.db_table} WHERE instrument_id = %s AND trade_id BETWEEN %s AND %s",
-        [params[0][0], min(ids), max(ids)],
+        [pk, min(ids), max(ids)],
     )
     existing = {row[0] for row in cursor.fetchall()}
-    fresh = list({p[1]: p for p in params if p[1] not in existing}.values())
+    fresh = rows
+    if existing or len(set(ids)) != len(ids):
+        fresh = list({r[0]: r for r in rows if r[0] not in existing}.values())
     if not fresh:
         return 0
     try:
         with transaction.atomic():
             with cursor.cursor.copy(f"COPY {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)}) FROM STDIN") as copy:
-                copy.write(_copy_text(fresh))
+                copy.write(_copy_text(pk, fresh))
         return len(fresh)
     except psycopg.errors.UniqueViolation:
         logger.info("concurrent insert of the same trades; retrying with ON CONFLICT")
-    return _insert_trades_postgresql_staged(cursor, fresh)
+    return _insert_trades_postgresql_staged(cursor, pk, fresh)
 
 
-def _insert_trades_postgresql_staged(cursor, params: list[tuple]) -> int:
+def _insert_trades_postgresql_staged(cursor, pk: int, rows: list[TradeRow]) -> int:
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS trade_stage (instrument_id bigint, trade_id bigint, time_ms bigint,"
         " price numeric, qty numeric, taker_sell boolean) ON COMMIT DELETE ROWS"
     )
     with cursor.cursor.copy(f"COPY trade_stage ({', '.join(_TRADE_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(_copy_text(params))
+        copy.write(_copy_text(pk, rows))
     cursor.execute(
         f"INSERT INTO {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)})"
         f" SELECT {', '.join(_TRADE_COLUMNS)} FROM trade_stage"
@@ -101,11 +103,11 @@ def _insert_trades_postgresql_staged(cursor, params: list[tuple]) -> int:
     return inserted
 
 
-def _insert_trades_generic(cursor, params: list[tuple]) -> int:
-    objs = [Trade(**dict(zip(_TRADE_COLUMNS, p, strict=True))) for p in params]
-    before = Trade.objects.filter(instrument_id=params[0][0]).count()
+def _insert_trades_generic(cursor, pk: int, rows: list[TradeRow]) -> int:
+    objs = [Trade(instrument_id=pk, **r._asdict()) for r in rows]
+    before = Trade.objects.filter(instrument_id=pk).count()
     Trade.objects.bulk_create(objs, ignore_conflicts=True, batch_size=5000)
-    return Trade.objects.filter(instrument_id=params[0][0]).count() - before
+    return Trade.objects.filter(instrument_id=pk).count() - before
 
 
 def trades_store(
@@ -124,13 +126,12 @@ def trades_store(
     if not good:
         return TradeStoreResult(len(rows), 0, sum(checked.rejected.values()), None, None)
     _widen_decimals(instrument, checked.price_decimals, checked.qty_decimals)
-    params = [(instrument.pk, r.trade_id, r.time_ms, r.price, r.qty, r.taker_sell) for r in good]
     insert = {
         "sqlite": _insert_trades_sqlite,
         "postgresql": _insert_trades_postgresql,
     }.get(connection.vendor, _insert_trades_generic)
     with transaction.atomic(), connection.cursor() as cursor:
-        inserted = insert(cursor, params)
+        inserted = insert(cursor, instrument.pk, good)
     times = [r.time_ms for r in good]
     return TradeStoreResult(len(rows), inserted, sum(checked.rejected.values()), min(times), max(times))
 

@@ -78,6 +78,26 @@ def _check_number(text: object, limit: Decimal, name: str) -> tuple[Decimal | No
     return value, None
 
 
+_DIGITS_AND_DOT = str.maketrans("", "", "0123456789.")
+
+
+def _plain_positive(texts: tuple, limit: float) -> np.ndarray | None:
+    """Texts that are certainly plain positive decimals within `limit` and 15 significant digits."""
+    try:
+        joined = "".join(texts)
+    except TypeError:
+        return None
+    if joined.translate(_DIGITS_AND_DOT):
+        return None  # a sign, exponent, space, "nan" ...: the per-row checks name it
+    try:
+        values = np.array(texts, dtype=np.float64)
+    except ValueError:
+        return None  # "", "." or two dots
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    # Digits only and at most one dot, so a text of n characters holds at most n significant digits.
+    return (lengths <= MAX_SIGNIFICANT_DIGITS) & (values > 0) & (values <= limit)
+
+
 def _clean_mask(rows: list, now_ms: int) -> np.ndarray | None:
     """Rows that certainly pass every check, found with vectorised tests (None: use the slow path).
 
@@ -88,9 +108,8 @@ def _clean_mask(rows: list, now_ms: int) -> np.ndarray | None:
         ids, times, prices, qtys, sells = zip(*rows, strict=True)
     except (TypeError, ValueError):
         return None
-    if not (all(type(i) is int for i in ids) and all(type(t) is int for t in times)
-            and all(type(b) is bool for b in sells) and all(type(p) is str for p in prices)
-            and all(type(q) is str for q in qtys)):
+    # bool is a subclass of int: type() keeps True out of ids and times.
+    if set(map(type, ids)) != {int} or set(map(type, times)) != {int} or set(map(type, sells)) != {bool}:
         return None
     try:
         id_arr = np.array(ids, dtype=np.int64)
@@ -99,12 +118,10 @@ def _clean_mask(rows: list, now_ms: int) -> np.ndarray | None:
         return None
     mask = (id_arr >= 0) & (t_arr >= EARLIEST_MS) & (t_arr <= now_ms + FUTURE_SLACK_MS)
     for texts, limit in ((prices, float(MAX_PRICE)), (qtys, float(MAX_QTY))):
-        arr = np.array(texts)
-        digits_only = np.strings.replace(arr, ".", "", 1)
-        plain = np.strings.isdigit(digits_only) & (np.strings.str_len(digits_only) <= MAX_SIGNIFICANT_DIGITS)
-        values = np.zeros(len(arr))
-        values[plain] = arr[plain].astype(np.float64)
-        mask &= plain & (values > 0) & (values <= limit)
+        plain = _plain_positive(texts, limit)
+        if plain is None:
+            return None
+        mask &= plain
     return mask
 
 
@@ -115,17 +132,15 @@ def trades_validate(rows, *, now_ms: int | None = None) -> Validated:
     mask = _clean_mask(rows, now_ms) if len(rows) > 64 else None
     if mask is not None and mask.all():
         out = Validated(rows=rows if all(type(r) is TradeRow for r in rows) else [TradeRow(*r) for r in rows])
-        prices = np.array([r[2] for r in rows])
-        qtys = np.array([r[3] for r in rows])
-        out.price_decimals = _max_decimals(prices)
-        out.qty_decimals = _max_decimals(qtys)
+        out.price_decimals = _max_decimals({r[2] for r in rows})
+        out.qty_decimals = _max_decimals({r[3] for r in rows})
         return out
     return _validate_rows(rows, now_ms)
 
 
-def _max_decimals(arr: np.ndarray) -> int:
-    frac = np.strings.partition(arr, ".")[2]
-    return int(np.strings.str_len(np.strings.rstrip(frac, "0")).max(initial=0))
+def _max_decimals(texts: set[str]) -> int:
+    # Over distinct texts: a batch repeats few prices and sizes many times.
+    return max(map(decimals_of, texts), default=0)
 
 
 def _validate_rows(rows, now_ms: int) -> Validated:

@@ -1,4 +1,7 @@
-from apps.markets.validation import TradeRow, decimals_of, trades_validate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.markets.validation import TradeRow, _clean_mask, _validate_rows, decimals_of, trades_validate
 
 NOW = 1_723_161_600_000
 GOOD = TradeRow(1, NOW, "61837.63000000", "0.02000000", True)
@@ -40,3 +43,45 @@ def test_decimals_of():
     assert decimals_of("61837.63000000") == 2
     assert decimals_of("100") == 0
     assert decimals_of("0.00001000") == 5
+
+
+ODD_TEXTS = ["1e5", "1E-3", "nan", "NaN", "inf", "-1", "+1", " 1", "1 ", "", ".", "1.2.3", "0", "0.0", "00.5", "5.",
+             ".5", "1e12", "9" * 16, "0.000000000000001", "1" * 15, "1" * 14 + ".5", "1.000000000000001",
+             "12345.67890123456", "1_000", "١٢", "0x10"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 200), st.sampled_from([*ODD_TEXTS, None, 1.5, float("inf"), True]),
+                          st.sampled_from(["price", "qty", "id", "time", "side"])), max_size=4),
+       st.integers(65, 120))
+def test_bulk_checks_of_large_batches_agree_with_the_per_row_checks(odd, size):
+    """Batches over 64 rows are vetted in bulk first; whatever they hold, the outcome (rows kept,
+    reasons, decimals) must be exactly the per-row checks' outcome."""
+    rows = [TradeRow(i, NOW + i, f"{61_000 + i}.{i % 100:02d}", f"0.{i:05d}1", i % 3 == 0) for i in range(size)]
+    for index, value, field in odd:
+        row = rows[index % size]
+        if field == "price":
+            row = row._replace(price=value)
+        elif field == "qty":
+            row = row._replace(qty=value)
+        elif field == "id":
+            row = row._replace(trade_id=value)
+        elif field == "time":
+            row = row._replace(time_ms=value)
+        else:
+            row = row._replace(taker_sell=value)
+        rows[index % size] = row
+    bulk = trades_validate(rows, now_ms=NOW)
+    one_by_one = _validate_rows(rows, NOW)
+    assert bulk.rows == one_by_one.rows
+    assert bulk.rejected == one_by_one.rejected
+    assert (bulk.price_decimals, bulk.qty_decimals) == (one_by_one.price_decimals, one_by_one.qty_decimals)
+
+
+def test_a_clean_large_batch_takes_the_bulk_path_with_exact_decimals():
+    rows = [TradeRow(i, NOW, f"{100 + i}.{i % 7}0", "0.02000000" if i else "3.123456789", bool(i % 2))
+            for i in range(500)]
+    mask = _clean_mask(rows, NOW)
+    assert mask is not None and mask.all()
+    out = trades_validate(rows, now_ms=NOW)
+    assert out.rows == rows and (out.price_decimals, out.qty_decimals) == (1, 9)
