@@ -7,6 +7,7 @@ updates into the same figure without knowing anything else about it.
 from __future__ import annotations
 
 import functools
+import json
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -42,6 +43,20 @@ def _col(rows: list[dict], field: str, sign: int = 1) -> list:
 def instrument_figure_empty(*, base: str, quote: str, theme: str = "dark") -> str:
     """The figure without data (the page fills it from its bars): the same for every request."""
     return _instrument_figure_cached(base, quote, theme)
+
+
+def instrument_figure_with_shapes(*, base: str, quote: str, theme: str = "dark", shapes: list[dict]) -> str:
+    """The empty figure with extra layout shapes (episodes) after its own, as JSON text."""
+    if not shapes:
+        return _instrument_figure_cached(base, quote, theme)
+    figure = _instrument_figure_parsed(base, quote, theme)
+    layout = {**figure["layout"], "shapes": [*figure["layout"].get("shapes", []), *shapes]}
+    return json.dumps({**figure, "layout": layout})
+
+
+@functools.lru_cache(maxsize=64)
+def _instrument_figure_parsed(base: str, quote: str, theme: str) -> dict:
+    return json.loads(_instrument_figure_cached(base, quote, theme))  # read only: callers copy what they change
 
 
 @functools.lru_cache(maxsize=64)

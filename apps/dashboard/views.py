@@ -1,26 +1,36 @@
-import json
-from datetime import timedelta
+import logging
+import zlib
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404
 from django.shortcuts import render
+from django.template.loader import get_template
+from django.utils.safestring import mark_safe
 
 from apps.dashboard import charts
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
 from apps.pressure.selectors import (
+    RANGE_CACHE_SECONDS,
     bar_latest_with_spi,
-    bars_for_range,
+    bars_script,
+    bars_versions,
     closes_recent,
     episodes_list,
     instrument_lookup,
-    instruments_with_latest_bar,
+    instruments_active,
     interval_for_points,
+    latest_bars,
+    range_key,
     spi_explain,
 )
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+
+logger = logging.getLogger(__name__)
 
 
 def _theme(request) -> str:
@@ -28,14 +38,59 @@ def _theme(request) -> str:
 
 
 def overview(request):
-    instruments = instruments_with_latest_bar()
-    closes = closes_recent(instrument_ids=[inst.pk for inst, _ in instruments])
-    rows = [
-        {"instrument": inst, "bar": bar, "spark_id": f"spark-{inst.pk}",
-         "closes": {"x": [c[0] for c in closes[inst.pk]], "y": [c[1] for c in closes[inst.pk]]}}
-        for inst, bar in instruments
-    ]
-    return render(request, "dashboard/overview.html", {"rows": rows, "sparkline": charts.sparkline_figure()})
+    instruments = instruments_active()
+    return render(request, "dashboard/overview.html", {"rows_html": overview_rows_html(instruments),
+                                                       "sparkline": charts.sparkline_figure()})
+
+
+SPARK_BARS = 60  # the sparkline's last hour of 1m closes
+
+
+def _row_meta(inst) -> int:
+    """What a row shows of the instrument itself: part of its cache key, so a rename shows at once."""
+    return zlib.crc32(repr((inst.exchange.name, inst.exchange.slug, inst.exchange.is_replay, inst.market, inst.kind,
+                            inst.symbol, inst.base, inst.quote, inst.get_absolute_url())).encode())
+
+
+def overview_rows_html(instruments) -> str:
+    """The overview's table rows, each cached per (instrument, bars version, sparkline minute).
+
+    A bar write bumps its instrument's version, so only that row is rebuilt; the sparkline window
+    (the last hour) moves on the minute grid, so one key per minute gives exactly the same closes.
+    """
+    if not instruments:
+        return ""
+    versions = bars_versions(inst.pk for inst in instruments)
+    now = datetime.now(tz=UTC)
+    since_ms = range_key("1m", now - INTERVALS["1m"] * SPARK_BARS, now)[0]
+    keys = {} if versions is None else {
+        inst.pk: f"overview:row:{inst.pk}:{versions.get(inst.pk)}:{since_ms}:{_row_meta(inst)}" for inst in instruments}
+    try:
+        found = cache.get_many(list(keys.values())) if keys else {}
+    except Exception:  # the cache is an optimisation, never a dependency
+        logger.warning("cache unreachable; rendering the overview from the database", exc_info=True)
+        found, keys = {}, {}
+    html = {pk: found[key] for pk, key in keys.items() if key in found}
+    missing = [inst for inst in instruments if inst.pk not in html]
+    if missing:
+        ids = [inst.pk for inst in missing]
+        bars = latest_bars(instrument_ids=ids)
+        closes = closes_recent(instrument_ids=ids, limit=SPARK_BARS,
+                               since=datetime.fromtimestamp(since_ms / 1000, tz=UTC))
+        template = get_template("dashboard/_overview_row.html")
+        fresh = {}
+        for inst in missing:
+            row = {"instrument": inst, "bar": bars.get(inst.pk), "spark_id": f"spark-{inst.pk}",
+                   "closes": {"x": [c[0] for c in closes[inst.pk]], "y": [c[1] for c in closes[inst.pk]]}}
+            html[inst.pk] = template.render({"row": row})
+            if inst.pk in keys:
+                fresh[keys[inst.pk]] = html[inst.pk]
+        if fresh:
+            try:
+                cache.set_many(fresh, timeout=RANGE_CACHE_SECONDS)
+            except Exception:
+                logger.warning("could not cache overview rows", exc_info=True)
+    return mark_safe("".join(html[inst.pk] for inst in instruments))  # noqa: S308 - rendered by our template
 
 
 def instrument(request, exchange, market, symbol):
@@ -47,27 +102,29 @@ def instrument(request, exchange, market, symbol):
     chart_range, range_error = chart_range_parse(request.GET)
     interval = interval_for_points(instrument=inst, interval=asked, start=chart_range.start, end=chart_range.end,
                                    max_points=settings.CHART_MAX_POINTS)
-    bars = bars_for_range(instrument=inst, interval=interval, start=chart_range.start, end=chart_range.end,
-                          max_points=settings.CHART_MAX_POINTS)
-    spi_bars = bars if interval == "1m" else bars_for_range(
-        instrument=inst, interval="1m", start=max(chart_range.start, chart_range.end - timedelta(hours=24)),
-        end=chart_range.end, max_points=settings.CHART_MAX_POINTS)
+    bars = bars_script(element_id="bars-data", instrument=inst, interval=interval, start=chart_range.start,
+                       end=chart_range.end, max_points=settings.CHART_MAX_POINTS)
+    # On 1m charts the SPI chart reads the bars themselves.
+    spi_bars = None if interval == "1m" else bars_script(
+        element_id="spi-bars-data", instrument=inst, interval="1m",
+        start=max(chart_range.start, chart_range.end - timedelta(hours=24)), end=chart_range.end,
+        max_points=settings.CHART_MAX_POINTS)
     episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)[:200])
     latest = bar_latest_with_spi(instrument=inst)
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
-    figure = json.loads(charts.instrument_figure_empty(base=inst.base, quote=inst.quote, theme=_theme(request)))
-    figure["layout"]["shapes"] = figure["layout"].get("shapes", []) + charts.episode_shapes(
-        episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z"))
+    figure = charts.instrument_figure_with_shapes(
+        base=inst.base, quote=inst.quote, theme=_theme(request),
+        shapes=charts.episode_shapes(episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z")))
     return render(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
-        "figure": json.dumps(figure),
+        "figure": figure,
         "spi_figure": charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS,
                                               theme=_theme(request)),
-        "spi_bars": spi_bars if spi_bars is not bars else None,
+        "spi_bars": spi_bars,
         "spi_latest": latest, "spi_explain": spi_explain(latest), "episodes": episodes[:10],
         "spi_missing": [SPI_LABELS.get(m, m) for m in (latest.spi_missing if latest else [])],
-        "panels": charts.PANELS, "bars": bars, "last_bar": bars[-1] if bars else None,
+        "panels": charts.PANELS, "bars": bars,
         "watched": request.user.is_authenticated and bool(watchlists_containing(user=request.user, instrument=inst)),
         "live_config": {
             "instrument": inst.pk, "interval": interval, "live": chart_range.live,

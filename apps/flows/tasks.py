@@ -5,13 +5,18 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from apps.flows import selectors, services
 from apps.flows.clients import SourceUnavailable
 from apps.flows.models import Chain
 
-RETRY = {"autoretry_for": (SourceUnavailable,), "retry_backoff": 5, "retry_backoff_max": 600, "retry_jitter": True,
-         "max_retries": 5}
+# A dropped database connection is retried too: each sync commits in transactions and is idempotent.
+DB_ERRORS = (OperationalError, InterfaceError)
+DB_RETRY = {"autoretry_for": DB_ERRORS, "retry_backoff": 1, "retry_backoff_max": 30, "retry_jitter": True,
+            "max_retries": 5}
+RETRY = {"autoretry_for": (SourceUnavailable, *DB_ERRORS), "retry_backoff": 5, "retry_backoff_max": 600,
+         "retry_jitter": True, "max_retries": 5}
 
 
 def _poll_seconds() -> int:
@@ -24,7 +29,7 @@ def _honour_retry_after(task, exc: SourceUnavailable):
     return exc
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **DB_RETRY)
 def btc_wallets_poll() -> int:
     """Fan out one sync per active BTC wallet, unless the source asked us to back off."""
     source = services.esplora_client().source
@@ -68,7 +73,7 @@ def eth_logs_poll(self) -> int:
         client.close()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **DB_RETRY)
 def eth_native_poll() -> int:
     """Fan out one Etherscan sync per active ETH wallet; nothing without ETHERSCAN_API_KEY."""
     client = services.etherscan_client()
@@ -88,12 +93,12 @@ def eth_native_sync(self, wallet_id: int) -> int:
         raise _honour_retry_after(self, exc) from None
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **DB_RETRY)
 def flow_bars_refresh(chain: str, asset: str, start: str, end: str) -> int:
     return services.flow_bars_refresh(chain=chain, asset=asset, start=datetime.fromisoformat(start),
                                       end=datetime.fromisoformat(end))
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **DB_RETRY)
 def flow_bars_refresh_recent() -> int:
     return services.flow_bars_refresh_recent()

@@ -6,6 +6,7 @@ whatever the Markdown produced; it is never passed through the Django template e
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 
@@ -37,14 +38,25 @@ def html_sanitize(raw_html: str) -> str:
 
 def markdown_render(text: str) -> SafeString:
     """Markdown with {{ PLACEHOLDERS }} filled, as sanitised HTML safe to drop into a template."""
-    raw = markdown.markdown(placeholders_fill(text or ""), extensions=list(_MARKDOWN_EXTENSIONS),
-                            output_format="html")
-    return mark_safe(html_sanitize(raw))  # noqa: S308 - cleaned by nh3 on the line above
+    return mark_safe(_render_filled(placeholders_fill(text or "")))  # noqa: S308 - cleaned by nh3 in _render_filled
 
 
 def markdown_plain(text: str) -> str:
     """The same text as plain prose (placeholders filled), for JSON-LD answers and meta descriptions."""
-    return " ".join(html.unescape(strip_tags(markdown_render(text))).split())
+    return _plain_filled(placeholders_fill(text or ""))
+
+
+# Keyed by the text after its placeholders are filled, so an edited term or a changed setting is a
+# new key: nothing to invalidate. Markdown and nh3 cost a few milliseconds per term page otherwise.
+@functools.lru_cache(maxsize=4096)
+def _render_filled(filled: str) -> str:
+    raw = markdown.markdown(filled, extensions=list(_MARKDOWN_EXTENSIONS), output_format="html")
+    return html_sanitize(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_filled(filled: str) -> str:
+    return " ".join(html.unescape(strip_tags(_render_filled(filled))).split())
 
 
 def json_ld_script(data: dict) -> SafeString:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -9,9 +10,28 @@ from apps.markets.models import Instrument
 MAX_CLIENT_FRAME = 4096
 
 
-class BarsConsumer(AsyncJsonWebsocketConsumer):
+class PushConsumer(AsyncJsonWebsocketConsumer):
+    """A consumer whose group pushes and client frames never touch the database.
+
+    Channels closes stale database connections before every handler, a hop to the one thread that
+    sync code shares in the process: with a thousand sockets in a group, one update queued a thousand
+    such hops behind each other. The handlers in DB_FREE never query, and connect() queries through
+    database_sync_to_async, which cleans up its connections itself, so they are dispatched directly.
+    """
+
+    DB_FREE: frozenset[str] = frozenset({"websocket.receive"})
+
+    async def dispatch(self, message):
+        if message["type"] in self.DB_FREE:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
+
+
+class BarsConsumer(PushConsumer):
     """Read-only stream of bar updates for one instrument (or the overview)."""
 
+    DB_FREE = frozenset({"websocket.receive", "bars.update"})
     group: str | None = None
 
     async def connect(self):
@@ -40,12 +60,17 @@ class BarsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
     async def bars_update(self, event):
-        await self.send_json({"type": "bars", "instrument": event["instrument"], "bars": event["bars"]})
+        # The frame is serialised once per group by apps.live.publish, not once per socket here.
+        text = event.get("text")
+        if text is None:
+            text = self.encode_json({"type": "bars", "instrument": event["instrument"], "bars": event["bars"]})
+        await self.send(text_data=text)
 
 
-class NotificationsConsumer(AsyncJsonWebsocketConsumer):
+class NotificationsConsumer(PushConsumer):
     """A user's private stream of alert toasts: refuses anonymous connections."""
 
+    DB_FREE = frozenset({"websocket.receive", "alert.fired"})
     group: str | None = None
 
     async def connect(self):

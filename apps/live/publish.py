@@ -1,9 +1,14 @@
-"""Pushes bar updates to WebSocket groups: one coalesced message per instrument and batch."""
+"""Pushes bar updates to WebSocket groups: one coalesced message per instrument and batch.
+
+Each message is serialised to JSON once here, not once per connected client: the group message
+carries the frame's text, and every consumer writes it to its socket as it is.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
@@ -19,21 +24,34 @@ def instrument_group(instrument_id: int) -> str:
 OVERVIEW_GROUP = "overview"
 
 
+def bars_message(*, instrument_id: int, bars: dict) -> dict:
+    """The group message for a bars update: the client frame {"type": "bars", ...} as ready JSON text."""
+    text = orjson.dumps({"type": "bars", "instrument": instrument_id, "bars": bars}).decode()
+    return {"type": "bars.update", "instrument": instrument_id, "text": text}
+
+
+async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    for group, message in messages:
+        await layer.group_send(group, message)
+
+
+def bars_payload_send(*, instrument_id: int, payload: dict) -> None:
+    """Send serialised bars ({interval: [bar, ...]}) to the instrument's group and the newest 1m bar to the
+    overview, in one event loop (one Redis connection) rather than one per group."""
+    messages = [(instrument_group(instrument_id), bars_message(instrument_id=instrument_id, bars=payload))]
+    latest = payload.get("1m", [])[-1:]
+    if latest:
+        messages.append((OVERVIEW_GROUP, bars_message(instrument_id=instrument_id, bars={"1m": latest})))
+    async_to_sync(_group_send_all)(messages)
+
+
 def bars_publish(*, instrument, changed: dict) -> None:
     """Send the bars a batch changed; clients merge them by bucket_start."""
-    layer = get_channel_layer()
     payload = {interval: [bar_serialize(b) for b in bars] for interval, bars in changed.items() if bars}
     if not payload:
         return
     try:
-        async_to_sync(layer.group_send)(
-            instrument_group(instrument.pk),
-            {"type": "bars.update", "instrument": instrument.pk, "bars": payload},
-        )
-        latest = payload.get("1m", [])[-1:]
-        if latest:
-            async_to_sync(layer.group_send)(
-                OVERVIEW_GROUP, {"type": "bars.update", "instrument": instrument.pk, "bars": {"1m": latest}}
-            )
+        bars_payload_send(instrument_id=instrument.pk, payload=payload)
     except Exception:  # a live push must never fail the ingestion that already committed
         logger.exception("live push failed for %s", instrument)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
+import orjson
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import OuterRef, Subquery
+from django.utils.safestring import SafeString, mark_safe
 
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
@@ -63,6 +67,24 @@ def bars_version(instrument_id: int) -> int | None:
         return None
 
 
+def bars_versions(instrument_ids) -> dict[int, int] | None:
+    """bars_version of many instruments in one round trip (None when Redis is unreachable)."""
+    ids = list(instrument_ids)
+    keys = {f"bars:version:{i}": i for i in ids}
+    try:
+        found = cache.get_many(list(keys))
+        missing = {k: 1 for k in keys if k not in found}
+        if missing:
+            # add, not set: a bump racing with this read must win.
+            for key in missing:
+                cache.add(key, 1, timeout=None)
+            found.update(cache.get_many(list(missing)))
+    except Exception:
+        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
+        return None
+    return {keys[k]: v for k, v in found.items()}
+
+
 def bars_version_bump(instrument_id: int) -> None:
     key = f"bars:version:{instrument_id}"
     try:
@@ -75,6 +97,120 @@ def bars_version_bump(instrument_id: int) -> None:
         logger.warning("could not invalidate cached bars of instrument %s", instrument_id, exc_info=True)
 
 
+# Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
+_ROW_COLUMNS = ("bucket_start", "trades", *_DECIMALS, "taker_sell_ratio", "spread_bps", "imbalance_0_1pct",
+                "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct", "book_samples", "spi", "regime",
+                "spi_components")
+# As in django.utils.html.json_script: keeps "</script>" and friends inert inside a script element.
+_SCRIPT_ESCAPES = (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"))
+RANGE_CACHE_SECONDS = 300
+
+
+def range_key(interval: str, start: datetime, end: datetime) -> tuple[int, int]:
+    """[start, end) as ms rounded up to the interval's grid: the same bars, one key per bucket.
+
+    Bars start on the interval's grid (epoch multiples of its length), so for a bar b,
+    b >= start <=> b >= ceil(start) and b < end <=> b < ceil(end): the rounding never changes
+    which bars a range holds, and every request within one bucket shares the cached rows.
+    """
+    size = int(INTERVALS[interval].total_seconds() * 1000)
+    lo, hi = (int(t.timestamp() * 1000) for t in (start, end))
+    return -(-lo // size) * size, -(-hi // size) * size
+
+
+def _bar_rows_query(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
+                    max_points: int | None) -> list[dict]:
+    """The rows of bar_serialize (with CVD), built from plain column tuples."""
+    if connection.vendor == "postgresql":
+        rows = _bar_rows_postgresql(instrument=instrument, interval=interval, start=start, end=end)
+    else:
+        rows = _bar_rows_orm(instrument=instrument, interval=interval, start=start, end=end)
+    if max_points and len(rows) > max_points:
+        x = np.array([datetime.fromisoformat(r["bucket_start"]).timestamp() for r in rows])
+        y = np.array([float(r["close"]) if r["close"] is not None else np.nan for r in rows])
+        rows = [rows[i] for i in lttb_indices(x, y, max_points)]
+    return rows
+
+
+def _plain_text(text: str | None) -> str | None:
+    """_plain for PostgreSQL's numeric text, which never has an exponent: '1.2300' -> '1.23'."""
+    if text is None:
+        return None
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def _bar_rows_postgresql(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
+    """The same rows with the numbers read as text and the times formatted by PostgreSQL.
+
+    A cache miss after every bar write pays for this; Decimal and timestamp loading made most of it.
+    """
+    floats = ("taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct",
+              "imbalance_2pct")
+    sql = ("""SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), trades, """
+           + ", ".join(f"{name}::text" for name in _DECIMALS) + ", " + ", ".join(floats)
+           + f", book_samples, spi, regime, spi_components::text FROM {PressureBar._meta.db_table} "
+           "WHERE instrument_id = %s AND interval = %s AND bucket_start >= %s AND bucket_start < %s "
+           "ORDER BY bucket_start")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [instrument.pk, interval, start, end])
+        values = cursor.fetchall()
+    plain, decimals, loads = _plain_text, _DECIMALS, orjson.loads
+    running = Decimal(0)
+    rows = []
+    for v in values:
+        row = {"bucket_start": v[0], "trades": v[1]}
+        for i, name in enumerate(decimals, start=2):
+            row[name] = plain(v[i])
+        running += Decimal(v[11])  # delta_base
+        row["cvd_base"] = _plain(running)
+        (row["taker_sell_ratio"], row["spread_bps"], row["imbalance_0_1pct"], row["imbalance_0_5pct"],
+         row["imbalance_1pct"], row["imbalance_2pct"], row["book_samples"], row["spi"]) = v[12:20]
+        row["regime"] = v[20] or None
+        row["spi_contributions"] = {k: c.get("contribution") for k, c in (loads(v[21]) if v[21] else {}).items()}
+        rows.append(row)
+    return rows
+
+
+def _bar_rows_orm(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
+    values = (PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end)
+              .chronological().values_list(*_ROW_COLUMNS))
+    plain, decimals = _plain, _DECIMALS
+    running = Decimal(0)
+    rows = []
+    for v in values:
+        row = {"bucket_start": v[0].isoformat().replace("+00:00", "Z"), "trades": v[1]}
+        for i, name in enumerate(decimals, start=2):
+            row[name] = plain(v[i])
+        running += v[11]  # delta_base
+        row["cvd_base"] = plain(running)
+        (row["taker_sell_ratio"], row["spread_bps"], row["imbalance_0_1pct"], row["imbalance_0_5pct"],
+         row["imbalance_1pct"], row["imbalance_2pct"], row["book_samples"], row["spi"]) = v[12:20]
+        row["regime"] = v[20] or None
+        row["spi_contributions"] = {k: c.get("contribution") for k, c in (v[21] or {}).items()}
+        rows.append(row)
+    return rows
+
+
+def _cached(key: str | None, build):
+    """build() through the cache under key (None: the cache is unreachable, so build without it)."""
+    if key is None:
+        return build()
+    try:
+        value = cache.get(key)
+    except Exception:
+        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
+        return build()
+    if value is None:
+        value = build()
+        try:
+            cache.set(key, value, timeout=RANGE_CACHE_SECONDS)
+        except Exception:
+            logger.warning("could not cache %s", key, exc_info=True)
+    return value
+
+
 def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
                    max_points: int | None = None) -> list[dict]:
     """Bars in [start, end), oldest first, with CVD summed from the first bar of the range.
@@ -83,23 +219,47 @@ def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, en
     with LTTB on the close (CVD is summed before thinning, so it stays exact).
     """
     version = bars_version(instrument.pk)
-    key = f"bars:{instrument.pk}:{interval}:{version}:{start.timestamp():.3f}:{end.timestamp():.3f}:{max_points}"
-    rows = cache.get(key) if version is not None else None
-    if rows is not None:
-        return rows
-    bars = PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).chronological()
-    running = Decimal(0)
-    rows = []
-    for bar in bars:
-        running += bar.delta_base
-        rows.append(bar_serialize(bar, cvd=running))
-    if max_points and len(rows) > max_points:
-        x = np.array([datetime.fromisoformat(r["bucket_start"]).timestamp() for r in rows])
-        y = np.array([float(r["close"]) if r["close"] is not None else np.nan for r in rows])
-        rows = [rows[i] for i in lttb_indices(x, y, max_points)]
-    if version is not None:
-        cache.set(key, rows, timeout=300)
-    return rows
+    # Keyed by the exact range (the API's ranges are explicit); pages use bars_script's range buckets.
+    key = None if version is None else \
+        f"bars:{instrument.pk}:{interval}:{version}:{start.timestamp():.3f}:{end.timestamp():.3f}:{max_points}"
+    return _cached(key, lambda: _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end,
+                                                max_points=max_points))
+
+
+@dataclass(frozen=True)
+class BarsScript:
+    """A range of bars as a ready <script type="application/json"> element, for a page to embed as is."""
+
+    html: str
+    count: int
+    last_bucket_start: str | None
+
+    @property
+    def script(self) -> SafeString:
+        return mark_safe(self.html)  # noqa: S308 - JSON with <, > and & escaped, in a fixed element
+
+
+def bars_script(*, element_id: str, instrument: Instrument, interval: str, start: datetime, end: datetime,
+                max_points: int | None = None) -> BarsScript:
+    """bars_for_range's rows serialised once per (range bucket, bars version) and kept so in the cache.
+
+    The same JSON as {{ rows|json_script:element_id }} (compact separators), without building,
+    pickling or encoding the rows again on every page view.
+    """
+    version = bars_version(instrument.pk)
+    lo, hi = range_key(interval, start, end)
+    key = None if version is None else \
+        f"barsjson:{instrument.pk}:{interval}:{version}:{lo}:{hi}:{max_points}:{element_id}"
+
+    def build() -> BarsScript:
+        rows = _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end, max_points=max_points)
+        text = orjson.dumps(rows).decode()
+        for char, escaped in _SCRIPT_ESCAPES:
+            text = text.replace(char, escaped)
+        html = f'<script id="{element_id}" type="application/json">{text}</script>'
+        return BarsScript(html, len(rows), rows[-1]["bucket_start"] if rows else None)
+
+    return _cached(key, build)
 
 
 def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:
@@ -124,15 +284,20 @@ def latest_bars(*, instrument_ids, interval: str = "1m") -> dict[int, PressureBa
     return {bar.instrument_id: bar for bar in PressureBar.objects.filter(pk__in=[b for b in bar_ids if b])}
 
 
+def instruments_active() -> list[Instrument]:
+    return list(Instrument.objects.active().with_exchange())
+
+
 def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrument, PressureBar | None]]:
-    instruments = list(Instrument.objects.active().with_exchange())
+    instruments = instruments_active()
     bars = latest_bars(instrument_ids=[i.pk for i in instruments], interval=interval)
     return [(i, bars.get(i.pk)) for i in instruments]
 
 
-def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60) -> dict[int, list[tuple[str, float]]]:
-    """The last `limit` closes of each instrument, in one query (sparklines)."""
-    since = datetime.now(tz=UTC) - INTERVALS[interval] * limit
+def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60,
+                  since: datetime | None = None) -> dict[int, list[tuple[str, float]]]:
+    """The closes of each instrument since `since` (default: `limit` intervals ago), in one query (sparklines)."""
+    since = since or datetime.now(tz=UTC) - INTERVALS[interval] * limit
     out: dict[int, list[tuple[str, float]]] = {i: [] for i in instrument_ids}
     rows = (PressureBar.objects.filter(instrument_id__in=instrument_ids, interval=interval, bucket_start__gte=since)
             .exclude(close=None).order_by("bucket_start").values_list("instrument_id", "bucket_start", "close"))
@@ -195,5 +360,21 @@ def episode_serialize(ep: Episode) -> dict:
 
 
 def bar_latest_with_spi(*, instrument: Instrument) -> PressureBar | None:
-    return (PressureBar.objects.for_instrument(instrument).of_interval("1m").exclude(spi=None)
-            .order_by("-bucket_start").first())
+    """The newest 1m bar that has an SPI; cached until a bar of the instrument is written.
+
+    Without an SPI in the newest bars the query walks the instrument's index backwards, which
+    on a month of bars costs more than the rest of the page.
+    """
+    version = bars_version(instrument.pk)
+    key = None if version is None else f"bars:latest-spi:{instrument.pk}:{version}"
+
+    def build():
+        bar = (PressureBar.objects.for_instrument(instrument).of_interval("1m").exclude(spi=None)
+               .order_by("-bucket_start").first())
+        return bar if bar is not None else _NO_BAR
+
+    found = _cached(key, build)
+    return None if isinstance(found, str) else found
+
+
+_NO_BAR = "no-bar"  # cached for "no such bar" (None means a cache miss)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.db import OperationalError
 
 from apps.flows import services, tasks
 from apps.flows.clients import EsploraClient, MalformedResponse, SourceUnavailable, retry_after_seconds
@@ -49,7 +50,8 @@ def test_the_task_honours_retry_after_when_called_directly(kraken, flowserver):
     with pytest.raises(SourceUnavailable) as caught:
         tasks.btc_address_sync.run(wallet.pk)
     assert caught.value.retry_after == 3.0
-    assert tasks.btc_address_sync.autoretry_for == (SourceUnavailable,)
+    assert SourceUnavailable in tasks.btc_address_sync.autoretry_for
+    assert OperationalError in tasks.btc_address_sync.autoretry_for  # a dropped database connection too
     assert tasks.btc_address_sync.retry_backoff and tasks.btc_address_sync.retry_jitter
 
 
