@@ -814,6 +814,8 @@ class ExchangeServer:
         if path == "/play":
             self._playing = keys
             self._play_task = self.loop.create_task(self._play(keys, float(q["rate"]), q.get("depth") == "1"))
+        if path == "/stop" and self._play_task is not None:  # pause; the next play continues from here
+            self._play_task.cancel()
         if path == "/loop":  # repeat each stream n times with fresh ids (for long benchmarks)
             for key in keys:
                 self.trades[key].records = looped(self.trades[key].records, int(q["times"]))

@@ -11,6 +11,7 @@ import sys
 import time
 from decimal import Decimal
 
+import psutil
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -172,8 +173,13 @@ def test_sigkill_mid_stream_then_restart_stores_exactly_the_recording(exchanges_
         while trade_count() < 1500:
             assert time.monotonic() < deadline, (tmp_path / "collect.log").read_text()
             time.sleep(0.05)
+        writers = psutil.Process(proc.pid).children()  # the writer process (and multiprocessing's tracker)
+        assert writers, "the collector should write from its own process"
         proc.send_signal(signal.SIGKILL)  # no chance to flush: whatever was buffered is lost
         proc.wait(10)
+        # The writer dies with it: no orphan keeps a transaction or a connection open.
+        _, alive = psutil.wait_procs(writers, timeout=10)
+        assert not alive, alive
         killed_at = trade_count()
         assert killed_at < len(stream.records)
         time.sleep(1.0)  # trades keep being published while nobody listens
@@ -183,8 +189,10 @@ def test_sigkill_mid_stream_then_restart_stores_exactly_the_recording(exchanges_
             assert proc.poll() is None, (tmp_path / "collect.log").read_text()
             assert time.monotonic() < deadline, f"stored {trade_count()}\n" + (tmp_path / "collect.log").read_text()
             time.sleep(0.1)
+        writers = psutil.Process(proc.pid).children()
         proc.send_signal(signal.SIGTERM)  # graceful: flushes and exits 0
         assert proc.wait(30) == 0, (tmp_path / "collect.log").read_text()
+        assert not psutil.wait_procs(writers, timeout=10)[1]
     finally:
         if proc.poll() is None:
             proc.kill()
