@@ -280,8 +280,8 @@ def _run(tmp: Path, redis_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": redis_url, "DEBUG": "0",
            "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost",
            # Under ASGI every request runs in a thread of its own, so a persistent connection (CONN_MAX_AGE > 0)
-           # is left open per request until garbage collection: PostgreSQL runs out of connections in seconds.
-           "CONN_MAX_AGE": "0",
+           # would be left open per request: the web role shares a pool per process, as the Procfile runs it.
+           "DB_POOL_MAX_SIZE": os.environ.get("DB_POOL_MAX_SIZE", "8"),
            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
     ports = [_free_port() for _ in range(DAPHNES)]

@@ -103,6 +103,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so Daphne and Celery subprocesses in tests share the test database.
     _db_file = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
+elif env.int("DB_POOL_MAX_SIZE", default=0) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Daphne serves each request from a thread of its own, so persistent per-thread connections
+    # pile up towards max_connections. The web role (Procfile) shares a small psycopg pool per
+    # process instead, which also saves the connect on every request.
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "pool": {
+        "min_size": 1, "max_size": env.int("DB_POOL_MAX_SIZE"), "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

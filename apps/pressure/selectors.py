@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -248,8 +249,7 @@ def bars_script(*, element_id: str, instrument: Instrument, interval: str, start
     """
     version = bars_version(instrument.pk)
     lo, hi = range_key(interval, start, end)
-    key = None if version is None else \
-        f"barsjson:{instrument.pk}:{interval}:{version}:{lo}:{hi}:{max_points}:{element_id}"
+    key = None if version is None else f"barsjson:{instrument.pk}:{interval}:{lo}:{hi}:{max_points}:{element_id}"
 
     def build() -> BarsScript:
         rows = _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end, max_points=max_points)
@@ -259,7 +259,37 @@ def bars_script(*, element_id: str, instrument: Instrument, interval: str, start
         html = f'<script id="{element_id}" type="application/json">{text}</script>'
         return BarsScript(html, len(rows), rows[-1]["bucket_start"] if rows else None)
 
-    return _cached(key, build)
+    return _cached_while_rebuilt(key, version, build)
+
+
+STALE_SECONDS = 10
+
+
+def _cached_while_rebuilt(key: str | None, version: int | None, build):
+    """build() cached under key for one bars version. When a write has moved the version on, one
+    request rebuilds while concurrent ones get the previous payload, if it is under STALE_SECONDS
+    old: a live instrument is rewritten every second, and a rebuild by every request that arrives
+    meanwhile is what made page loads slow. Pages fetch the bars since their last one as soon as
+    their socket opens, so a payload a few seconds old leaves no gap."""
+    if key is None:
+        return build()
+    try:
+        entry = cache.get(key)
+    except Exception:
+        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
+        return build()
+    now = time.time()
+    if entry is not None and entry[0] == version:
+        return entry[2]
+    if entry is not None and now - entry[1] < STALE_SECONDS and not cache.add(f"{key}:rebuild", 1, timeout=5):
+        return entry[2]  # another request is rebuilding this one
+    value = build()
+    try:
+        cache.set(key, (version, now, value), timeout=RANGE_CACHE_SECONDS)
+        cache.delete(f"{key}:rebuild")
+    except Exception:
+        logger.warning("could not cache %s", key, exc_info=True)
+    return value
 
 
 def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:

@@ -76,7 +76,7 @@
     };
 
     const catchUp = async () => {
-      // After a reconnect, fetch everything since the last bar we hold, so the chart has no gap.
+      // Fetch everything since the last bar we hold, so the chart has no gap.
       const since = main.rows.length ? main.rows[main.rows.length - 1].bucket_start
         : new Date(Date.now() - config.rangeMs).toISOString();
       try {
@@ -98,7 +98,8 @@
     }
     PW.connect(`/ws/instruments/${config.instrument}/`, {
       statusEl: document.getElementById("conn-status"),
-      onOpen: ({ reconnected }) => { if (reconnected) catchUp(); },
+      // Also on the first open: bars written between rendering the page and subscribing arrive too.
+      onOpen: () => catchUp(),
       onMessage: (msg) => { if (msg.type === "bars") apply(msg.bars); },
     });
   });

@@ -102,3 +102,29 @@ def test_rounding_a_range_to_the_grid_never_changes_which_bars_it_holds(interval
         inside = [b for b in bars if start <= b < end]
         rounded = [b for b in bars if lo <= b.timestamp() * 1000 < hi]
         assert inside == rounded
+
+
+def test_while_one_request_rebuilds_a_page_after_a_write_others_get_the_previous_payload(
+        client, inst, django_capture_on_commit_callbacks, monkeypatch):
+    from apps.pressure import selectors
+
+    _ingest(inst, price="100", minutes_ago=3, trade_id=1, capture=django_capture_on_commit_callbacks)
+    url = inst.get_absolute_url() + "?range=1h"
+    assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100"]
+    _ingest(inst, price="90", minutes_ago=2, trade_id=2, capture=django_capture_on_commit_callbacks)
+    stored = cache._cache.get_client().keys(f"*barsjson:{inst.pk}:*")  # full keys: ":<version>:barsjson:..."
+    rebuilding = [key.decode().split(":", 2)[2] for key in stored if not key.endswith(b":rebuild")]
+    assert rebuilding, "the page's payload should be cached"
+    for key in rebuilding:  # as if a concurrent request were rebuilding them right now
+        cache.add(f"{key}:rebuild", 1, timeout=5)
+    assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100"]
+    for key in rebuilding:
+        cache.delete(f"{key}:rebuild")
+    assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100", "90"]
+
+    # A previous payload older than STALE_SECONDS is never served, rebuilding or not.
+    _ingest(inst, price="80", minutes_ago=1, trade_id=3, capture=django_capture_on_commit_callbacks)
+    for key in rebuilding:
+        cache.add(f"{key}:rebuild", 1, timeout=5)
+    monkeypatch.setattr(selectors, "STALE_SECONDS", 0)
+    assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100", "90", "80"]
