@@ -673,6 +673,27 @@ class _OkxBase(ExchangeAdapter):
     trades_page_limit = 500
     book_limit = 400
 
+    async def watch_order_book(self, ex, spec: InstrumentSpec, *, limit: int | None = None) -> dict:
+        try:
+            return await super().watch_order_book(ex, spec, limit=limit)
+        except ccxt.InvalidNonce:
+            # ccxt.pro okx marks a channel with a gap for "resync" (unsubscribe, then subscribe again
+            # for a fresh snapshot). When the gap came in a burst with no watch waiting, the error is
+            # parked and then handed to the resubscribing watch through a future that stays in the
+            # client, already failed, and the channel stays listed as subscribed: every later watch
+            # fails at once and the subscribe never goes out. Forget both: the next watch subscribes.
+            symbol = self.ccxt_symbol(spec)
+            for client in ex.clients.values():
+                for key in [k for k, f in client.futures.items() if _book_hash(k, symbol) and f.done()]:
+                    del client.futures[key]
+                for key in [k for k, v in client.subscriptions.items() if _book_hash(k, symbol) and v != "resync"]:
+                    del client.subscriptions[key]
+            raise
+
+
+def _book_hash(key: str, symbol: str) -> bool:
+    return key.startswith(("books", "bbo-tbt")) and key.endswith(":" + symbol)
+
 
 class OkxSpot(_OkxBase):
     slug = "okx-spot"

@@ -533,3 +533,36 @@ def test_collector_stores_bybit_linear_stream_trades_through_a_drop_and_a_book_g
     feed = Feed.objects.get(instrument__symbol="BTCUSDT", source__slug="bybit-linear")
     assert feed.sequence_gaps >= 1 and collector.stats.reconnects >= 1 and feed.backfills >= 2
     assert BookSample.objects.filter(instrument=feed.instrument).exists()
+
+
+@pytest.mark.parametrize("slug", ["bybit-linear", "okx-spot"])
+def test_a_gap_inside_a_burst_with_no_watch_waiting_still_ends_in_a_repaired_book(exchange_server, slug):
+    """Updates arrive faster than the collector watches: the gap happens while no watch is pending.
+    The next watch must still raise the gap once (so it is counted) and the book must recover from
+    a fresh snapshot, instead of failing every later watch."""
+    spec, replay, (exchange, key) = BOOKS[slug]
+    bids, asks = rebuild(exchange, key)
+    topic = "orderbook.200.BTCUSDT" if exchange.startswith("bybit") else "books:BTC-USDT"
+
+    async def scenario():
+        errors = []
+        async with pro_for(exchange_server, slug) as (adapter, ex):
+            await asyncio.wait_for(adapter.watch_order_book(ex, spec), 5)
+            exchange_server.skip_next_depth(1, topic)
+            exchange_server.publish_ws(replay, 40)  # a burst, nobody watching, with one update lost
+            await asyncio.sleep(0.3)
+            book = None
+            for _ in range(6):
+                try:
+                    book = await asyncio.wait_for(adapter.watch_order_book(ex, spec), 5)
+                    break
+                except ccxt.InvalidNonce as exc:
+                    errors.append(exc)
+            assert book is not None, f"the book never recovered: {errors}"
+            exchange_server.publish_ws(replay)
+            book = await settled_book(adapter, ex, spec)
+            return errors, ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+
+    errors, got_bids, got_asks = asyncio.run(scenario())
+    assert len(errors) == 1
+    assert got_bids == top(bids, 25, True) and got_asks == top(asks, 25, False)
