@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -258,6 +259,66 @@ class _BybitGuarded(_Guarded):
             # until the next snapshot; the adapter's next watch_order_book raises it once instead.
             self.book_gaps[symbol] = error
         return None
+
+
+def okx_checksum(bids: list, asks: list) -> int:
+    """OKX's book checksum: CRC32 of the best 25 bids and asks interleaved as ``px:sz`` (the
+    exchange's own strings), as a signed 32-bit integer."""
+    parts = []
+    for i in range(25):
+        if i < len(bids):
+            parts += bids[i]
+        if i < len(asks):
+            parts += asks[i]
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+class _OkxGuarded(_Guarded):
+    """ccxt.pro okx checks ``prevSeqId`` but not the ``checksum`` OKX sends with every book message,
+    and its book keeps floats, from which the checksum (over the exchange's strings) cannot be
+    recomputed. Here a mirror of each book's levels as strings is kept; a mismatch is handled like
+    a sequence gap: the book is dropped and marked for resync, and the watch fails with
+    ChecksumError (an InvalidNonce), so the next watch gets a fresh snapshot."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._mirrors: dict[tuple[str, str, str], tuple[dict, dict]] = {}
+
+    def handle_order_book(self, client, message):
+        arg = message.get("arg") or {}
+        channel, inst = arg.get("channel") or "", arg.get("instId")
+        action, data = message.get("action"), message.get("data")
+        if channel not in ("books", "books-l2-tbt", "books50-l2-tbt") or not isinstance(data, list) or not data:
+            return super().handle_order_book(client, message)
+        key = (client.url, channel, inst)
+        if action == "snapshot":
+            self._mirrors[key] = ({}, {})
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            return super().handle_order_book(client, message)  # no snapshot yet: ccxt ignores it too
+        for update in data:
+            for side, levels in zip(mirror, (update.get("bids") or [], update.get("asks") or []), strict=True):
+                for level in levels:
+                    if float(level[1]) == 0:
+                        side.pop(float(level[0]), None)
+                    else:
+                        side[float(level[0])] = [level[0], level[1]]
+            expected = update.get("checksum")
+            if expected is None:
+                continue
+            bids, asks = mirror
+            got = okx_checksum([bids[p] for p in sorted(bids, reverse=True)[:25]], [asks[p] for p in sorted(asks)[:25]])
+            if got != int(expected):
+                del self._mirrors[key]
+                symbol = self.safe_symbol(inst)
+                message_hash = f"{channel}:{symbol}"
+                self.orderbooks.pop(symbol, None)
+                client.subscriptions[message_hash] = "resync"  # ccxt's own path: unsubscribe, subscribe
+                client.reject(ccxt.ChecksumError(f"{self.id} {channel} {inst}: checksum {got} != {expected}"),
+                              message_hash)
+                return None
+        return super().handle_order_book(client, message)
 
 
 _TRACKED: dict[tuple[type, type], type] = {}
@@ -672,6 +733,7 @@ class _OkxBase(ExchangeAdapter):
     ccxt_id = "okx"
     trades_page_limit = 500
     book_limit = 400
+    pro_mixin = _OkxGuarded
 
     async def watch_order_book(self, ex, spec: InstrumentSpec, *, limit: int | None = None) -> dict:
         try:

@@ -566,3 +566,33 @@ def test_a_gap_inside_a_burst_with_no_watch_waiting_still_ends_in_a_repaired_boo
     errors, got_bids, got_asks = asyncio.run(scenario())
     assert len(errors) == 1
     assert got_bids == top(bids, 25, True) and got_asks == top(asks, 25, False)
+
+
+def test_an_okx_update_that_fails_its_checksum_is_a_gap_and_a_fresh_snapshot_repairs_the_book(exchange_server):
+    """OKX sends a CRC32 of the best 25 levels with every book message; ccxt does not check it. The
+    adapter does: a corrupted update fails the watch once (ChecksumError, an InvalidNonce) and the
+    book comes back right from a new subscription's snapshot."""
+    spec, replay, (exchange, key) = BOOKS["okx-spot"]
+    bids, asks = rebuild(exchange, key)
+
+    async def scenario():
+        async with pro_for(exchange_server, "okx-spot") as (adapter, ex):
+            book = await asyncio.wait_for(adapter.watch_order_book(ex, spec), 5)
+            best_bid = ccxt_top(book["bids"], 1)[0][0]
+            task = asyncio.create_task(adapter.watch_order_book(ex, spec))
+            await until(lambda: any(c.futures for c in ex.clients.values()), what="a pending watch")
+            # A changed size at the best bid, sent with a checksum of some other book.
+            await asyncio.to_thread(exchange_server.inject, OKX_WS, f"books:{key}", {
+                "arg": {"channel": "books", "instId": key}, "action": "update",
+                "data": [{"bids": [[str(best_bid), "123.45", "0", "7"]], "asks": [], "ts": str(int(time.time() * 1000)),
+                          "checksum": 12345}]})
+            with pytest.raises(ccxt.ChecksumError):
+                await asyncio.wait_for(task, 5)
+            book = await asyncio.wait_for(adapter.watch_order_book(ex, spec), 5)
+            assert ccxt_top(book["bids"], 1)[0][1] != Decimal("123.45")
+            exchange_server.publish_ws(replay)
+            book = await settled_book(adapter, ex, spec)
+            return ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+
+    got_bids, got_asks = asyncio.run(scenario())
+    assert got_bids == top(bids, 25, True) and got_asks == top(asks, 25, False)
