@@ -129,7 +129,7 @@ async def _run(port: int, per_stream: float, args, total: int) -> dict:
     # Warm-up at a low rate: the stream's first ids let the startup backfill (the gap since the
     # stored cursor) finish; the figures are for sustained ingest after that.
     await asyncio.to_thread(control, port, "play", keys=",".join(KEYS), rate=100)
-    while any(st.backfill_pending for st in collector._feeds.values()) or not collector.stats.flushes:
+    while collector.backfilling or not collector.stats.flushes:
         assert time.monotonic() < deadline, "the startup backfill did not finish"
         await asyncio.sleep(0.1)
     await asyncio.to_thread(control, port, "stop")

@@ -227,6 +227,11 @@ class Collector:
         logger.info("collector stopped: %s", self.summary())
         return self.stats
 
+    @property
+    def backfilling(self) -> bool:
+        """Some feed is still closing a gap over REST (at start, after a reconnect or an id jump)."""
+        return any(st.backfill_pending for st in self._feeds.values())
+
     def stop(self) -> None:
         logger.info("collector: stopping (flushing what is buffered)")
         self.stopping.set()

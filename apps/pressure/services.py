@@ -34,6 +34,8 @@ BAR_FIELDS = [
     "large_trade_base", "large_trade_sell_base", "ofi", "bid_depth_0_5pct",
 ]
 _TRADE_SUMS = ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote")
+# What a 1m bar adds up over its trades: a batch of later trades merges into a stored bar by addition.
+_ADDITIVE = ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base")
 SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
 
@@ -238,19 +240,16 @@ def minute_bars_extend(
     counts = _trade_counts(t, sell)
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
                               start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
-    stored = {
-        _dt_to_ms(bar.bucket_start): bar for bar in PressureBar.objects.filter(
-            instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms),
-            bucket_start__lt=_ms_to_dt(end_ms),
-        )
-    }
+    stored = PressureBar.objects.filter(
+        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    ).values("bucket_start", "open", "high", "low", "close", "large_trade_sell_share", *_ADDITIVE)
     bars: dict[int, dict] = {}
-    for bucket, bar in stored.items():
-        if bar.trades and bar.large_trade_sell_share is not None and not bar.large_trade_base:
+    for row in stored:
+        share = row.pop("large_trade_sell_share")
+        if row["trades"] and share is not None and not row["large_trade_base"]:
             return None
-        bars[bucket] = {"bucket_ms": bucket, **{name: getattr(bar, name) for name in (
-            "open", "high", "low", "close", "trades", *_TRADE_SUMS, "buy_trades", "sell_trades",
-            "large_trade_base", "large_trade_sell_base")}}
+        bucket = _dt_to_ms(row.pop("bucket_start"))
+        bars[bucket] = {"bucket_ms": bucket, **row}
     touched = set()
     for i, bucket in enumerate(tb.bucket_ms.tolist()):
         touched.add(bucket)
@@ -262,7 +261,7 @@ def minute_bars_extend(
             continue
         # Every appended trade is later than every stored one: the open stays, the close moves.
         bar["high"], bar["low"], bar["close"] = max(bar["high"], new["high"]), min(bar["low"], new["low"]), new["close"]
-        for name in ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base"):
+        for name in _ADDITIVE:
             bar[name] += new.get(name, 0)
     book = book_arrays(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
     book_minutes = set((book["time_ms"] - book["time_ms"] % minute).tolist())

@@ -3,7 +3,17 @@ from __future__ import annotations
 import pytest
 
 from apps.exchanges import services
+from apps.exchanges.models import Feed
+from apps.markets.services import instrument_ensure
 from tests.exchangeserver import ExchangeServer
+
+
+def feed_for(source_slug: str, symbol: str, base: str, quote: str) -> Feed:
+    cls = services.ADAPTERS[source_slug]
+    source = services.source_ensure(slug=source_slug)
+    instrument = instrument_ensure(exchange_slug=cls.exchange, market=cls.market, symbol=symbol, base=base,
+                                   quote=quote, kind=cls.kind)
+    return services.feed_ensure(source=source, instrument=instrument)
 
 
 @pytest.fixture

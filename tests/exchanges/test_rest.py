@@ -12,26 +12,18 @@ import pytest
 from apps.derivatives.models import FundingRate, OpenInterest, TakerRatio
 from apps.exchanges import ratelimit, services
 from apps.exchanges.adapters import adapter_for
-from apps.exchanges.models import Feed, Source
+from apps.exchanges.models import Source
 from apps.exchanges.normalize import book_summary, trades_normalize
 from apps.markets.feeds.binance import DepthSnapshotMsg
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.orderbook import OrderBook
-from apps.markets.services import instrument_ensure
+from tests.exchanges.conftest import feed_for
 from tests.exchangeserver import CRYPTOFEED, DATA, ExchangeServer
 
 pytestmark = pytest.mark.django_db
 
 SPOT = ExchangeServer.SPOT
 FAPI = ExchangeServer.FAPI
-
-
-def feed_for(source_slug: str, symbol: str, base: str, quote: str) -> Feed:
-    cls = services.ADAPTERS[source_slug]
-    source = services.source_ensure(slug=source_slug)
-    instrument = instrument_ensure(exchange_slug=cls.exchange, market=cls.market, symbol=symbol, base=base,
-                                   quote=quote, kind=cls.kind)
-    return services.feed_ensure(source=source, instrument=instrument)
 
 
 def stored(instrument: Instrument) -> list[tuple]:

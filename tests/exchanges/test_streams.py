@@ -22,7 +22,7 @@ from apps.exchanges.adapters import InstrumentSpec, adapter_for
 from apps.exchanges.collector import Collector
 from apps.exchanges.models import Feed
 from apps.markets.models import BookSample, Trade
-from apps.markets.services import instrument_ensure
+from tests.exchanges.conftest import feed_for
 from tests.exchangeserver import BYBIT_WS, CRYPTOFEED, DATA, KRAKEN_WS, OKX_WS
 
 BTC_USDT = InstrumentSpec("BTCUSDT", "BTC", "USDT")
@@ -187,6 +187,13 @@ async def until(predicate, timeout: float = 10, what: str = "condition", db: boo
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def top_after_the_rest(server, replay: str, adapter, ex, spec) -> tuple[list, list]:
+    """Publish the rest of the recording; the best 25 bids and asks once the book has settled."""
+    server.publish_ws(replay)
+    book = await settled_book(adapter, ex, spec)
+    return ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+
+
 async def settled_book(adapter, ex, spec, quiet: float = 0.4):
     """Watch until no update arrives for ``quiet`` seconds; the book as ccxt holds it then."""
     book = None
@@ -338,9 +345,7 @@ def test_a_lost_book_update_fails_the_watch_and_a_fresh_snapshot_repairs_the_boo
             # The book after the gap is the fresh snapshot of the new subscription.
             server_book = exchange_server.ws_books[("okx", key) if exchange == "okx" else ("bybit", "linear", key)]
             assert Decimal(str(book["bids"][0][0])) == max(server_book.bids)
-            exchange_server.publish_ws(replay)
-            book = await settled_book(adapter, ex, spec)
-            return errors, ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+            return errors, *await top_after_the_rest(exchange_server, replay, adapter, ex, spec)
 
     errors, got_bids, got_asks = asyncio.run(scenario())
     assert len(errors) == 1
@@ -461,14 +466,6 @@ def test_liquidation_streams_subscribe_and_map_the_liquidated_side(exchange_serv
 # --------------------------------------------------------------------------- Coinbase REST
 
 
-def feed_for(source_slug: str, symbol: str, base: str, quote: str) -> Feed:
-    cls = services.ADAPTERS[source_slug]
-    source = services.source_ensure(slug=source_slug)
-    instrument = instrument_ensure(exchange_slug=cls.exchange, market=cls.market, symbol=symbol, base=base,
-                                   quote=quote, kind=cls.kind)
-    return services.feed_ensure(source=source, instrument=instrument)
-
-
 @pytest.mark.django_db
 def test_coinbase_rest_trades_poll_stores_the_taker_side_and_resumes_by_time(exchanges_at):
     feed = feed_for("coinbase-spot", "BTC-USD", "BTC", "USD")
@@ -559,9 +556,7 @@ def test_a_gap_inside_a_burst_with_no_watch_waiting_still_ends_in_a_repaired_boo
                 except ccxt.InvalidNonce as exc:
                     errors.append(exc)
             assert book is not None, f"the book never recovered: {errors}"
-            exchange_server.publish_ws(replay)
-            book = await settled_book(adapter, ex, spec)
-            return errors, ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+            return errors, *await top_after_the_rest(exchange_server, replay, adapter, ex, spec)
 
     errors, got_bids, got_asks = asyncio.run(scenario())
     assert len(errors) == 1
@@ -590,9 +585,7 @@ def test_an_okx_update_that_fails_its_checksum_is_a_gap_and_a_fresh_snapshot_rep
                 await asyncio.wait_for(task, 5)
             book = await asyncio.wait_for(adapter.watch_order_book(ex, spec), 5)
             assert ccxt_top(book["bids"], 1)[0][1] != Decimal("123.45")
-            exchange_server.publish_ws(replay)
-            book = await settled_book(adapter, ex, spec)
-            return ccxt_top(book["bids"], 25), ccxt_top(book["asks"], 25)
+            return await top_after_the_rest(exchange_server, replay, adapter, ex, spec)
 
     got_bids, got_asks = asyncio.run(scenario())
     assert got_bids == top(bids, 25, True) and got_asks == top(asks, 25, False)
