@@ -371,13 +371,14 @@ class Collector:
                 attempt = 0
                 if st.gap_epoch == epoch:
                     # Gap closed: stream batches written meanwhile held the cursor back; move it
-                    # over them now (queued after them on the writer thread).
+                    # over them (queued after them in the writer). Batches from here on move it
+                    # themselves; this is settled before the await, so a flush during it cannot
+                    # slip a held batch past the advance.
                     held, st.held_max_id = st.held_max_id, None
+                    st.backfill_pending = False
+                    st.batch.advance_cursor = True
                     if held is not None:
                         await self._in_writer(feed_cursor_advance, feed_id=st.feed.pk, trade_id=held)
-                    if st.gap_epoch == epoch:  # no new gap opened during that await
-                        st.backfill_pending = False
-                        st.batch.advance_cursor = True
             st.backfill_running = False
 
         task = asyncio.get_running_loop().create_task(run())
