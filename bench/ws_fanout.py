@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import resource
+import secrets
 import socket
 import struct
 import subprocess
@@ -115,7 +116,9 @@ class _Reader(asyncio.Protocol):
         msg = self.loads(payload)
         kind = msg.get("type")
         if kind == "bars":
-            self.stats["latencies"].append(now - msg["bars"]["1m"][-1]["published_at"])
+            bar = msg["bars"]["1m"][-1]
+            self.stats["latencies"].append(now - bar["published_at"])
+            self.stats["seqs"].append(bar["seq"])
         elif kind == "hello" and not self.hello.done():
             self.hello.set_result(None)
 
@@ -133,7 +136,7 @@ async def _clients_main(urls: list[str], count: int) -> None:
     except ImportError:  # pragma: no cover
         loads = json.loads
     loop = asyncio.get_running_loop()
-    stats = {"latencies": [], "closed": 0}
+    stats = {"latencies": [], "seqs": [], "closed": 0}
     readers = []
     for i in range(count):
         host_port, _, path = urls[i % len(urls)].removeprefix("ws://").partition("/")
@@ -151,7 +154,8 @@ async def _clients_main(urls: list[str], count: int) -> None:
     cpu0 = sum(os.times()[:2])
     assert (await stdin.readline()).strip() == b"stop"
     cpu = sum(os.times()[:2]) - cpu0
-    print(json.dumps({"latencies": stats["latencies"], "cpu_s": cpu, "closed": stats["closed"]}), flush=True)
+    print(json.dumps({"latencies": stats["latencies"], "seqs": stats["seqs"], "cpu_s": cpu,
+                      "closed": stats["closed"]}), flush=True)
     for reader in readers:
         reader.close()
     await asyncio.sleep(0.2)
@@ -233,22 +237,28 @@ def _round(urls: list[str], instrument, clients: int, pids: dict[str, int]) -> d
         publish_ms.append((time.time() - now) * 1000)
     time.sleep(3)
     cpu1, window = _cpu(every), time.monotonic() - t0
-    received, client_cpu, closed = [], [], 0
+    received, seqs, client_cpu, closed = [], [], [], 0
     for proc in procs:
         proc.stdin.write("stop\n")
         proc.stdin.flush()
         result = json.loads(proc.stdout.readline())
         received += result["latencies"]
+        seqs += result["seqs"]
         client_cpu.append(result["cpu_s"])
         closed += result["closed"]
         proc.wait(30)
     latencies = np.array(received) * 1000 if received else np.array([np.nan])
     cpu = {name: round((cpu1[name] - cpu0[name]) / window * 100, 1) for name in every}
+    # The slowest delivery of each update: one slow update moves p99 as much as a slow client.
+    worst = {}
+    for seq, latency in zip(seqs, latencies, strict=False):
+        worst[seq] = max(worst.get(seq, 0.0), float(latency))
     return {"clients": clients, "messages_sent": sent, "deliveries_expected": sent * clients,
             "deliveries_received": len(received), "lost": sent * clients - len(received),
             "p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "p99_ms": round(float(np.percentile(latencies, 99)), 1),
             "max_ms": round(float(np.max(latencies)), 1),
+            "slowest_delivery_per_update_ms": [round(worst[k], 1) for k in sorted(worst)],
             "publish_call_p50_ms": round(float(np.percentile(publish_ms, 50)), 2),
             "cpu_percent_of_one_core": cpu, "client_process_cpu_s": [round(c, 2) for c in client_cpu],
             "sockets_closed_early": closed}
@@ -276,7 +286,9 @@ def main() -> None:
 
         trades = [TradeRow(*t) for t in raw_trades("spot_btcusdt_20240808.gz")[:20_000]]
         market_batch_ingest(instrument=inst, trades=trades, source="bench", publish=False)
-    env = {**os.environ, "DEBUG": "1", "PYTHONPATH": str(ROOT)}
+    # The servers run as the web role does in production: DEBUG off, the same settings.
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost",
+           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     ports = [_free_port() for _ in range(DAPHNES)]
     daphnes = [subprocess.Popen([str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                                  "pressureweb.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -5,6 +5,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.live.publish import OVERVIEW_GROUP, instrument_group
+from apps.live.relay import group_relay
 from apps.markets.models import Instrument
 
 MAX_CLIENT_FRAME = 4096
@@ -29,27 +30,32 @@ class PushConsumer(AsyncJsonWebsocketConsumer):
 
 
 class BarsConsumer(PushConsumer):
-    """Read-only stream of bar updates for one instrument (or the overview)."""
+    """Read-only stream of bar updates for one instrument (or the overview).
 
-    DB_FREE = frozenset({"websocket.receive", "bars.update"})
+    Updates come through the process's GroupRelay rather than a channel per socket, so the consumer
+    has no channel of its own (channel_layer_alias None).
+    """
+
+    channel_layer_alias = None
     group: str | None = None
 
     async def connect(self):
         instrument_id = self.scope["url_route"]["kwargs"].get("instrument_id")
         if instrument_id is None:
-            self.group = OVERVIEW_GROUP
+            group = OVERVIEW_GROUP
         elif await database_sync_to_async(Instrument.objects.filter(pk=instrument_id).exists)():
-            self.group = instrument_group(instrument_id)
+            group = instrument_group(instrument_id)
         else:
             await self.close(code=4404)
             return
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await group_relay().subscribe(group, self, self.push, self.close)
+        self.group = group
         await self.accept()
         await self.send_json({"type": "hello", "group": self.group})
 
     async def disconnect(self, code):
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            group_relay().unsubscribe(self.group, self)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Clients only listen; anything but a small ping is a protocol error.
@@ -59,11 +65,8 @@ class BarsConsumer(PushConsumer):
         if text_data.strip() == '{"type":"ping"}':
             await self.send_json({"type": "pong"})
 
-    async def bars_update(self, event):
+    async def push(self, text: str) -> None:
         # The frame is serialised once per group by apps.live.publish, not once per socket here.
-        text = event.get("text")
-        if text is None:
-            text = self.encode_json({"type": "bars", "instrument": event["instrument"], "bars": event["bars"]})
         await self.send(text_data=text)
 
 

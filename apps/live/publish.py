@@ -24,10 +24,11 @@ def instrument_group(instrument_id: int) -> str:
 OVERVIEW_GROUP = "overview"
 
 
-def bars_message(*, instrument_id: int, bars: dict) -> dict:
-    """The group message for a bars update: the client frame {"type": "bars", ...} as ready JSON text."""
+def bars_message(*, group: str, instrument_id: int, bars: dict) -> dict:
+    """The group message for a bars update: the client frame {"type": "bars", ...} as ready JSON text,
+    and the group it is for (one relay channel per web process receives every group's updates)."""
     text = orjson.dumps({"type": "bars", "instrument": instrument_id, "bars": bars}).decode()
-    return {"type": "bars.update", "instrument": instrument_id, "text": text}
+    return {"type": "bars.update", "group": group, "instrument": instrument_id, "text": text}
 
 
 async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
@@ -39,10 +40,12 @@ async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
 def bars_payload_send(*, instrument_id: int, payload: dict) -> None:
     """Send serialised bars ({interval: [bar, ...]}) to the instrument's group and the newest 1m bar to the
     overview, in one event loop (one Redis connection) rather than one per group."""
-    messages = [(instrument_group(instrument_id), bars_message(instrument_id=instrument_id, bars=payload))]
+    group = instrument_group(instrument_id)
+    messages = [(group, bars_message(group=group, instrument_id=instrument_id, bars=payload))]
     latest = payload.get("1m", [])[-1:]
     if latest:
-        messages.append((OVERVIEW_GROUP, bars_message(instrument_id=instrument_id, bars={"1m": latest})))
+        messages.append((OVERVIEW_GROUP, bars_message(group=OVERVIEW_GROUP, instrument_id=instrument_id,
+                                                      bars={"1m": latest})))
     async_to_sync(_group_send_all)(messages)
 
 
