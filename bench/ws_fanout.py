@@ -1,7 +1,7 @@
 """WebSocket fan-out: N clients on one instrument over Daphne + channels_redis, 2 updates/s.
 
-Measures publish-to-receive latency (p50/p99) and lost messages for 1,000, 1,500, 2,000 and 3,000
-clients (BENCH_CLIENTS) and the ceiling: the first count whose p99 passes 1 s or that loses a message.
+Measures publish-to-receive latency (p50/p99) and lost messages for 1,000, 2,000, 4,000, 6,000 and
+8,000 clients (BENCH_CLIENTS) and the ceiling: the first count whose p99 passes 1 s or that loses a message.
 Prints one JSON line. Needs DATABASE_URL/REDIS_URL like the app (defaults: SQLite in var/ and the
 embedded Redis).
 
@@ -33,7 +33,7 @@ RATE_HZ = 2
 SECONDS = 10
 DAPHNES = int(os.environ.get("BENCH_DAPHNES", "2"))  # one per core, as docs/deploy.md recommends
 CLIENT_PROCS = int(os.environ.get("BENCH_CLIENT_PROCS", "1"))
-CLIENT_COUNTS = [int(n) for n in os.environ.get("BENCH_CLIENTS", "1000,1500,2000,3000").split(",")]
+CLIENT_COUNTS = [int(n) for n in os.environ.get("BENCH_CLIENTS", "1000,2000,4000,6000,8000").split(",")]
 
 
 def _raise_fd_limit() -> None:
