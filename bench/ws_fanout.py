@@ -2,6 +2,8 @@
 
 Measures publish-to-receive latency (p50/p99) and lost messages for 1,000, 2,000, 4,000, 6,000 and
 8,000 clients (BENCH_CLIENTS) and the ceiling: the first count whose p99 passes 1 s or that loses a message.
+The baseline, measured in the same run at the first count, is Channels' documented pattern of a channel per
+socket in the group (bench/ws_channel_per_socket.py); the app uses one relay channel per process.
 Prints one JSON line. Needs DATABASE_URL/REDIS_URL like the app (defaults: SQLite in var/ and the
 embedded Redis).
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -286,16 +289,36 @@ def main() -> None:
 
         trades = [TradeRow(*t) for t in raw_trades("spot_btcusdt_20240808.gz")[:20_000]]
         market_batch_ingest(instrument=inst, trades=trades, source="bench", publish=False)
-    # The servers run as the web role does in production: DEBUG off, the same settings.
+    try:
+        pids = {"redis": redis_proc.pid} if redis_proc else {}
+        with _daphnes("pressureweb.asgi:application") as (ports, daphne_pids):
+            urls = [f"ws://127.0.0.1:{port}/ws/instruments/{inst.pk}/" for port in ports]
+            rounds = [_round(urls, inst, clients, {**pids, **daphne_pids}) for clients in CLIENT_COUNTS]
+        # Baseline, same run: Channels' documented pattern (a channel per socket) at the first count.
+        with _daphnes("bench.ws_channel_per_socket:application") as (ports, daphne_pids):
+            urls = [f"ws://127.0.0.1:{port}/ws/instruments/{inst.pk}/" for port in ports]
+            baseline = _round(urls, inst, CLIENT_COUNTS[0], {**pids, **daphne_pids})
+        ceiling = next((r["clients"] for r in rounds if r["p99_ms"] > 1000 or r["lost"]), None)
+        print(json.dumps({"rate_hz": RATE_HZ, "seconds": SECONDS, "daphne_processes": DAPHNES,
+                          "client_processes": CLIENT_PROCS,
+                          "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"], "rounds": rounds,
+                          "ceiling_clients_p99_over_1s": ceiling or f"> {rounds[-1]['clients']}",
+                          "baseline_channel_per_socket": baseline,
+                          "p99_ratio_to_baseline": round(rounds[0]["p99_ms"] / baseline["p99_ms"], 2)}))
+    finally:
+        if redis_proc:
+            redis_proc.terminate()
+
+
+@contextlib.contextmanager
+def _daphnes(app: str):
+    """DAPHNES Daphne processes serving `app` as the web role does in production: DEBUG off, same settings."""
     env = {**os.environ, "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost",
            "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     ports = [_free_port() for _ in range(DAPHNES)]
     daphnes = [subprocess.Popen([str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                 "pressureweb.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                 app], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, preexec_fn=_raise_fd_limit) for port in ports]
-    pids = {f"daphne{i}": d.pid for i, d in enumerate(daphnes)}
-    if redis_proc:
-        pids["redis"] = redis_proc.pid
     try:
         for port in ports:
             for _ in range(100):
@@ -304,20 +327,11 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
-        urls = [f"ws://127.0.0.1:{port}/ws/instruments/{inst.pk}/" for port in ports]
-        rounds = [_round(urls, inst, clients, pids) for clients in CLIENT_COUNTS]
-        ceiling = next((r["clients"] for r in rounds if r["p99_ms"] > 1000 or r["lost"]), None)
-        print(json.dumps({"rate_hz": RATE_HZ, "seconds": SECONDS, "daphne_processes": DAPHNES,
-                          "client_processes": CLIENT_PROCS,
-                          "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"], "rounds": rounds,
-                          "ceiling_clients_p99_over_1s": ceiling or f"> {rounds[-1]['clients']}"}))
+        yield ports, {f"daphne{i}": d.pid for i, d in enumerate(daphnes)}
     finally:
         for daphne in daphnes:
             daphne.terminate()
             daphne.wait(10)
-        if redis_proc:
-            redis_proc.terminate()
-
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--clients"]:

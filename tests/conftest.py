@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from pressureweb import embedded_redis
 
@@ -222,6 +222,9 @@ def browser(monkeypatch):
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+        # With Playwright's loop running, Django keeps the test's connections apart from the thread's own;
+        # close them while that is still so, or one stays open and blocks dropping the test database.
+        connections.close_all()
 
 
 def wait_for(predicate, timeout: float, message: str) -> None:
