@@ -8,12 +8,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
-from apps.live.publish import instrument_group
 from pressureweb.asgi import application as app_application
 
 
 class ChannelPerSocketConsumer(AsyncWebsocketConsumer):
     async def connect(self):
+        from apps.live.publish import instrument_group  # after pressureweb.asgi has set Django up
+
         self.group = instrument_group(self.scope["url_route"]["kwargs"]["instrument_id"])
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
