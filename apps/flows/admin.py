@@ -1,6 +1,24 @@
 from django.contrib import admin
+from django.db import transaction
 
 from apps.flows.models import AddressCursor, BlockHash, ChainCursor, ExchangeWallet, FlowBar, FlowTx, ReserveSnapshot
+from apps.flows.services import flows_version_bump
+
+
+class FlowsPageAdmin(admin.ModelAdmin):
+    """Edits of what the flows page shows: its cached payloads move on once they commit."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(flows_version_bump)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        transaction.on_commit(flows_version_bump)
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        transaction.on_commit(flows_version_bump)
 
 
 class AddressCursorInline(admin.StackedInline):
@@ -10,7 +28,7 @@ class AddressCursorInline(admin.StackedInline):
 
 
 @admin.register(ExchangeWallet)
-class ExchangeWalletAdmin(admin.ModelAdmin):
+class ExchangeWalletAdmin(FlowsPageAdmin):
     list_display = ("address", "chain", "exchange", "label", "active", "first_seen", "source", "updated_at")
     list_filter = ("chain", "label", "active", "exchange")
     list_editable = ("label", "active")
@@ -25,12 +43,14 @@ class ExchangeWalletAdmin(admin.ModelAdmin):
         for wallet in queryset:
             wallet.active = True
             wallet.save(update_fields=["active", "updated_at"])
+        transaction.on_commit(flows_version_bump)
 
     @admin.action(description="Stop polling and using as labels")
     def deactivate(self, request, queryset):
         for wallet in queryset:
             wallet.active = False
             wallet.save(update_fields=["active", "updated_at"])
+        transaction.on_commit(flows_version_bump)
 
 
 @admin.register(AddressCursor)
@@ -58,7 +78,7 @@ class BlockHashAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowTx)
-class FlowTxAdmin(admin.ModelAdmin):
+class FlowTxAdmin(FlowsPageAdmin):
     list_display = ("txid", "chain", "asset", "exchange", "counterparty", "inflow", "outflow", "internal", "fee",
                     "block_height", "block_time", "confirmed")
     list_filter = ("chain", "asset", "confirmed", "exchange_to_exchange", "exchange")
@@ -69,7 +89,7 @@ class FlowTxAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowBar)
-class FlowBarAdmin(admin.ModelAdmin):
+class FlowBarAdmin(FlowsPageAdmin):
     list_display = ("bucket_start", "chain", "asset", "exchange", "inflow", "outflow", "netflow", "inflow_txs",
                     "outflow_txs", "whale_ratio", "netflow_z", "netflow_usd", "reserve")
     list_filter = ("chain", "asset", "interval", "exchange")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Max, Min, Q, Sum
 
 from apps.flows.accounting import FlowRecord
@@ -22,8 +24,12 @@ from apps.flows.models import (
     ReserveSnapshot,
 )
 from apps.pressure.models import PressureBar
+from apps.pressure.selectors import cached_while_rebuilt
+
+logger = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+FLOWS_VERSION_KEY = "flows:version"
 
 # The public API contract: these names never change. Amounts are exact decimal strings in coins.
 API_FIELDS = (
@@ -40,6 +46,11 @@ _label_cache: dict[str, tuple[tuple, dict[str, str]]] = {}
 
 def floor_hour(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(dt: datetime) -> datetime:
+    floor = floor_hour(dt)
+    return floor if floor == dt else floor + HOUR
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -277,3 +288,47 @@ def flow_blocks(*, chain: str, asset: str, start: datetime, end: datetime, excha
             item[name] = None if pd.isna(value) else float(value) / (10**decimals if name == "mean_inflow" else 1)
         out.append(item)
     return out
+
+
+# --- the /flows/ page ----------------------------------------------------------------------------------
+
+
+def flows_version() -> int | None:
+    """Bumped after every write the flows page shows (services.flows_version_bump): flows, bars, labels.
+
+    None when Redis is unreachable: readers then go to the database instead of failing.
+    """
+    try:
+        return cache.get_or_set(FLOWS_VERSION_KEY, 1, timeout=None)
+    except Exception:  # the cache is an optimisation, never a dependency
+        logger.warning("cache unreachable; reading flows from the database", exc_info=True)
+        return None
+
+
+def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int) -> dict:
+    """What the flows page reads from the database, cached per (asset, hour range, flows version).
+
+    The ``top`` exchanges by gross flow, their bars, ``all`` and the other stablecoins' ``all``
+    bars, the range's totals, pending inflow and the summary. Bars start on the hour, so
+    bucket_start < end <=> bucket_start < ceil_hour(end): every request within one hour shares
+    the entry. Prices are read when bars are refreshed, never here: no bars version is involved.
+    """
+    end = ceil_hour(end)
+    version = flows_version()
+    key = None if version is None else \
+        f"flows:page:{chain}:{asset}:{int(start.timestamp())}:{int(end.timestamp())}:{top}"
+
+    def build() -> dict:
+        exchanges = flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=top)
+        shown = {*exchanges, ALL_EXCHANGES}
+        rows = [r for r in flow_bars(chain=chain, asset=asset, start=start, end=end) if r["exchange"] in shown]
+        for stable in STABLECOINS:
+            if stable != asset:
+                rows += flow_bars(chain=ASSET_CHAIN[stable], asset=stable, start=start, end=end,
+                                  exchange=ALL_EXCHANGES)
+        return {"exchanges": exchanges, "rows": rows, "pending": pending_inflows(chain=chain, asset=asset),
+                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end), "summary": flows_summary()}
+
+    # Exact to the version: the flows page does not catch up when its socket opens, and flows are
+    # written per block, not per second, so concurrent rebuilds are rare.
+    return cached_while_rebuilt(key, version, build, stale_seconds=0)

@@ -129,6 +129,26 @@ def _source_record(source: str, *, inserted: int = 0, unchanged: int = 0, malfor
     )
 
 
+# --- the flows page cache ------------------------------------------------------------------------------
+
+
+def flows_version_bump() -> None:
+    """Move selectors.flows_version on: every cached flows page payload is rebuilt on its next read."""
+    try:
+        try:
+            cache.incr(selectors.FLOWS_VERSION_KEY)
+        except ValueError:
+            cache.set(selectors.FLOWS_VERSION_KEY, 2, timeout=None)
+    except Exception:
+        # Cached payloads expire on their own within their TTL; the write itself has succeeded.
+        logger.warning("could not invalidate the cached flows pages", exc_info=True)
+
+
+def _flows_changed() -> None:
+    # After commit, so no reader caches the previous rows under the new version.
+    transaction.on_commit(flows_version_bump)
+
+
 # --- wallet labels -------------------------------------------------------------------------------------
 
 
@@ -218,6 +238,8 @@ def _wallets_upsert(rows: list[dict], result: LabelImportResult) -> None:
             result.created += len(create)
             result.updated += len(update)
             result.by_chain[chain] = result.by_chain.get(chain, 0) + len(chain_rows)
+            if create or update:
+                _flows_changed()  # the page counts the labelled wallets
 
 
 # --- storing classified flows --------------------------------------------------------------------------
@@ -302,6 +324,8 @@ def flow_rows_store(*, chain: str, asset: str, txs: Sequence[tuple[Tx, bool]], l
             write, batch_size=500, update_conflicts=True, unique_fields=["chain", "txid", "exchange", "counterparty"],
             update_fields=[*_VALUE_FIELDS, "updated_at"],
         )
+    if write or stale:
+        _flows_changed()  # pending inflow and the summary read FlowTx directly
     return out
 
 
@@ -311,6 +335,8 @@ def _rows_delete(queryset) -> StoreResult:
         if hour := _hour_of(values):
             out.touched.add(hour)
     out.deleted = queryset.delete()[0]
+    if out.deleted:
+        _flows_changed()
     return out
 
 
@@ -575,8 +601,9 @@ def btc_pending_recheck(*, client: EsploraClient | None = None, limit: int = 200
                     logger.warning("%s: tx status of %s without block height/time: %r", client.source, txid, status)
                     continue
                 final = height is not None and tip - height + 1 >= min_conf
-                rows.update(block_height=height, block_time=_to_dt(block_time), confirmed=final,
-                            updated_at=timezone.now())
+                if rows.update(block_height=height, block_time=_to_dt(block_time), confirmed=final,
+                               updated_at=timezone.now()):
+                    _flows_changed()
                 if final:
                     stored.touched.add(selectors.floor_hour(_to_dt(block_time)))
                 counts["confirmed" if final else "waiting"] += 1
@@ -610,9 +637,12 @@ def btc_reserves_snapshot(*, at: datetime | None = None) -> int:
             update_conflicts=True, unique_fields=["chain", "asset", "exchange", "time"],
             update_fields=["balance", "wallets", "updated_at"],
         )
+        updated = 0
         for exchange, (balance, _) in sums.items():
-            FlowBar.objects.filter(chain=Chain.BTC, asset="BTC", exchange=exchange, bucket_start=hour).update(
-                reserve=balance)
+            updated += FlowBar.objects.filter(chain=Chain.BTC, asset="BTC", exchange=exchange,
+                                              bucket_start=hour).update(reserve=balance)
+        if updated:
+            _flows_changed()
     return len(sums)
 
 
@@ -917,7 +947,9 @@ def flow_bars_refresh(*, chain: str, asset: str, start: datetime, end: datetime,
                                "mean_inflow", "whale_ratio", "price_usd", "inflow_usd", "outflow_usd",
                                "netflow_usd", "reserve", "updated_at"],
             )
-        _netflow_z_refresh(chain=chain, asset=asset, start=start, end=end)
+        z_changed = _netflow_z_refresh(chain=chain, asset=asset, start=start, end=end)
+        if bars or stale or z_changed:
+            _flows_changed()
         if publish and (bars or stale):
             transaction.on_commit(lambda: flows_publish(chain=chain, asset=asset, start=start, end=end))
         transaction.on_commit(lambda: flow_bars_changed.send(sender=FlowBar, chain=chain, asset=asset))

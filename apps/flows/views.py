@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.flows import charts, selectors
-from apps.flows.models import ALL_EXCHANGES, ASSET_CHAIN, STABLECOINS
+from apps.flows.models import ALL_EXCHANGES, ASSET_CHAIN
 
 PAGE_ASSETS = ("BTC", "USDT", "USDC")
 TOP_EXCHANGES = 8
@@ -32,24 +32,17 @@ def page(request):
     if clipped:
         start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
 
-    exchanges = selectors.flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=TOP_EXCHANGES)
-    shown = {*exchanges, ALL_EXCHANGES}
-    rows = [r for r in selectors.flow_bars(chain=chain, asset=asset, start=start, end=end) if r["exchange"] in shown]
-    for stable in STABLECOINS:
-        if stable != asset:
-            rows += selectors.flow_bars(chain="eth", asset=stable, start=start, end=end, exchange=ALL_EXCHANGES)
-    pending = selectors.pending_inflows(chain=chain, asset=asset)
+    data = selectors.flows_page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES)
+    exchanges, rows, pending = data["exchanges"], data["rows"], data["pending"]
     now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
     everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
-    summary = selectors.flows_summary()
     api = reverse("api-flows")
     return render(request, "flows/page.html", {
         "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
         "range": chart_range, "start": start, "end": end, "presets": list(PRESETS), "range_error": range_error,
         "clipped": clipped, "max_hours": settings.CHART_MAX_POINTS, "exchanges": exchanges, "panels": charts.PANELS,
-        "totals": selectors.flow_totals(chain=chain, asset=asset, start=start, end=end),
-        "latest": everyone[-1] if everyone else None, "pending": pending, "summary": summary,
-        "has_data": bool(everyone), "rows": rows,
+        "totals": data["totals"], "latest": everyone[-1] if everyone else None, "pending": pending,
+        "summary": data["summary"], "has_data": bool(everyone), "rows": rows,
         "esplora_url": getattr(settings, "ESPLORA_URL", "https://mempool.space/api"),
         "eth_rpc_set": bool(getattr(settings, "ETH_RPC_URL", "")),
         "min_confirmations": getattr(settings, "BTC_MIN_CONFIRMATIONS", 2),

@@ -259,29 +259,34 @@ def bars_script(*, element_id: str, instrument: Instrument, interval: str, start
         html = f'<script id="{element_id}" type="application/json">{text}</script>'
         return BarsScript(html, len(rows), rows[-1]["bucket_start"] if rows else None)
 
-    return _cached_while_rebuilt(key, version, build)
+    return cached_while_rebuilt(key, version, build)
 
 
 STALE_SECONDS = 10
 
 
-def _cached_while_rebuilt(key: str | None, version: int | None, build):
-    """build() cached under key for one bars version. When a write has moved the version on, one
-    request rebuilds while concurrent ones get the previous payload, if it is under STALE_SECONDS
-    old: a live instrument is rewritten every second, and a rebuild by every request that arrives
-    meanwhile is what made page loads slow. Pages fetch the bars since their last one as soon as
-    their socket opens, so a payload a few seconds old leaves no gap."""
+def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_seconds: float | None = None):
+    """build() cached under key for one version of its data (bars_version, flows_version...).
+
+    When a write has moved the version on, one request rebuilds while concurrent ones get the
+    previous payload, if it is under stale_seconds (default STALE_SECONDS) old: a live instrument
+    is rewritten every second, and a rebuild by every request that arrives meanwhile is what made
+    page loads slow. Instrument pages fetch the bars since their last one as soon as their socket
+    opens, so a payload a few seconds old leaves no gap; pages without that catch-up pass 0.
+    key None (the cache is unreachable): build() without the cache.
+    """
+    stale_seconds = STALE_SECONDS if stale_seconds is None else stale_seconds
     if key is None:
         return build()
     try:
         entry = cache.get(key)
     except Exception:
-        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
+        logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
         return build()
     now = time.time()
     if entry is not None and entry[0] == version:
         return entry[2]
-    if entry is not None and now - entry[1] < STALE_SECONDS and not cache.add(f"{key}:rebuild", 1, timeout=5):
+    if entry is not None and now - entry[1] < stale_seconds and not cache.add(f"{key}:rebuild", 1, timeout=5):
         return entry[2]  # another request is rebuilding this one
     value = build()
     try:
