@@ -38,6 +38,7 @@ class BarsConsumer(PushConsumer):
 
     channel_layer_alias = None
     group: str | None = None
+    accepted = False
 
     async def connect(self):
         instrument_id = self.scope["url_route"]["kwargs"].get("instrument_id")
@@ -48,9 +49,12 @@ class BarsConsumer(PushConsumer):
         else:
             await self.close(code=4404)
             return
+        # Subscribed before accepting: the page fetches what it missed once the socket is open, so an
+        # update from before the accept is covered and none after it can fall between the two.
         await group_relay().subscribe(group, self, self.push, self.close)
         self.group = group
         await self.accept()
+        self.accepted = True
         await self.send_json({"type": "hello", "group": self.group})
 
     async def disconnect(self, code):
@@ -67,7 +71,8 @@ class BarsConsumer(PushConsumer):
 
     async def push(self, text: str) -> None:
         # The frame is serialised once per group by apps.live.publish, not once per socket here.
-        await self.send(text_data=text)
+        if self.accepted:  # a socket still connecting cannot be written to
+            await self.send(text_data=text)
 
 
 class NotificationsConsumer(PushConsumer):
