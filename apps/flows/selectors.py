@@ -11,6 +11,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Max, Min, Q, Sum
+from django.utils.html import json_script
 
 from apps.flows.accounting import FlowRecord
 from apps.flows.models import (
@@ -305,18 +306,22 @@ def flows_version() -> int | None:
         return None
 
 
-def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int) -> dict:
-    """What the flows page reads from the database, cached per (asset, hour range, flows version).
+def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int, theme: str) -> dict:
+    """What the flows page shows, cached per (asset, hour range, theme, flows version), with its bars
+    and figure as ready <script type="application/json"> elements (~1 MB of JSON is not encoded per view).
 
     The ``top`` exchanges by gross flow, their bars, ``all`` and the other stablecoins' ``all``
     bars, the range's totals, pending inflow and the summary. Bars start on the hour, so
     bucket_start < end <=> bucket_start < ceil_hour(end): every request within one hour shares
-    the entry. Prices are read when bars are refreshed, never here: no bars version is involved.
+    the entry (and its current hour, where pending inflow is drawn). Prices are read when bars are
+    refreshed, never here: no bars version is involved.
     """
+    from apps.flows import charts  # presentation, only needed to fill the cache
+
     end = ceil_hour(end)
     version = flows_version()
     key = None if version is None else \
-        f"flows:page:{chain}:{asset}:{int(start.timestamp())}:{int(end.timestamp())}:{top}"
+        f"flows:page:{chain}:{asset}:{int(start.timestamp())}:{int(end.timestamp())}:{top}:{theme}"
 
     def build() -> dict:
         exchanges = flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=top)
@@ -326,8 +331,15 @@ def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, t
             if stable != asset:
                 rows += flow_bars(chain=ASSET_CHAIN[stable], asset=stable, start=start, end=end,
                                   exchange=ALL_EXCHANGES)
-        return {"exchanges": exchanges, "rows": rows, "pending": pending_inflows(chain=chain, asset=asset),
-                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end), "summary": flows_summary()}
+        pending = pending_inflows(chain=chain, asset=asset)
+        everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
+        figure = charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending,
+                                     now_hour=iso(floor_hour(datetime.now(tz=UTC))), start=iso(start), end=iso(end),
+                                     theme=theme)
+        return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
+                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end), "summary": flows_summary(),
+                "rows_script": str(json_script(rows, "flow-rows")),
+                "figure_script": str(json_script(figure, "figure-data"))}
 
     # Exact to the version: the flows page does not catch up when its socket opens, and flows are
     # written per block, not per second, so concurrent rebuilds are rare.

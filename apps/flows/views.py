@@ -3,10 +3,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.flows import charts, selectors
-from apps.flows.models import ALL_EXCHANGES, ASSET_CHAIN
+from apps.flows.models import ASSET_CHAIN
 
 PAGE_ASSETS = ("BTC", "USDT", "USDC")
 TOP_EXCHANGES = 8
@@ -32,24 +33,25 @@ def page(request):
     if clipped:
         start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
 
-    data = selectors.flows_page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES)
-    exchanges, rows, pending = data["exchanges"], data["rows"], data["pending"]
+    data = selectors.flows_page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES,
+                                     theme=_theme(request))
+    exchanges = data["exchanges"]
     now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
-    everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
     api = reverse("api-flows")
     return render(request, "flows/page.html", {
         "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
         "range": chart_range, "start": start, "end": end, "presets": list(PRESETS), "range_error": range_error,
         "clipped": clipped, "max_hours": settings.CHART_MAX_POINTS, "exchanges": exchanges, "panels": charts.PANELS,
-        "totals": data["totals"], "latest": everyone[-1] if everyone else None, "pending": pending,
-        "summary": data["summary"], "has_data": bool(everyone), "rows": rows,
+        "totals": data["totals"], "latest": data["latest"], "pending": data["pending"], "summary": data["summary"],
+        "has_data": data["latest"] is not None,
+        # Escaped for a <script> element by json_script when cached.
+        "rows_script": mark_safe(data["rows_script"]),  # noqa: S308
+        "figure_script": mark_safe(data["figure_script"]),  # noqa: S308
         "esplora_url": getattr(settings, "ESPLORA_URL", "https://mempool.space/api"),
         "eth_rpc_set": bool(getattr(settings, "ETH_RPC_URL", "")),
         "min_confirmations": getattr(settings, "BTC_MIN_CONFIRMATIONS", 2),
         "z_window_days": getattr(settings, "NETFLOW_Z_WINDOW_DAYS", 30),
         "whale_n": getattr(settings, "WHALE_TOP_N", 10),
-        "figure": charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending, now_hour=now_hour,
-                                      start=selectors.iso(start), end=selectors.iso(end), theme=_theme(request)),
         "api": f"{api}?chain={chain}&asset={asset}&exchange=all&interval=1h",
         "live_config": {
             "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,

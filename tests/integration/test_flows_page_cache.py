@@ -256,3 +256,19 @@ def test_a_wallet_edited_or_deleted_in_the_admin_form_shows_at_once(admin_client
         resp = admin_client.post(reverse("admin:flows_exchangewallet_delete", args=[second.pk]), {"post": "yes"})
     assert resp.status_code == 302
     assert f"{btc - 2:,} BTC and" in _page(admin_client)
+
+
+def _figure(html: str) -> dict:
+    match = re.search(r'<script id="figure-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no figure-data in the page"
+    return json.loads(json.loads(match.group(1)))
+
+
+def test_each_theme_gets_its_own_cached_figure(client, recent):
+    dark = _page(client)
+    client.cookies["theme"] = "light"
+    light = _page(client)
+    assert _figure(dark)["layout"]["paper_bgcolor"] != _figure(light)["layout"]["paper_bgcolor"]
+    assert _rows(dark) == _rows(light)
+    client.cookies["theme"] = "dark"
+    assert _figure(_page(client)) == _figure(dark)
