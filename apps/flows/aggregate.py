@@ -68,11 +68,17 @@ def _exact(values: pd.Series) -> pd.Series:
     return values
 
 
+def _exact_amounts(df: pd.DataFrame) -> None:
+    """_exact for every amount column, with one dtype for all: a transfer moves amounts between them."""
+    if any(_exact(df[col]).dtype == object for col in AMOUNTS):
+        for col in AMOUNTS:
+            df[col] = df[col].astype(object)
+
+
 def _per_tx(df: pd.DataFrame, include_all: bool) -> pd.DataFrame:
     """One row per (exchange, txid): the record amounts summed over counterparties."""
     df = df[df["block_height"].notna()].rename(columns={f"{a}_sat": a for a in AMOUNTS}).copy()
-    for col in AMOUNTS:
-        df[col] = _exact(df[col])
+    _exact_amounts(df)
     spec = {**{a: "sum" for a in AMOUNTS}, "block_height": "first", "block_time": "first"}
     parts = [df.groupby(["exchange", "txid"], sort=False).agg(spec).reset_index()]
     if include_all:
@@ -87,8 +93,7 @@ def _per_tx(df: pd.DataFrame, include_all: bool) -> pd.DataFrame:
         total.insert(0, "exchange", ALL)
         parts.append(total)
     out = pd.concat(parts, ignore_index=True)
-    for col in AMOUNTS:
-        out[col] = _exact(out[col])
+    _exact_amounts(out)
     out["block_height"] = out["block_height"].astype("int64")
     # Token transfers may lack a block time (float with NaN then); hourly series need it, block series do not.
     out["block_time"] = pd.to_numeric(out["block_time"])

@@ -177,6 +177,18 @@ def test_token_amounts_beyond_int64_stay_exact():
     assert isinstance(b.inflow, int)
 
 
+def test_large_outflows_with_an_exchange_to_exchange_transfer_stay_exact():
+    # Outflows whose sum could pass int64 become Python ints; the transfer then moves an outflow
+    # into the internal column, which must take it (it once raised: int64 column, object value).
+    big = 2**61
+    records = [r(f"w{i}", "binance", outflow=big + i) for i in range(4)]
+    records += [r("x", "binance", outflow=big, cp="kraken"), r("x", "kraken", inflow=big, cp="binance")]
+    a = row(flows_by_hour(records), "all")
+    assert a.outflow == 4 * big + 6 and a.internal == big and a.inflow == 0
+    b = row(flows_by_hour(records), "binance")
+    assert b.outflow == 5 * big + 6
+
+
 def test_usd_conversion_uses_the_hours_close_and_leaves_gaps():
     records = [r("a", "okx", inflow=2 * 10**8, height=1, t=T0 + 5), r("b", "okx", outflow=10**8, height=9, t=T0 + 7200)]
     h = flows_by_hour(records, include_all=False)
