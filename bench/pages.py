@@ -1,8 +1,17 @@
-"""Page load under concurrency: 30 days of 1m bars (with their 5m and 1h roll-ups) for 50 instruments.
+"""Page load under concurrency: 30 days of 1m bars (with their 5m and 1h roll-ups) for 50 instruments,
+and 30 days of hourly exchange flows.
 
 Seeds PostgreSQL once (COPY; kept in the pressureweb_pages database), starts a private Redis and one
 Daphne per core with production settings (DEBUG off, collected static files, as docs/deploy.md runs
 them), and a client that spreads its requests round-robin over the Daphnes, as the proxy would.
+
+Flows (the /flows/ page): the shipped wallet labels (the real import), ~925k synthetic final FlowTx
+rows of the most labelled exchanges (BTC on chain btc: its 5 labelled exchanges, ~150 transactions
+an hour; USDT and USDC on chain eth: 13 exchanges, ~800 and ~300 an hour), a few pending BTC inflows
+and hourly BTC reserve snapshots, then the hourly FlowBar rows (per exchange and ``all``) computed
+from them by the real services.flow_bars_refresh (a random walk stands in for the BTC hourly close).
+Redone when missing or more than FLOW_STALE old. ``flows_pages`` in the output checks the pages show
+data (not the empty state): size, rows, plotted traces and points.
 
 Per page, three figures of time to first byte (p50/p95) and the response size:
 
@@ -11,7 +20,11 @@ Per page, three figures of time to first byte (p50/p95) and the response size:
   bump the instrument shown;
 - warm: CLIENTS concurrent clients for SECONDS, no writes;
 - live: the same load while bars of a few instruments (including the one the instrument pages show)
-  are written and their versions bumped WRITES_PER_SECOND times a second each, as live ingestion does.
+  are written and their versions bumped WRITES_PER_SECOND times a second each, as live ingestion does;
+  and, as new blocks arrive (Ethereum every ~12 s, Bitcoin every ~10 min), one final BTC transaction
+  every FLOW_WRITE_SECONDS: its FlowTx row inserted, the newest hour's bars of its exchange and of
+  ``all`` updated in place, and flows_version_bump() after commit, which invalidates every cached
+  flows page as a real sync does. The flows pages' cold figure bumps the flows version likewise.
 
 The static-file baseline is measured in the same run. Prints one JSON line.
 """
@@ -44,6 +57,15 @@ COLD_SAMPLES = 12
 WRITTEN = ("C00USDT", "C07USDT", "C21USDT")  # instruments receiving bars during the "live" phase
 WRITES_PER_SECOND = 1.0
 SHOWN = "C07USDT"  # the instrument pages' instrument
+# Exchange flows (/flows/): per asset its chain, final transactions per hour over all exchanges, median amount
+# (coins) and lognormal sigma of a transaction, largest transaction (coins). Exchanges: the FLOW_EXCHANGES most
+# labelled of the chain (the shipped labels name 5 BTC exchanges and 130 ETH ones), weighted by labelled wallets.
+FLOW_ASSETS = {"BTC": ("btc", 150, 0.05, 2.0, 2_000), "USDT": ("eth", 800, 2_000.0, 2.2, 10**8),
+               "USDC": ("eth", 300, 2_000.0, 2.2, 10**8)}
+FLOW_EXCHANGES = 13
+FLOW_STALE = timedelta(days=1)  # an older flows seed is redone: the 7d range would lose its newest bars
+FLOW_WRITE_SECONDS = 5.0  # live phase: one final BTC transaction (and its bars) per this many seconds
+BTC_START_PRICE = 65_000.0
 # The proxy terminates TLS and says so (SECURE_PROXY_SSL_HEADER); without it production redirects to https.
 HEADERS = {"X-Forwarded-Proto": "https"}
 
@@ -88,7 +110,7 @@ def _rollups(connection) -> None:
             print(f"rolled up {cur.rowcount} {interval} bars", file=sys.stderr, flush=True)
 
 
-def seed() -> None:
+def seed() -> dict:
     import psycopg
 
     with psycopg.connect(ADMIN, autocommit=True) as conn:
@@ -142,6 +164,183 @@ def seed() -> None:
                 cp.write(buf.getvalue())
             print(f"seeded {inst.symbol}", file=sys.stderr, flush=True)
     _rollups(connection)
+    return _flows_seed(connection)
+
+
+def _flows_seeded(now: datetime) -> bool:
+    from django.db.models import Count, Max
+
+    from apps.flows.models import ALL_EXCHANGES, FlowBar
+
+    for asset in FLOW_ASSETS:
+        agg = FlowBar.objects.filter(asset=asset, exchange=ALL_EXCHANGES).aggregate(n=Count("id"),
+                                                                                    last=Max("bucket_start"))
+        if agg["n"] < DAYS * 24 or agg["last"] < now - FLOW_STALE:
+            return False
+    return True
+
+
+def _flow_transactions(asset: str, exchanges: list[str], weights, start: datetime, now: datetime, rng):
+    """Synthetic final transactions of ``asset`` with the labelled exchanges, hour by hour since ``start``.
+
+    A daily activity cycle, an inflow share drifting over days (so netflow and its z-score have
+    regimes), lognormal amounts (a few whales per hour), 3% exchange-to-exchange transfers (one
+    record per side), change and fees on Bitcoin withdrawals. Returns the FlowTx COPY text and
+    the per-hour netflow of each exchange (base units, for the reserves).
+    """
+    import numpy as np
+
+    from apps.flows.models import ASSET_DECIMALS
+
+    chain, per_hour, median, sigma, largest = FLOW_ASSETS[asset]
+    scale = 10 ** ASSET_DECIMALS[asset]
+    btc = chain == "btc"
+    t0 = int(start.timestamp())
+    hours = int((now - start) / timedelta(hours=1)) + 1
+    hour = np.arange(hours)
+    counts = rng.poisson(per_hour * (1 + 0.35 * np.sin(2 * np.pi * (hour % 24) / 24)))
+    hour_of = np.repeat(hour, counts)
+    at = t0 + hour_of * 3600 + rng.integers(0, 3600, len(hour_of))
+    final = at <= int(now.timestamp()) - (1500 if btc else 60)  # two Bitcoin confirmations, one Ethereum block
+    hour_of, at = hour_of[final], at[final]
+    n = len(at)
+    ex = rng.choice(len(exchanges), size=n, p=weights)
+    p_in = 0.5 + 0.12 * np.sin(2 * np.pi * hour_of / (24 * 6)) + 0.05 * np.sin(2 * np.pi * hour_of / 41)
+    inflow = rng.random(n) < p_in
+    units = np.clip(rng.lognormal(np.log(median * scale), sigma, n), 1, largest * scale).astype(np.int64)
+    e2e = rng.random(n) < 0.03
+    other = (ex + rng.integers(1, len(exchanges), n)) % len(exchanges)
+    change = np.where(btc & ~inflow, (units * rng.uniform(0.1, 4, n)).astype(np.int64), 0)
+    fee = np.where(btc & ~inflow, rng.integers(2_000, 40_000, n), 0)
+    grid = 600 if btc else 12
+    block_time = at // grid * grid
+    height = (870_000 if btc else 21_000_000) + (block_time - t0) // grid
+    words = rng.integers(0, 2**63, size=(n, 4), dtype=np.int64)
+    logs = rng.integers(0, 400, n)
+    net = np.zeros((len(exchanges), hours), dtype=np.float64)
+    stamp = now.isoformat()
+    out = io.StringIO()
+    for i in range(n):
+        w = words[i]
+        txid = f"{w[0]:016x}{w[1]:016x}{w[2]:016x}{w[3]:016x}"
+        if not btc:
+            txid = f"0x{txid}:{logs[i]}"
+        when = datetime.fromtimestamp(int(block_time[i]), tz=UTC).isoformat()
+        head = f"{chain}\t{asset}\t{txid}\t"
+        tail = f"\t{height[i]}\t{when}\tt\t{stamp}\t{stamp}\n"
+        x, amount = exchanges[ex[i]], int(units[i])
+        if e2e[i]:
+            y = exchanges[other[i]]
+            out.write(f"{head}{x}\t{y}\tt\t0\t{amount}\t0\t{fee[i]}{tail}")
+            out.write(f"{head}{y}\t{x}\tt\t{amount}\t0\t0\t0{tail}")
+            net[ex[i], hour_of[i]] -= amount
+            net[other[i], hour_of[i]] += amount
+        elif inflow[i]:
+            out.write(f"{head}{x}\t\tf\t{amount}\t0\t0\t0{tail}")
+            net[ex[i], hour_of[i]] += amount
+        else:
+            out.write(f"{head}{x}\t\tf\t0\t{amount}\t{change[i]}\t{fee[i]}{tail}")
+            net[ex[i], hour_of[i]] -= amount
+    return out.getvalue(), n + int(e2e.sum()), net
+
+
+def _flows_seed(connection) -> dict:
+    """30 days of exchange flows as production would hold them, unless present and fresh.
+
+    Wallet labels through the real import (the shipped files); synthetic final FlowTx rows of the
+    labelled exchanges (COPY), a few pending BTC inflows, hourly BTC reserve snapshots; then the
+    hourly FlowBar rows (every exchange with flows in the hour, and ``all``) by the real
+    services.flow_bars_refresh, which aggregates the stored FlowTx rows, values them in USD and
+    computes the netflow z-scores. Its BTC price is our hourly close, read from Binance BTCUSDT
+    bars the bench has not got: a random walk stands in for it here.
+    """
+    from unittest import mock
+
+    import numpy as np
+    import pandas as pd
+    from django.db.models import Count
+
+    from apps.flows import selectors, services
+    from apps.flows.models import ALL_EXCHANGES, ASSET_DECIMALS, ExchangeWallet, FlowBar, FlowTx, ReserveSnapshot
+
+    started = time.monotonic()
+    labels = services.wallet_labels_import()
+    now = datetime.now(tz=UTC)
+    report = {"wallet_labels": {"read": labels.read, "created": labels.created, "rejected": len(labels.rejected),
+                                "active_by_chain": selectors.wallet_counts()}}
+    if _flows_seeded(now):
+        report["flows"] = "present"
+        return report
+    with connection.cursor() as cur:
+        cur.execute("TRUNCATE flows_flowtx, flows_flowbar, flows_reservesnapshot")
+    rng = np.random.default_rng(20261125)
+    end = selectors.floor_hour(now)
+    start = end - timedelta(days=DAYS)
+    hours = pd.date_range(start, end, freq="h", tz="UTC")
+    walk = np.exp(np.cumsum(rng.normal(0, 0.004, len(hours))))
+    btc_close = pd.Series(BTC_START_PRICE * walk, index=hours, dtype="float64")
+    original_close = selectors.hourly_close_usd
+
+    def close(*, asset, start, end):
+        if asset == "BTC":
+            return btc_close[(btc_close.index >= selectors.floor_hour(start))
+                             & (btc_close.index <= selectors.floor_hour(end))]
+        return original_close(asset=asset, start=start, end=end)
+
+    cols = ("chain, asset, txid, exchange, counterparty, exchange_to_exchange, inflow, outflow, internal, fee, "
+            "block_height, block_time, confirmed, created_at, updated_at")
+    for asset, (chain, *_) in FLOW_ASSETS.items():
+        t = time.monotonic()
+        ranked = list(ExchangeWallet.objects.filter(chain=chain, active=True).values("exchange")
+                      .annotate(n=Count("id")).order_by("-n", "exchange")[:FLOW_EXCHANGES])
+        exchanges = [r["exchange"] for r in ranked]
+        wallets = np.array([r["n"] for r in ranked], dtype=np.float64)
+        text, rows, net = _flow_transactions(asset, exchanges, wallets / wallets.sum(), start, now, rng)
+        with connection.cursor() as cur, cur.cursor.copy(f"COPY flows_flowtx ({cols}) FROM STDIN") as cp:
+            cp.write(text)
+        if chain == "btc":
+            # Not yet final: a few deposits seen in the mempool or with one confirmation (the page's pending bars).
+            tip = FlowTx.objects.filter(chain=chain).order_by("-block_height").values_list("block_height",
+                                                                                           flat=True).first()
+            FlowTx.objects.bulk_create([FlowTx(
+                chain=chain, asset=asset, txid=f"{rng.integers(0, 2**63):016x}" * 4, exchange=exchanges[i % 3],
+                inflow=int(rng.lognormal(np.log(5 * 10**7), 1.5)), confirmed=False,
+                block_height=None if i % 2 else tip + 1, block_time=None if i % 2 else now - timedelta(minutes=4),
+            ) for i in range(8)])
+            rows += 8
+            # Hourly reserve snapshots: a balance per exchange that moves with its netflow, never below zero.
+            cumulative = np.cumsum(net, axis=1)
+            base = np.maximum(wallets / wallets.sum() * 2 * 10**6 * 10**8, -cumulative.min(axis=1) + 10**11)
+            balance = base[:, None] + cumulative
+            counts = dict(zip(exchanges, wallets.astype(int), strict=True))
+            snapshots = [ReserveSnapshot(chain=chain, asset=asset, exchange=x, time=hour.to_pydatetime(),
+                                         balance=int(balance[i, h]), wallets=counts[x])
+                         for i, x in enumerate(exchanges) for h, hour in enumerate(hours)]
+            snapshots += [ReserveSnapshot(chain=chain, asset=asset, exchange=ALL_EXCHANGES, time=hour.to_pydatetime(),
+                                          balance=int(balance[:, h].sum()), wallets=int(wallets.sum()))
+                          for h, hour in enumerate(hours)]
+            ReserveSnapshot.objects.bulk_create(snapshots, batch_size=2000)
+        copied = time.monotonic() - t
+        bars = 0
+        with mock.patch.object(selectors, "hourly_close_usd", close):
+            # A day at a time, as syncs refresh what they touched: over the whole month at once, an ERC-20
+            # exchange-to-exchange transfer makes aggregate._per_tx fail (its int64 guard turns outflow into
+            # Python ints over that many rows, and pandas refuses to write them into the int64 internal column).
+            for day in range(DAYS + 1):
+                first = start + timedelta(days=day)
+                bars += services.flow_bars_refresh(chain=chain, asset=asset, start=first,
+                                                   end=min(first + timedelta(hours=23), end), publish=False)
+        report[asset] = {"chain": chain, "exchanges": exchanges, "flow_txs": rows, "bars": bars,
+                         "decimals": ASSET_DECIMALS[asset], "txs_seconds": round(copied, 1),
+                         "bars_seconds": round(time.monotonic() - t - copied, 1)}
+        print(f"seeded {asset} flows: {rows} FlowTx rows, {bars} FlowBar rows", file=sys.stderr, flush=True)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE flows_flowtx")
+        cur.execute("ANALYZE flows_flowbar")
+    report["flow_bars"] = FlowBar.objects.count()
+    report["reserve_snapshots"] = ReserveSnapshot.objects.count()
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
 
 
 def redis_start(tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -261,19 +460,84 @@ class Writer(threading.Thread):
         close_old_connections()
 
 
+class FlowWriter(threading.Thread):
+    """A final BTC transaction every FLOW_WRITE_SECONDS, stored as a sync stores it: its FlowTx row, the newest
+    hour's bars of its exchange and of ``all`` updated to include it, the flows version bumped after commit."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.running = threading.Event()
+        self.done = threading.Event()
+        self.writes = 0
+
+    def run(self) -> None:
+        from django.db import close_old_connections, connection, transaction
+
+        from apps.flows.models import ALL_EXCHANGES, FlowBar, FlowTx
+        from apps.flows.services import flows_version_bump
+
+        n = 0
+        while not self.done.is_set():
+            if not self.running.wait(0.1):
+                continue
+            started = time.monotonic()
+            with transaction.atomic():
+                bar = (FlowBar.objects.filter(chain="btc", asset="BTC", exchange=ALL_EXCHANGES, interval="1h")
+                       .order_by("-bucket_start").values_list("bucket_start", flat=True).first())
+                exchanges = sorted(FlowBar.objects.filter(chain="btc", asset="BTC", interval="1h", bucket_start=bar)
+                                   .exclude(exchange=ALL_EXCHANGES).values_list("exchange", flat=True))
+                exchange = exchanges[n % len(exchanges)]
+                units = 10_000_000 + (n % 7) * 30_000_000  # 0.1 to 1.9 BTC
+                tip = FlowTx.objects.filter(chain="btc").order_by("-block_height").values_list(
+                    "block_height", flat=True).first()
+                FlowTx.objects.create(chain="btc", asset="BTC", txid=secrets.token_hex(32), exchange=exchange,
+                                      inflow=units, block_height=tip,
+                                      block_time=min(bar + timedelta(minutes=30), datetime.now(tz=UTC)),
+                                      confirmed=True)
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "UPDATE flows_flowbar SET inflow = inflow + %s, netflow = netflow + %s, "
+                        "inflow_txs = inflow_txs + 1, mean_inflow = (inflow + %s) / (inflow_txs + 1), "
+                        "inflow_usd = inflow_usd + %s * price_usd, netflow_usd = netflow_usd + %s * price_usd, "
+                        "updated_at = now() WHERE chain = 'btc' AND asset = 'BTC' AND interval = '1h' "
+                        "AND bucket_start = %s AND exchange IN (%s, %s)",
+                        [units, units, units, units / 1e8, units / 1e8, bar, exchange, ALL_EXCHANGES])
+                transaction.on_commit(flows_version_bump)
+            self.writes += 1
+            n += 1
+            self.done.wait(max(0.0, FLOW_WRITE_SECONDS - (time.monotonic() - started)))
+        close_old_connections()
+
+
+def flows_check(base: str, path: str) -> dict:
+    """The flows page as served: its size, and that it shows data (not templates/flows/page.html's empty state)."""
+    import re
+
+    with urllib.request.urlopen(urllib.request.Request(base + path, headers=HEADERS), timeout=60) as resp:
+        body = resp.read().decode()
+    rows = re.search(r'<script id="flow-rows" type="application/json">(.*?)</script>', body, re.S)
+    figure = re.search(r'<script id="figure-data" type="application/json">(.*?)</script>', body, re.S)
+    traces = json.loads(json.loads(figure.group(1)))["data"] if figure else []
+    return {"bytes": len(body.encode()), "has_data": 'id="empty-state"' not in body,
+            "rows": len(json.loads(rows.group(1))) if rows else 0,
+            "traces_with_points": sum(1 for t in traces if t.get("x")),
+            "points": sum(len(t.get("x") or ()) for t in traces)}
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     redis_proc, redis_url = redis_start(tmp)
     os.environ["REDIS_URL"] = redis_url  # this process bumps versions in the servers' cache
     try:
-        seed()
-        _run(tmp, redis_url)
+        seeded = seed()
+        _run(tmp, redis_url, seeded)
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
 
 
-def _run(tmp: Path, redis_url: str) -> None:
+def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
+    from apps.flows.services import flows_version_bump
     from apps.markets.models import Instrument
     from apps.pressure.selectors import bars_version_bump
 
@@ -293,6 +557,8 @@ def _run(tmp: Path, redis_url: str) -> None:
     instruments = {i.symbol: i for i in Instrument.objects.filter(exchange__slug="bench")}
     writer = Writer([instruments[s] for s in WRITTEN])
     writer.start()
+    flow_writer = FlowWriter()
+    flow_writer.start()
     try:
         for base in bases:
             for _ in range(150):
@@ -311,7 +577,8 @@ def _run(tmp: Path, redis_url: str) -> None:
             "instrument 7d (auto 5m/1h)": shown + "?range=7d",
             "instrument 30d custom": shown + "?range=custom&start="
                                      + (datetime.now(tz=UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M") + "Z",
-            "flows": "/flows/",
+            "flows BTC 7d (5 labelled exchanges)": "/flows/",
+            "flows USDT 7d (13 exchanges, top 8)": "/flows/?asset=USDT",
             "glossary index": "/glossary/",
             "glossary term": "/glossary/taker-sell-ratio/",
         }
@@ -324,6 +591,9 @@ def _run(tmp: Path, redis_url: str) -> None:
         for name in pages:
             if name.startswith("instrument"):
                 bumps[name] = lambda: bars_version_bump(instruments[SHOWN].pk)
+            elif name.startswith("flows"):
+                bumps[name] = flows_version_bump  # every flow write does (services._flows_changed)
+        checks = {name: flows_check(bases[0], path) for name, path in pages.items() if name.startswith("flows")}
         results, results_cold, results_live = {}, {}, {}
         for name, path in pages.items():
             results_cold[name] = cold(bases, path, bumps.get(name, lambda: None))
@@ -331,18 +601,23 @@ def _run(tmp: Path, redis_url: str) -> None:
                 ttfb(base + path)  # warm every process
             results[name] = load(bases, path)
         writer.running.set()
+        flow_writer.running.set()
         for name, path in pages.items():
             results_live[name] = load(bases, path)
         writer.running.clear()
+        flow_writer.running.clear()
         print(json.dumps({
             "clients": CLIENTS, "seconds_per_page": SECONDS, "instruments": INSTRUMENTS, "days_of_1m_bars": DAYS,
             "daphne_processes": DAPHNES, "debug": False, "cold_samples": COLD_SAMPLES,
             "live_writes": {"instruments": list(WRITTEN), "per_second_each": WRITES_PER_SECOND,
-                            "bars_written": writer.writes},
+                            "bars_written": writer.writes,
+                            "flows": {"btc_transactions_every_s": FLOW_WRITE_SECONDS, "written": flow_writer.writes}},
+            "seed": seeded, "flows_pages": checks,
             "pages": results, "pages_cold": results_cold, "pages_live_writes": results_live,
         }))
     finally:
         writer.done.set()
+        flow_writer.done.set()
         for daphne in daphnes:
             daphne.terminate()
         for daphne in daphnes:
