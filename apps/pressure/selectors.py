@@ -263,6 +263,7 @@ def bars_script(*, element_id: str, instrument: Instrument, interval: str, start
 
 
 STALE_SECONDS = 10
+REBUILD_WAIT_SECONDS = 2.0
 
 
 def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_seconds: float | None = None):
@@ -272,7 +273,8 @@ def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_s
     previous payload, if it is under stale_seconds (default STALE_SECONDS) old: a live instrument
     is rewritten every second, and a rebuild by every request that arrives meanwhile is what made
     page loads slow. Instrument pages fetch the bars since their last one as soon as their socket
-    opens, so a payload a few seconds old leaves no gap; pages without that catch-up pass 0.
+    opens, so a payload a few seconds old leaves no gap; pages without that catch-up pass 0, and
+    their concurrent requests wait (up to REBUILD_WAIT_SECONDS) for the one rebuild instead.
     key None (the cache is unreachable): build() without the cache.
     """
     stale_seconds = STALE_SECONDS if stale_seconds is None else stale_seconds
@@ -286,8 +288,19 @@ def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_s
     now = time.time()
     if entry is not None and entry[0] == version:
         return entry[2]
-    if entry is not None and now - entry[1] < stale_seconds and not cache.add(f"{key}:rebuild", 1, timeout=5):
-        return entry[2]  # another request is rebuilding this one
+    try:
+        rebuilding = not cache.add(f"{key}:rebuild", 1, timeout=5)
+        if rebuilding and entry is not None and now - entry[1] < stale_seconds:
+            return entry[2]  # another request is rebuilding this one
+        if rebuilding:
+            # No previous payload allowed: wait for the one being built rather than build it once more.
+            while time.time() < now + REBUILD_WAIT_SECONDS:
+                time.sleep(0.02)
+                entry = cache.get(key)
+                if entry is not None and entry[0] >= version:
+                    return entry[2]
+    except Exception:
+        logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
     value = build()
     try:
         cache.set(key, (version, now, value), timeout=RANGE_CACHE_SECONDS)

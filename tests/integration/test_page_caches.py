@@ -128,3 +128,28 @@ def test_while_one_request_rebuilds_a_page_after_a_write_others_get_the_previous
         cache.add(f"{key}:rebuild", 1, timeout=5)
     monkeypatch.setattr(selectors, "STALE_SECONDS", 0)
     assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100", "90", "80"]
+
+
+@pytest.mark.usefixtures("flush_redis")
+def test_without_a_stale_allowance_a_request_waits_for_the_rebuild_in_flight():
+    import threading
+    import time
+
+    from apps.pressure.selectors import cached_while_rebuilt
+
+    cache.set("t:page", (1, time.time(), "version 1"))
+    builds, first = [], []
+
+    def slow_build():
+        builds.append("first")
+        time.sleep(0.4)
+        return "version 2"
+
+    thread = threading.Thread(target=lambda: first.append(cached_while_rebuilt("t:page", 2, slow_build,
+                                                                               stale_seconds=0)))
+    thread.start()
+    time.sleep(0.1)  # the first request holds the rebuild
+    second = cached_while_rebuilt("t:page", 2, lambda: builds.append("second") or "built again", stale_seconds=0)
+    thread.join()
+    assert first == ["version 2"] and second == "version 2"  # never version 1
+    assert builds == ["first"]
