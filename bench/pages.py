@@ -384,29 +384,64 @@ def _figures(samples: list[float], errors: list, sizes: list[int]) -> dict:
 
 
 def load(bases: list[str], path: str) -> dict:
-    """CLIENTS closed-loop clients for SECONDS, each request to the next Daphne in turn."""
-    samples, sizes, errors, stop = [], [], [], time.monotonic() + SECONDS
+    """CLIENTS closed-loop clients for SECONDS, each request to the next Daphne in turn.
+
+    The clients run in a process of their own (on uvloop when installed): in this one they would
+    share the GIL with the writer threads, and a client waiting for it would count that wait as
+    the server's time to first byte. Their CPU share is reported, as it shares the machine's cores.
+    """
+    proc = subprocess.run([sys.executable, "-m", "bench.pages", "--load", json.dumps(bases), path],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures = _figures(out["samples"], out["errors"], out["sizes"])
+    figures["client_cpu_percent_of_one_core"] = round(out["cpu_s"] / SECONDS * 100, 1)
+    return figures
+
+
+async def _load_clients(bases: list[str], path: str) -> dict:
+    import asyncio
+
+    samples, sizes, errors = [], [], []
     turn = itertools.cycle(bases)
-    lock = threading.Lock()
+    request = "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{headers}\r\n"
+    headers = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+    stop = time.monotonic() + SECONDS
 
-    def worker():
+    async def client():
         while time.monotonic() < stop:
-            with lock:
-                base = next(turn)
-            try:
-                t, size = ttfb(base + path)
-            except urllib.error.HTTPError as exc:
-                errors.append(exc.code)
+            host = next(turn).removeprefix("http://")
+            name, port = host.split(":")
+            start = time.perf_counter()
+            reader, writer = await asyncio.open_connection(name, int(port))
+            writer.write(request.format(path=path, host=host, headers=headers).encode())
+            first = await reader.read(65536)
+            elapsed = time.perf_counter() - start
+            body = [first]
+            while chunk := await reader.read(1 << 20):
+                body.append(chunk)
+            writer.close()
+            data = b"".join(body)
+            status = int(data[9:12])
+            if status != 200:
+                errors.append(status)
                 continue
-            samples.append(t)
-            sizes.append(size)
+            samples.append(elapsed)
+            sizes.append(len(data) - data.index(b"\r\n\r\n") - 4)
 
-    threads = [threading.Thread(target=worker) for _ in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return _figures(samples, errors, sizes)
+    cpu0 = sum(os.times()[:2])
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return {"samples": samples, "sizes": sizes, "errors": errors, "cpu_s": sum(os.times()[:2]) - cpu0}
+
+
+def _load_main(argv: list[str]) -> None:
+    import asyncio
+
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    print(json.dumps(runner(_load_clients(json.loads(argv[0]), argv[1]))))
 
 
 def cold(bases: list[str], path: str, bump) -> dict:
@@ -625,4 +660,7 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--load"]:
+        _load_main(sys.argv[2:])
+    else:
+        main()
