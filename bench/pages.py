@@ -460,44 +460,10 @@ def cold(bases: list[str], path: str, bump) -> dict:
     return _figures(samples, errors, sizes)
 
 
-class Writer(threading.Thread):
-    """Writes the newest 1m bar of a few instruments and bumps their bars version, as ingestion does."""
+class PacedWriter(threading.Thread):
+    """Calls write(n) every period_s while `running` is set, until `done`; counts the writes."""
 
-    def __init__(self, instruments):
-        super().__init__(daemon=True)
-        self.instruments = instruments
-        self.running = threading.Event()
-        self.done = threading.Event()
-        self.writes = 0
-
-    def run(self) -> None:
-        from django.db import close_old_connections, transaction
-
-        from apps.pressure.models import PressureBar
-        from apps.pressure.selectors import bars_version_bump
-
-        n = 0
-        while not self.done.is_set():
-            if not self.running.wait(0.1):
-                continue
-            started = time.monotonic()
-            for inst in self.instruments:
-                with transaction.atomic():
-                    bar = (PressureBar.objects.select_for_update().filter(instrument=inst, interval="1m")
-                           .order_by("-bucket_start").first())
-                    bar.trades += 1
-                    bar.taker_sell_ratio = 0.4 + (n % 20) / 100
-                    bar.save(update_fields=["trades", "taker_sell_ratio", "updated_at"])
-                    transaction.on_commit(lambda pk=inst.pk: bars_version_bump(pk))
-                self.writes += 1
-            n += 1
-            self.done.wait(max(0.0, 1 / WRITES_PER_SECOND - (time.monotonic() - started)))
-        close_old_connections()
-
-
-class FlowWriter(threading.Thread):
-    """A final BTC transaction every FLOW_WRITE_SECONDS, stored as a sync stores it: its FlowTx row, the newest
-    hour's bars of its exchange and of ``all`` updated to include it, the flows version bumped after commit."""
+    period_s = 1.0
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -506,42 +472,83 @@ class FlowWriter(threading.Thread):
         self.writes = 0
 
     def run(self) -> None:
-        from django.db import close_old_connections, connection, transaction
-
-        from apps.flows.models import ALL_EXCHANGES, FlowBar, FlowTx
-        from apps.flows.services import flows_version_bump
+        from django.db import close_old_connections
 
         n = 0
         while not self.done.is_set():
             if not self.running.wait(0.1):
                 continue
             started = time.monotonic()
-            with transaction.atomic():
-                bar = (FlowBar.objects.filter(chain="btc", asset="BTC", exchange=ALL_EXCHANGES, interval="1h")
-                       .order_by("-bucket_start").values_list("bucket_start", flat=True).first())
-                exchanges = sorted(FlowBar.objects.filter(chain="btc", asset="BTC", interval="1h", bucket_start=bar)
-                                   .exclude(exchange=ALL_EXCHANGES).values_list("exchange", flat=True))
-                exchange = exchanges[n % len(exchanges)]
-                units = 10_000_000 + (n % 7) * 30_000_000  # 0.1 to 1.9 BTC
-                tip = FlowTx.objects.filter(chain="btc").order_by("-block_height").values_list(
-                    "block_height", flat=True).first()
-                FlowTx.objects.create(chain="btc", asset="BTC", txid=secrets.token_hex(32), exchange=exchange,
-                                      inflow=units, block_height=tip,
-                                      block_time=min(bar + timedelta(minutes=30), datetime.now(tz=UTC)),
-                                      confirmed=True)
-                with connection.cursor() as cur:
-                    cur.execute(
-                        "UPDATE flows_flowbar SET inflow = inflow + %s, netflow = netflow + %s, "
-                        "inflow_txs = inflow_txs + 1, mean_inflow = (inflow + %s) / (inflow_txs + 1), "
-                        "inflow_usd = inflow_usd + %s * price_usd, netflow_usd = netflow_usd + %s * price_usd, "
-                        "updated_at = now() WHERE chain = 'btc' AND asset = 'BTC' AND interval = '1h' "
-                        "AND bucket_start = %s AND exchange IN (%s, %s)",
-                        [units, units, units, units / 1e8, units / 1e8, bar, exchange, ALL_EXCHANGES])
-                transaction.on_commit(flows_version_bump)
-            self.writes += 1
+            self.write(n)
             n += 1
-            self.done.wait(max(0.0, FLOW_WRITE_SECONDS - (time.monotonic() - started)))
+            self.done.wait(max(0.0, self.period_s - (time.monotonic() - started)))
         close_old_connections()
+
+    def write(self, n: int) -> None:
+        raise NotImplementedError
+
+
+class Writer(PacedWriter):
+    """Writes the newest 1m bar of a few instruments and bumps their bars version, as ingestion does."""
+
+    period_s = 1 / WRITES_PER_SECOND
+
+    def __init__(self, instruments):
+        super().__init__()
+        self.instruments = instruments
+
+    def write(self, n: int) -> None:
+        from django.db import transaction
+
+        from apps.pressure.models import PressureBar
+        from apps.pressure.selectors import bars_version_bump
+
+        for inst in self.instruments:
+            with transaction.atomic():
+                bar = (PressureBar.objects.select_for_update().filter(instrument=inst, interval="1m")
+                       .order_by("-bucket_start").first())
+                bar.trades += 1
+                bar.taker_sell_ratio = 0.4 + (n % 20) / 100
+                bar.save(update_fields=["trades", "taker_sell_ratio", "updated_at"])
+                transaction.on_commit(lambda pk=inst.pk: bars_version_bump(pk))
+            self.writes += 1
+
+
+class FlowWriter(PacedWriter):
+    """A final BTC transaction every FLOW_WRITE_SECONDS, stored as a sync stores it: its FlowTx row, the newest
+    hour's bars of its exchange and of ``all`` updated to include it, the flows version bumped after commit."""
+
+    period_s = FLOW_WRITE_SECONDS
+
+    def write(self, n: int) -> None:
+        from django.db import connection, transaction
+
+        from apps.flows.models import ALL_EXCHANGES, FlowBar, FlowTx
+        from apps.flows.services import flows_version_bump
+
+        with transaction.atomic():
+            bar = (FlowBar.objects.filter(chain="btc", asset="BTC", exchange=ALL_EXCHANGES, interval="1h")
+                   .order_by("-bucket_start").values_list("bucket_start", flat=True).first())
+            exchanges = sorted(FlowBar.objects.filter(chain="btc", asset="BTC", interval="1h", bucket_start=bar)
+                               .exclude(exchange=ALL_EXCHANGES).values_list("exchange", flat=True))
+            exchange = exchanges[n % len(exchanges)]
+            units = 10_000_000 + (n % 7) * 30_000_000  # 0.1 to 1.9 BTC
+            tip = FlowTx.objects.filter(chain="btc").order_by("-block_height").values_list(
+                "block_height", flat=True).first()
+            FlowTx.objects.create(chain="btc", asset="BTC", txid=secrets.token_hex(32), exchange=exchange,
+                                  inflow=units, block_height=tip,
+                                  block_time=min(bar + timedelta(minutes=30), datetime.now(tz=UTC)),
+                                  confirmed=True)
+            with connection.cursor() as cur:
+                cur.execute(
+                    "UPDATE flows_flowbar SET inflow = inflow + %s, netflow = netflow + %s, "
+                    "inflow_txs = inflow_txs + 1, mean_inflow = (inflow + %s) / (inflow_txs + 1), "
+                    "inflow_usd = inflow_usd + %s * price_usd, netflow_usd = netflow_usd + %s * price_usd, "
+                    "updated_at = now() WHERE chain = 'btc' AND asset = 'BTC' AND interval = '1h' "
+                    "AND bucket_start = %s AND exchange IN (%s, %s)",
+                    [units, units, units, units / 1e8, units / 1e8, bar, exchange, ALL_EXCHANGES])
+            transaction.on_commit(flows_version_bump)
+        self.writes += 1
 
 
 def flows_check(base: str, path: str) -> dict:
