@@ -190,26 +190,10 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def _publish(instrument_id: int, payload: dict) -> None:
-    from apps.live import publish
-
-    if hasattr(publish, "bars_payload_send"):
-        publish.bars_payload_send(instrument_id=instrument_id, payload=payload)
-        return
-    # The publishing path before bars_payload_send existed (for before/after figures).
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    async_to_sync(layer.group_send)(publish.instrument_group(instrument_id),
-                                    {"type": "bars.update", "instrument": instrument_id, "bars": payload})
-    async_to_sync(layer.group_send)(publish.OVERVIEW_GROUP, {"type": "bars.update", "instrument": instrument_id,
-                                                            "bars": {"1m": payload["1m"][-1:]}})
-
-
 def _round(urls: list[str], instrument, clients: int, pids: dict[str, int]) -> dict:
     import numpy as np
 
+    from apps.live.publish import bars_payload_send
     from apps.pressure.models import PressureBar
     from apps.pressure.selectors import bar_serialize
 
@@ -236,7 +220,7 @@ def _round(urls: list[str], instrument, clients: int, pids: dict[str, int]) -> d
         # pushed to the instrument and overview groups; the newest 1m bar carries the send time.
         payload = {iv: [bar_serialize(b) for b in rows] for iv, rows in bars.items()}
         payload["1m"][-1].update(published_at=now, seq=seq)
-        _publish(instrument.pk, payload)
+        bars_payload_send(instrument_id=instrument.pk, payload=payload)
         publish_ms.append((time.time() - now) * 1000)
     time.sleep(3)
     cpu1, window = _cpu(every), time.monotonic() - t0
