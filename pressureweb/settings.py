@@ -204,6 +204,9 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+# Page payloads (bars, flows) of the current data versions kept in each web process's memory
+# (pressureweb/page_payloads.py); the rest come from Redis.
+PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)
 # Selling Pressure Index (apps/pressure/indicators/index.py documents the method).
 SPI_WINDOW_BARS = env.int("SPI_WINDOW_BARS", default=240)  # trailing 1m bars for each robust z-score
 SPI_MIN_PERIODS = env.int("SPI_MIN_PERIODS", default=30)  # bars of history before a component counts

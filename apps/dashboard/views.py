@@ -17,6 +17,7 @@ from apps.pressure.selectors import (
     RANGE_CACHE_SECONDS,
     bar_latest_with_spi,
     bars_script,
+    bars_version,
     bars_versions,
     closes_recent,
     episodes_list,
@@ -29,6 +30,7 @@ from apps.pressure.selectors import (
 )
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+from pressureweb.page_payloads import render_with_payloads
 
 logger = logging.getLogger(__name__)
 
@@ -102,20 +104,21 @@ def instrument(request, exchange, market, symbol):
     chart_range, range_error = chart_range_parse(request.GET)
     interval = interval_for_points(instrument=inst, interval=asked, start=chart_range.start, end=chart_range.end,
                                    max_points=settings.CHART_MAX_POINTS)
+    version = bars_version(inst.pk)
     bars = bars_script(element_id="bars-data", instrument=inst, interval=interval, start=chart_range.start,
-                       end=chart_range.end, max_points=settings.CHART_MAX_POINTS)
+                       end=chart_range.end, max_points=settings.CHART_MAX_POINTS, version=version)
     # On 1m charts the SPI chart reads the bars themselves.
     spi_bars = None if interval == "1m" else bars_script(
         element_id="spi-bars-data", instrument=inst, interval="1m",
         start=max(chart_range.start, chart_range.end - timedelta(hours=24)), end=chart_range.end,
-        max_points=settings.CHART_MAX_POINTS)
+        max_points=settings.CHART_MAX_POINTS, version=version)
     episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)[:200])
-    latest = bar_latest_with_spi(instrument=inst)
+    latest = bar_latest_with_spi(instrument=inst, version=version)
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
     figure = charts.instrument_figure_with_shapes(
         base=inst.base, quote=inst.quote, theme=_theme(request),
         shapes=charts.episode_shapes(episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z")))
-    return render(request, "dashboard/instrument.html", {
+    return render_with_payloads(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "figure": figure,
@@ -132,7 +135,7 @@ def instrument(request, exchange, market, symbol):
             "api": f"/api/v1/bars?exchange={inst.exchange.slug}&market={inst.market}&symbol={inst.symbol}"
                    f"&interval={interval}",
         },
-    })
+    }, payloads=[bars.element, spi_bars and spi_bars.element])
 
 
 def episodes_page(request):

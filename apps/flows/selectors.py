@@ -9,9 +9,7 @@ from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, Max, Min, Q, Sum
-from django.utils.html import json_script
 
 from apps.flows.accounting import FlowRecord
 from apps.flows.models import (
@@ -25,7 +23,7 @@ from apps.flows.models import (
     ReserveSnapshot,
 )
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import cached_while_rebuilt
+from pressureweb.page_payloads import cached_while_rebuilt, script_element, version_get
 
 logger = logging.getLogger(__name__)
 
@@ -299,11 +297,7 @@ def flows_version() -> int | None:
 
     None when Redis is unreachable: readers then go to the database instead of failing.
     """
-    try:
-        return cache.get_or_set(FLOWS_VERSION_KEY, 1, timeout=None)
-    except Exception:  # the cache is an optimisation, never a dependency
-        logger.warning("cache unreachable; reading flows from the database", exc_info=True)
-        return None
+    return version_get(FLOWS_VERSION_KEY, what="flows")
 
 
 def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int, theme: str) -> dict:
@@ -338,8 +332,8 @@ def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, t
                                      theme=theme)
         return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
                 "totals": flow_totals(chain=chain, asset=asset, start=start, end=end), "summary": flows_summary(),
-                "rows_script": str(json_script(rows, "flow-rows")),
-                "figure_script": str(json_script(figure, "figure-data"))}
+                "rows_script": script_element(rows, "flow-rows"),
+                "figure_script": script_element(figure, "figure-data")}
 
     # Exact to the version: the flows page does not catch up when its socket opens, and flows are
     # written per block, not per second, so concurrent rebuilds are rare.

@@ -58,6 +58,7 @@ from apps.flows.models import (
 from apps.flows.reorg import DeepReorg, find_fork_point
 from apps.flows.signals import flow_bars_changed
 from apps.markets.services import source_status_record
+from pressureweb.page_payloads import version_bump
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +135,7 @@ def _source_record(source: str, *, inserted: int = 0, unchanged: int = 0, malfor
 
 def flows_version_bump() -> None:
     """Move selectors.flows_version on: every cached flows page payload is rebuilt on its next read."""
-    try:
-        try:
-            cache.incr(selectors.FLOWS_VERSION_KEY)
-        except ValueError:
-            cache.set(selectors.FLOWS_VERSION_KEY, 2, timeout=None)
-    except Exception:
-        # Cached payloads expire on their own within their TTL; the write itself has succeeded.
-        logger.warning("could not invalidate the cached flows pages", exc_info=True)
+    version_bump(selectors.FLOWS_VERSION_KEY)
 
 
 def _flows_changed() -> None:

@@ -1,13 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.shortcuts import render
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.flows import charts, selectors
 from apps.flows.models import ASSET_CHAIN
+from pressureweb.page_payloads import render_with_payloads
 
 PAGE_ASSETS = ("BTC", "USDT", "USDC")
 TOP_EXCHANGES = 8
@@ -38,15 +37,13 @@ def page(request):
     exchanges = data["exchanges"]
     now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
     api = reverse("api-flows")
-    return render(request, "flows/page.html", {
+    return render_with_payloads(request, "flows/page.html", {
         "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
         "range": chart_range, "start": start, "end": end, "presets": list(PRESETS), "range_error": range_error,
         "clipped": clipped, "max_hours": settings.CHART_MAX_POINTS, "exchanges": exchanges, "panels": charts.PANELS,
         "totals": data["totals"], "latest": data["latest"], "pending": data["pending"], "summary": data["summary"],
         "has_data": data["latest"] is not None,
-        # Escaped for a <script> element by json_script when cached.
-        "rows_script": mark_safe(data["rows_script"]),  # noqa: S308
-        "figure_script": mark_safe(data["figure_script"]),  # noqa: S308
+        "rows_script": data["rows_script"], "figure_script": data["figure_script"],
         "esplora_url": getattr(settings, "ESPLORA_URL", "https://mempool.space/api"),
         "eth_rpc_set": bool(getattr(settings, "ETH_RPC_URL", "")),
         "min_confirmations": getattr(settings, "BTC_MIN_CONFIRMATIONS", 2),
@@ -57,4 +54,4 @@ def page(request):
             "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,
             "rangeMs": int((end - start).total_seconds() * 1000), "nowHour": now_hour,
         },
-    })
+    }, payloads=[data["rows_script"], data["figure_script"]])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,11 +12,19 @@ import orjson
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import OuterRef, Subquery
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
 from apps.pressure.models import INTERVALS, Episode, PressureBar
+from pressureweb.page_payloads import (
+    ScriptElement,
+    cached_while_rebuilt,
+    script_element,
+    version_bump,
+    version_get,
+    versions_get,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,54 +63,33 @@ def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
     return row
 
 
+def _version_key(instrument_id: int) -> str:
+    return f"bars:version:{instrument_id}"
+
+
 def bars_version(instrument_id: int) -> int | None:
     """Bumped whenever a bar of the instrument is written: part of every cache key below.
 
     None when Redis is unreachable: readers then go to the database instead of failing.
     """
-    try:
-        return cache.get_or_set(f"bars:version:{instrument_id}", 1, timeout=None)
-    except Exception:  # the cache is an optimisation, never a dependency
-        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
-        return None
+    return version_get(_version_key(instrument_id), what="bars")
 
 
 def bars_versions(instrument_ids) -> dict[int, int] | None:
     """bars_version of many instruments in one round trip (None when Redis is unreachable)."""
-    ids = list(instrument_ids)
-    keys = {f"bars:version:{i}": i for i in ids}
-    try:
-        found = cache.get_many(list(keys))
-        missing = {k: 1 for k in keys if k not in found}
-        if missing:
-            # add, not set: a bump racing with this read must win.
-            for key in missing:
-                cache.add(key, 1, timeout=None)
-            found.update(cache.get_many(list(missing)))
-    except Exception:
-        logger.warning("cache unreachable; reading bars from the database", exc_info=True)
-        return None
-    return {keys[k]: v for k, v in found.items()}
+    keys = {_version_key(i): i for i in instrument_ids}
+    found = versions_get(list(keys), what="bars")
+    return None if found is None else {keys[k]: v for k, v in found.items()}
 
 
 def bars_version_bump(instrument_id: int) -> None:
-    key = f"bars:version:{instrument_id}"
-    try:
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 2, timeout=None)
-    except Exception:
-        # Cached ranges expire on their own within their TTL; the write itself has succeeded.
-        logger.warning("could not invalidate cached bars of instrument %s", instrument_id, exc_info=True)
+    version_bump(_version_key(instrument_id))
 
 
 # Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
 _ROW_COLUMNS = ("bucket_start", "trades", *_DECIMALS, "taker_sell_ratio", "spread_bps", "imbalance_0_1pct",
                 "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct", "book_samples", "spi", "regime",
                 "spi_components")
-# As in django.utils.html.json_script: keeps "</script>" and friends inert inside a script element.
-_SCRIPT_ESCAPES = (("<", "\\u003C"), (">", "\\u003E"), ("&", "\\u0026"))
 RANGE_CACHE_SECONDS = 300
 
 
@@ -231,83 +217,33 @@ def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, en
 class BarsScript:
     """A range of bars as a ready <script type="application/json"> element, for a page to embed as is."""
 
-    html: str
+    element: ScriptElement
     count: int
     last_bucket_start: str | None
 
     @property
     def script(self) -> SafeString:
-        return mark_safe(self.html)  # noqa: S308 - JSON with <, > and & escaped, in a fixed element
+        return self.element.script
 
 
 def bars_script(*, element_id: str, instrument: Instrument, interval: str, start: datetime, end: datetime,
-                max_points: int | None = None) -> BarsScript:
+                max_points: int | None = None, version: int | None = None) -> BarsScript:
     """bars_for_range's rows serialised once per (range bucket, bars version) and kept so in the cache.
 
     The same JSON as {{ rows|json_script:element_id }} (compact separators), without building,
-    pickling or encoding the rows again on every page view.
+    pickling or encoding the rows again on every page view: render the page with
+    render_with_payloads(..., payloads=[bars.element]). ``version``: the instrument's bars_version
+    when the caller has read it already (None: read it here).
     """
-    version = bars_version(instrument.pk)
+    version = bars_version(instrument.pk) if version is None else version
     lo, hi = range_key(interval, start, end)
     key = None if version is None else f"barsjson:{instrument.pk}:{interval}:{lo}:{hi}:{max_points}:{element_id}"
 
     def build() -> BarsScript:
         rows = _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end, max_points=max_points)
-        text = orjson.dumps(rows).decode()
-        for char, escaped in _SCRIPT_ESCAPES:
-            text = text.replace(char, escaped)
-        html = f'<script id="{element_id}" type="application/json">{text}</script>'
-        return BarsScript(html, len(rows), rows[-1]["bucket_start"] if rows else None)
+        return BarsScript(script_element(rows, element_id), len(rows), rows[-1]["bucket_start"] if rows else None)
 
     return cached_while_rebuilt(key, version, build)
-
-
-STALE_SECONDS = 10
-REBUILD_WAIT_SECONDS = 2.0
-
-
-def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_seconds: float | None = None):
-    """build() cached under key for one version of its data (bars_version, flows_version...).
-
-    When a write has moved the version on, one request rebuilds while concurrent ones get the
-    previous payload, if it is under stale_seconds (default STALE_SECONDS) old: a live instrument
-    is rewritten every second, and a rebuild by every request that arrives meanwhile is what made
-    page loads slow. Instrument pages fetch the bars since their last one as soon as their socket
-    opens, so a payload a few seconds old leaves no gap; pages without that catch-up pass 0, and
-    their concurrent requests wait (up to REBUILD_WAIT_SECONDS) for the one rebuild instead.
-    key None (the cache is unreachable): build() without the cache.
-    """
-    stale_seconds = STALE_SECONDS if stale_seconds is None else stale_seconds
-    if key is None:
-        return build()
-    try:
-        entry = cache.get(key)
-    except Exception:
-        logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
-        return build()
-    now = time.time()
-    if entry is not None and entry[0] == version:
-        return entry[2]
-    try:
-        rebuilding = not cache.add(f"{key}:rebuild", 1, timeout=5)
-        if rebuilding and entry is not None and now - entry[1] < stale_seconds:
-            return entry[2]  # another request is rebuilding this one
-        if rebuilding:
-            # No previous payload allowed: wait for the one being built rather than build it once more.
-            while time.time() < now + REBUILD_WAIT_SECONDS:
-                time.sleep(0.02)
-                entry = cache.get(key)
-                if entry is not None and entry[0] >= version:
-                    return entry[2]
-    except Exception:
-        logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
-    value = build()
-    try:
-        cache.set(key, (version, now, value), timeout=RANGE_CACHE_SECONDS)
-        cache.delete(f"{key}:rebuild")
-    except Exception:
-        logger.warning("could not cache %s", key, exc_info=True)
-    return value
 
 
 def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:
@@ -407,13 +343,13 @@ def episode_serialize(ep: Episode) -> dict:
     }
 
 
-def bar_latest_with_spi(*, instrument: Instrument) -> PressureBar | None:
+def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None) -> PressureBar | None:
     """The newest 1m bar that has an SPI; cached until a bar of the instrument is written.
 
     Without an SPI in the newest bars the query walks the instrument's index backwards, which
-    on a month of bars costs more than the rest of the page.
+    on a month of bars costs more than the rest of the page. ``version`` as in bars_script.
     """
-    version = bars_version(instrument.pk)
+    version = bars_version(instrument.pk) if version is None else version
     key = None if version is None else f"bars:latest-spi:{instrument.pk}:{version}"
 
     def build():
