@@ -93,24 +93,26 @@ def version_bump(key: str) -> None:
 class _ProcessPayloads:
     """The newest payloads this process has read or built, by key with their version, within a byte budget.
 
-    Shared by the request threads of one web process, so values must never be changed by readers
-    (ScriptElement is frozen; the dicts pages read are only read).
+    Entries expire CACHE_SECONDS after they were built, like their Redis copies, so a write that moved no version
+    (raw SQL, a data migration) shows within the same time as without this layer. Shared by the
+    request threads of one web process, so values must never be changed by readers (ScriptElement
+    is frozen; the dicts pages read are only read).
     """
 
     def __init__(self) -> None:
-        self._items: OrderedDict[str, tuple[int, int, object]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[int, int, float, object]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str, version: int):
         with self._lock:
             item = self._items.get(key)
-            if item is None or item[0] != version:
+            if item is None or item[0] != version or time.time() - item[2] > CACHE_SECONDS:
                 return None
             self._items.move_to_end(key)
-            return item[2]
+            return item[3]
 
-    def put(self, key: str, version: int, value) -> None:
+    def put(self, key: str, version: int, value, *, built_at: float) -> None:
         budget = settings.PAGE_PAYLOADS_PROCESS_MB * 1024 * 1024
         size = _payload_size(value)
         if size > budget:
@@ -119,10 +121,10 @@ class _ProcessPayloads:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
-            self._items[key] = (version, size, value)
+            self._items[key] = (version, size, built_at, value)
             self._bytes += size
             while self._bytes > budget:
-                _, (_, dropped, _) = self._items.popitem(last=False)
+                _, (_, dropped, _, _) = self._items.popitem(last=False)
                 self._bytes -= dropped
 
     def clear(self) -> None:
@@ -171,7 +173,7 @@ def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_s
         return build()
     now = time.time()
     if entry is not None and entry[0] == version:
-        process_payloads.put(key, version, entry[2])
+        process_payloads.put(key, version, entry[2], built_at=entry[1])
         return entry[2]
     try:
         rebuilding = not cache.add(f"{key}:rebuild", 1, timeout=5)
@@ -183,12 +185,12 @@ def cached_while_rebuilt(key: str | None, version: int | None, build, *, stale_s
                 time.sleep(0.02)
                 entry = cache.get(key)
                 if entry is not None and entry[0] >= version:
-                    process_payloads.put(key, entry[0], entry[2])
+                    process_payloads.put(key, entry[0], entry[2], built_at=entry[1])
                     return entry[2]
     except Exception:
         logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
     value = build()
-    process_payloads.put(key, version, value)
+    process_payloads.put(key, version, value, built_at=now)
     try:
         cache.set(key, (version, now, value), timeout=CACHE_SECONDS)
         cache.delete(f"{key}:rebuild")

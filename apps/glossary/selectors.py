@@ -185,14 +185,20 @@ def category_counts() -> list[tuple[str, str, int]]:
     return [(value, label, counts.get(value, 0)) for value, label in Term.Category.choices]
 
 
-def metric_pages(*, metric: str) -> list[tuple[str, str]]:
-    """(label, URL) of every page that shows this metric."""
+def metric_pages(*, metric: str, instruments_shown: int = 6) -> list[tuple[str, str]]:
+    """(label, URL) of the pages that show this metric: every instrument page is one, of which the
+    first ``instruments_shown`` are named and the rest counted with a link to the Markets overview."""
     pages = []
     for place in METRIC_PAGES.get(metric, ()):
         if place == INSTRUMENT_PAGES:
-            instruments = [(f"{inst.display_name} on {inst.exchange.name}", inst.get_absolute_url())
-                           for inst in Instrument.objects.active().with_exchange()]
-            pages += instruments or [("Instrument pages (none yet; see Markets)", reverse("dashboard:overview"))]
+            active = Instrument.objects.active().with_exchange()
+            named = list(active[:instruments_shown])
+            pages += [(f"{inst.display_name} on {inst.exchange.name}", inst.get_absolute_url()) for inst in named]
+            if not named:
+                pages.append(("Instrument pages (none yet; see Markets)", reverse("dashboard:overview")))
+            elif len(named) == instruments_shown and (more := active.count() - instruments_shown) > 0:
+                pages.append((f"{more:,} more instrument page{'s' if more > 1 else ''} (Markets)",
+                              reverse("dashboard:overview")))
         else:
             label, url_name = place
             pages.append((label, reverse(url_name)))

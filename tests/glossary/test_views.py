@@ -183,3 +183,13 @@ def test_metric_chart_plots_the_last_hour_of_the_first_replay_instrument(client)
     assert 'src="/static/js/glossary.js"' in html
     assert f'href="{inst.get_absolute_url()}"' in html  # shown on the instrument page
     assert "<script>" not in html.split("</head>", 1)[1].replace('<script src=', "")  # no inline scripts
+
+
+def test_shown_on_names_a_few_instrument_pages_and_counts_the_rest(client):
+    instruments = [instrument_ensure(exchange_slug="many", market="spot", symbol=f"M{n}USDT", base=f"M{n}",
+                                     quote="USDT") for n in range(9)]
+    html = client.get(reverse("glossary:term", args=["cumulative-volume-delta"])).content.decode()
+    shown_on = re.search(r'<div id="shown-on">(.*?)</div>', html, re.DOTALL).group(1)
+    named = [inst for inst in instruments if f'href="{inst.get_absolute_url()}"' in shown_on]
+    assert named == instruments[:6]
+    assert f'<a href="{reverse("dashboard:overview")}">3 more instrument pages (Markets)</a>' in shown_on

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -55,6 +56,18 @@ def test_a_payload_comes_from_process_memory_while_its_version_holds():
 
 
 @pytest.mark.usefixtures("clean")
+def test_a_payload_built_longer_ago_than_its_redis_copy_lives_is_built_again():
+    """A write that moved no version (raw SQL, a data migration) shows within CACHE_SECONDS, as without this layer."""
+    from pressureweb.page_payloads import CACHE_SECONDS
+
+    version = version_get("t:version", what="test")
+    process_payloads.put("t:payload", version, "old", built_at=time.time() - CACHE_SECONDS - 1)
+    assert cached_while_rebuilt("t:payload", version, _builder([], "new")) == "new"
+    process_payloads.put("t:payload", version, "recent", built_at=time.time() - CACHE_SECONDS + 5)
+    assert cached_while_rebuilt("t:payload", version, _builder([], "newer")) == "recent"
+
+
+@pytest.mark.usefixtures("clean")
 def test_another_process_sees_the_payload_through_redis():
     version = version_get("t:version", what="test")
     cached_while_rebuilt("t:payload", version, _builder([], "from elsewhere"))
@@ -87,12 +100,12 @@ def test_versions_never_repeat_after_redis_loses_its_counters():
 def test_process_memory_keeps_to_its_budget_dropping_the_least_recently_used():
     third = 1024 * 1024 // 3 + 1
     for name in ("a", "b"):
-        process_payloads.put(name, 1, script_element("x" * third, f"el-{name}"))
+        process_payloads.put(name, 1, script_element("x" * third, f"el-{name}"), built_at=time.time())
     assert process_payloads.get("a", 1) is not None  # a is now the most recently used
-    process_payloads.put("c", 1, script_element("x" * third, "el-c"))
+    process_payloads.put("c", 1, script_element("x" * third, "el-c"), built_at=time.time())
     assert process_payloads.get("b", 1) is None
     assert process_payloads.get("a", 1) is not None and process_payloads.get("c", 1) is not None
-    process_payloads.put("huge", 1, script_element("x" * 2 * 1024 * 1024, "el-huge"))
+    process_payloads.put("huge", 1, script_element("x" * 2 * 1024 * 1024, "el-huge"), built_at=time.time())
     assert process_payloads.get("huge", 1) is None  # over the whole budget: not kept
 
 
