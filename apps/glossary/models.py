@@ -25,6 +25,10 @@ FACETS = (
 )
 FACET_FIELDS = tuple(f.field for f in FACETS)
 
+# Moved on after every committed change to a term or its links (services.glossary_version_bump):
+# the glossary pages' cached parts are kept per version (pressureweb/page_payloads.py).
+GLOSSARY_VERSION_KEY = "glossary:version"
+
 
 def synonyms_text_build(synonyms: list[str]) -> str:
     """Lower-case synonyms between bars, "|cvd|cumulative delta|", so an exact synonym is a substring match."""

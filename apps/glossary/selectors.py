@@ -13,9 +13,10 @@ from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value,
 from django.urls import reverse
 
 from apps.glossary.loader import GlossaryValidationError, term_sources_read
-from apps.glossary.models import Term
+from apps.glossary.models import GLOSSARY_VERSION_KEY, Term
 from apps.markets.models import Instrument
 from apps.pressure.selectors import bars_for_range
+from pressureweb.page_payloads import version_get
 
 # Bar fields the term page can chart live (they exist in apps.pressure.selectors.bars_for_range rows).
 CHARTABLE_METRICS = frozenset({
@@ -92,6 +93,11 @@ def term_links() -> dict[str, TermLink]:
 
 def term_link(*, slug: str) -> TermLink | None:
     return term_links().get(slug)
+
+
+def glossary_version() -> int | None:
+    """None when Redis is unreachable: the pages then read the glossary from the database."""
+    return version_get(GLOSSARY_VERSION_KEY, what="the glossary")
 
 
 def term_get(*, slug: str) -> Term | None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from apps.glossary.models import FACET_FIELDS, Term, body_text_build, synonyms_text_build
+from apps.glossary.models import FACET_FIELDS, GLOSSARY_VERSION_KEY, Term, body_text_build, synonyms_text_build
+from pressureweb.page_payloads import version_bump
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
@@ -103,3 +104,13 @@ def terms_upsert(
     for slug, outcome in outcomes.items():
         getattr(result, outcome).append(slug)
     return result
+
+
+def glossary_version_bump() -> None:
+    version_bump(GLOSSARY_VERSION_KEY)
+
+
+def glossary_changed(**_signal_kwargs) -> None:
+    """Receiver of every change to a term or its related links: the cached glossary pages move on after commit,
+    so no reader caches the previous rows under the new version."""
+    transaction.on_commit(glossary_version_bump)

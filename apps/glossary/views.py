@@ -6,15 +6,18 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from django.http import Http404
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from apps.dashboard.charts import THEMES
 from apps.glossary.models import FACETS, Term
-from apps.glossary.rendering import markdown_plain, markdown_render
+from apps.glossary.rendering import json_ld_script, markdown_plain, markdown_render
 from apps.glossary.selectors import (
     CHARTABLE_METRICS,
     category_counts,
     chart_instrument,
+    glossary_version,
     metric_pages,
     metric_recent_bars,
     term_get,
@@ -22,6 +25,7 @@ from apps.glossary.selectors import (
     terms_list,
     terms_search,
 )
+from pressureweb.page_payloads import cached_while_rebuilt
 
 SCHEMA = "https://schema.org"
 GLOSSARY_NAME = "PressureWeb glossary"
@@ -63,18 +67,39 @@ def index(request):
     if category and category not in Term.Category.values:
         notice = f"There is no category “{category}”; showing every category."
         category = ""
-    terms = terms_search(query=query, category=category or None) if query else list(terms_list(category=category))
-    groups = [] if query else terms_by_letter(terms=terms)
-    present = {letter for letter, _ in groups}
+    terms = terms_search(query=query, category=category or None) if query else []
+    listing = {"az_html": "", "json_ld_html": _index_json_ld(request, terms),
+               "categories": category_counts()} if query else _index_az(request, category=category)
+    return render(request, "glossary/index.html", {
+        "query": query, "category": category, "category_label": Term.Category(category).label if category else "",
+        "categories": listing["categories"], "terms": terms, "notice": notice,
+        "az_html": mark_safe(listing["az_html"]),  # noqa: S308 - rendered by our template
+        "json_ld_html": mark_safe(listing["json_ld_html"]),  # noqa: S308 - escaped by json_ld_script
+    })
+
+
+def _index_json_ld(request, terms: list[Term]) -> str:
     index_url = reverse("glossary:index")
     term_set = {"@context": SCHEMA, **_term_set(request), "description": "Every concept PressureWeb shows, explained.",
                 "hasDefinedTerm": [_defined_term(request, t) for t in terms]}
-    return render(request, "glossary/index.html", {
-        "query": query, "category": category, "category_label": Term.Category(category).label if category else "",
-        "categories": category_counts(), "terms": terms, "groups": groups, "notice": notice,
-        "letters": [(letter, letter in present) for letter in [*string.ascii_uppercase, "#"]],
-        "json_ld": [term_set, _breadcrumbs(request, [("Glossary", index_url)])],
-    })
+    return "\n".join(json_ld_script(block) for block in (term_set, _breadcrumbs(request, [("Glossary", index_url)])))
+
+
+def _index_az(request, *, category: str) -> dict:
+    """The A-Z listing, its JSON-LD and the category counts: glossary data only, so kept per glossary
+    version (and site URL, which the JSON-LD names) in the cache and in each web process."""
+    version = glossary_version()
+    key = None if version is None else f"glossary:index:{category}:{request.build_absolute_uri('/')}"
+
+    def build() -> dict:
+        terms = list(terms_list(category=category))
+        groups = terms_by_letter(terms=terms)
+        present = {letter for letter, _ in groups}
+        letters = [(letter, letter in present) for letter in [*string.ascii_uppercase, "#"]]
+        return {"az_html": render_to_string("glossary/_index_az.html", {"groups": groups, "letters": letters}),
+                "json_ld_html": str(_index_json_ld(request, terms)), "categories": category_counts()}
+
+    return cached_while_rebuilt(key, version, build, stale_seconds=0)
 
 
 def _metric_figure(rows: list[dict], *, metric: str, label: str, theme: str) -> str:
