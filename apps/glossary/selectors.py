@@ -16,7 +16,7 @@ from apps.glossary.loader import GlossaryValidationError, term_sources_read
 from apps.glossary.models import GLOSSARY_VERSION_KEY, Term
 from apps.markets.models import Instrument
 from apps.pressure.selectors import bars_for_range
-from pressureweb.page_payloads import version_get
+from pressureweb.page_payloads import cached_while_rebuilt, version_get
 
 # Bar fields the term page can chart live (they exist in apps.pressure.selectors.bars_for_range rows).
 CHARTABLE_METRICS = frozenset({
@@ -101,7 +101,11 @@ def glossary_version() -> int | None:
 
 
 def term_get(*, slug: str) -> Term | None:
-    return Term.objects.filter(slug=slug).prefetch_related("related").first()
+    """The term with its related terms, cached per glossary version (in Redis and each web process); read only."""
+    version = glossary_version()
+    key = None if version is None else f"glossary:term:{slug}"
+    return cached_while_rebuilt(key, version, lambda: Term.objects.filter(slug=slug).prefetch_related("related")
+                                .first(), stale_seconds=0)
 
 
 def terms_list(*, category: str | None = None) -> QuerySet[Term]:

@@ -70,3 +70,24 @@ def test_a_category_listing_is_cached_apart_from_the_whole_listing(client):
     everything = _index(client)
     assert 'data-term="taker-sell-ratio"' in order_flow and 'data-term="bid-ask-spread"' not in order_flow
     assert 'data-term="bid-ask-spread"' in everything
+
+
+def test_a_term_page_is_cached_per_glossary_version_and_an_edit_shows_at_once(client,
+                                                                             django_capture_on_commit_callbacks):
+    url = reverse("glossary:term", args=["vwap"])
+    client.get(url)
+    _behind_the_write_path("vwap", short="Changed behind the write path.")
+    assert "Changed behind the write path." not in client.get(url).content.decode()
+
+    term = Term.objects.get(slug="vwap")
+    term.short = "Saved through the model."
+    with django_capture_on_commit_callbacks(execute=True):
+        term.save()
+    assert "Saved through the model." in client.get(url).content.decode()
+
+    related = term.related.first()
+    link = f'href="{related.get_absolute_url()}" title='
+    assert link in client.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        term.related.remove(related)
+    assert link not in client.get(url).content.decode()
