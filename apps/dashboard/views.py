@@ -1,4 +1,5 @@
 import logging
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +31,7 @@ from apps.pressure.selectors import (
 )
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
-from pressureweb.page_payloads import render_with_payloads
+from pressureweb.page_payloads import process_payloads, render_with_payloads
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ SPARK_BARS = 60  # the sparkline's last hour of 1m closes
 
 def _row_meta(inst) -> int:
     """What a row shows of the instrument itself: part of its cache key, so a rename shows at once."""
+    # The row's link is made of the exchange slug, market and symbol, which are all here.
     return zlib.crc32(repr((inst.exchange.name, inst.exchange.slug, inst.exchange.is_replay, inst.market, inst.kind,
-                            inst.symbol, inst.base, inst.quote, inst.get_absolute_url())).encode())
+                            inst.symbol, inst.base, inst.quote)).encode())
 
 
 def overview_rows_html(instruments) -> str:
@@ -59,6 +61,7 @@ def overview_rows_html(instruments) -> str:
 
     A bar write bumps its instrument's version, so only that row is rebuilt; the sparkline window
     (the last hour) moves on the minute grid, so one key per minute gives exactly the same closes.
+    Rows come from this process's memory, else from Redis, else they are rendered.
     """
     if not instruments:
         return ""
@@ -67,12 +70,17 @@ def overview_rows_html(instruments) -> str:
     since_ms = range_key("1m", now - INTERVALS["1m"] * SPARK_BARS, now)[0]
     keys = {} if versions is None else {
         inst.pk: f"overview:row:{inst.pk}:{versions.get(inst.pk)}:{since_ms}:{_row_meta(inst)}" for inst in instruments}
+    html = {pk: row for pk, key in keys.items() if (row := process_payloads.get(key, versions[pk])) is not None}
+    wanted = [key for pk, key in keys.items() if pk not in html]
     try:
-        found = cache.get_many(list(keys.values())) if keys else {}
+        found = cache.get_many(wanted) if wanted else {}
     except Exception:  # the cache is an optimisation, never a dependency
         logger.warning("cache unreachable; rendering the overview from the database", exc_info=True)
         found, keys = {}, {}
-    html = {pk: found[key] for pk, key in keys.items() if key in found}
+    for pk, key in keys.items():
+        if key in found:
+            html[pk] = found[key]
+            process_payloads.put(key, versions[pk], found[key], built_at=time.time())
     missing = [inst for inst in instruments if inst.pk not in html]
     if missing:
         ids = [inst.pk for inst in missing]
@@ -87,6 +95,7 @@ def overview_rows_html(instruments) -> str:
             html[inst.pk] = template.render({"row": row})
             if inst.pk in keys:
                 fresh[keys[inst.pk]] = html[inst.pk]
+                process_payloads.put(keys[inst.pk], versions[inst.pk], html[inst.pk], built_at=time.time())
         if fresh:
             try:
                 cache.set_many(fresh, timeout=RANGE_CACHE_SECONDS)
