@@ -441,7 +441,10 @@ def _load_main(argv: list[str]) -> None:
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run
-    print(json.dumps(runner(_load_clients(json.loads(argv[0]), argv[1]))))
+    result = runner(_load_clients(json.loads(argv[0]), argv[1]))
+    # libuv leaves stdout non-blocking: a result larger than the pipe's buffer would be cut short.
+    os.set_blocking(sys.stdout.fileno(), True)
+    print(json.dumps(result))
 
 
 def cold(bases: list[str], path: str, bump) -> dict:
