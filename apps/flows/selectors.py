@@ -331,7 +331,9 @@ def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, t
                                      now_hour=iso(floor_hour(datetime.now(tz=UTC))), start=iso(start), end=iso(end),
                                      theme=theme)
         return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
-                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end), "summary": flows_summary(),
+                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end),
+                # Only the empty state shows it, and it counts every stored flow (most of a rebuild's time).
+                "summary": None if everyone else flows_summary(),
                 "rows_script": script_element(rows, "flow-rows"),
                 "figure_script": script_element(figure, "figure-data")}
 
