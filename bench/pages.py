@@ -569,6 +569,20 @@ def flows_check(base: str, path: str) -> dict:
             "points": sum(len(t.get("x") or ()) for t in traces)}
 
 
+def instrument_check(base: str, path: str) -> dict:
+    """The instrument page as served: its size and the points of its longest trace (the budget is CHART_MAX_POINTS):
+    the bars of the chosen interval, and the 1m bars of the SPI chart on coarser charts."""
+    import re
+
+    with urllib.request.urlopen(urllib.request.Request(base + path, headers=HEADERS), timeout=60) as resp:
+        body = resp.read().decode()
+    out = {"bytes": len(body.encode())}
+    for name, element in (("bars", "bars-data"), ("spi_bars", "spi-bars-data")):
+        found = re.search(rf'<script id="{element}" type="application/json">(.*?)</script>', body, re.S)
+        out[f"{name}_points"] = len(json.loads(found.group(1))) if found else 0
+    return out
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-pages-"))
     redis_proc, redis_url = redis_start(tmp)
@@ -639,6 +653,8 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
             elif name.startswith("flows"):
                 bumps[name] = flows_version_bump  # every flow write does (services._flows_changed)
         checks = {name: flows_check(bases[0], path) for name, path in pages.items() if name.startswith("flows")}
+        instrument_checks = {name: instrument_check(bases[0], path) for name, path in pages.items()
+                             if name.startswith("instrument")}
         results, results_cold, results_live = {}, {}, {}
         for name, path in pages.items():
             results_cold[name] = cold(bases, path, bumps.get(name, lambda: None))
@@ -657,7 +673,7 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
             "live_writes": {"instruments": list(WRITTEN), "per_second_each": WRITES_PER_SECOND,
                             "bars_written": writer.writes,
                             "flows": {"btc_transactions_every_s": FLOW_WRITE_SECONDS, "written": flow_writer.writes}},
-            "seed": seeded, "flows_pages": checks,
+            "seed": seeded, "flows_pages": checks, "instrument_pages": instrument_checks,
             "pages": results, "pages_cold": results_cold, "pages_live_writes": results_live,
         }))
     finally:
