@@ -113,7 +113,10 @@ def _main() -> None:
             continue
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         console.print_json(data=figures)
-        extra += [f"## {title}", "", "```json", json.dumps(figures, indent=2), "```", ""]
+        extra += [f"## {title}", ""]
+        if module == "bench.pages":
+            extra += _pages_table(figures)
+        extra += ["```json", json.dumps(figures, indent=2), "```", ""]
 
     machine = f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} cores · " \
               f"Python {platform.python_version()}"
@@ -128,6 +131,23 @@ def _main() -> None:
     path.write_text("# Benchmark results\n\nFigures from `make bench`; each baseline is measured in the same run.\n\n"
                     + "\n".join(section))
     console.print(f"written to {path}")
+
+
+def _pages_table(figures: dict) -> list[str]:
+    """Time to first byte per page against the goal (p95 under 100 ms), warm and with live writes."""
+    lines = [f"{figures['clients']} concurrent clients, {figures['daphne_processes']} Daphne processes, "
+             f"{figures['seconds_per_page']} s per page and phase; cold = the first request after a version bump, "
+             "one at a time.", "",
+             "| page | warm p50 / p95 | live writes p50 / p95 | cold p50 / p95 | requests/s (warm) | size | goal |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for page, warm in figures["pages"].items():
+        live, cold = figures["pages_live_writes"][page], figures["pages_cold"][page]
+        worst = max(warm["p95_ms"], live["p95_ms"])
+        goal = "" if page.startswith("baseline") else f"p95 < 100 ms {'OK' if worst < 100 else 'MISSED'}"
+        lines.append(f"| {page} | {warm['p50_ms']} / {warm['p95_ms']} ms | {live['p50_ms']} / {live['p95_ms']} ms | "
+                     f"{cold['p50_ms']} / {cold['p95_ms']} ms | {warm['requests'] / figures['seconds_per_page']:.0f} "
+                     f"| {warm['bytes'] / 1000:,.0f} kB | {goal} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
