@@ -98,6 +98,15 @@ def test_long_ranges_are_downsampled_to_a_coarser_interval(client, btc):
     assert "Showing 1h bars" in html
 
 
+def test_every_page_names_an_icon_that_exists(client):
+    import re
+
+    from django.contrib.staticfiles import finders
+
+    href = re.search(r'<link rel="icon" href="/static/([^"]+)"', client.get("/").content.decode()).group(1)
+    assert finders.find(href), href
+
+
 def test_plotly_js_served_matches_the_installed_package(client):
     import plotly
     from django.contrib.staticfiles import finders
