@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.services import book_samples_store, source_status_record, trades_store
@@ -36,7 +37,6 @@ BAR_FIELDS = [
 _TRADE_SUMS = ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote")
 # What a 1m bar adds up over its trades: a batch of later trades merges into a stored bar by addition.
 _ADDITIVE = ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base")
-SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
 
 
@@ -344,10 +344,6 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
     return objs
 
 
-def _bar_as_row(bar: PressureBar) -> dict:
-    return {"bucket_ms": _dt_to_ms(bar.bucket_start), **{name: getattr(bar, name) for name in BAR_FIELDS}}
-
-
 def bars_refresh(
     *, instrument: Instrument, start_ms: int, end_ms: int, appended: AppendedTrades | None = None,
 ) -> dict[str, list[PressureBar]]:
@@ -366,17 +362,20 @@ def bars_refresh(
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
     changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
     if changed["1m"]:
-        # The SPI of the touched minutes; bars_upsert returned unsaved copies, so take the updated ones.
-        with_spi = {b.bucket_start: b for b in spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)}
-        changed["1m"] = [with_spi.get(b.bucket_start, b) for b in changed["1m"]]
+        # The SPI of the touched minutes, also set on the copies that bars_upsert returned.
+        spi = spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)
+        for bar in changed["1m"]:
+            for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
+                setattr(bar, name, value)
     for interval in ("5m", "1h"):
         size = barmath.INTERVAL_MS[interval]
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
         minutes = PressureBar.objects.filter(
             instrument=instrument, interval="1m",
             bucket_start__gte=_ms_to_dt(c_lo), bucket_start__lt=_ms_to_dt(c_hi),
-        ).order_by("bucket_start")
-        rows = barmath.rollup([_bar_as_row(b) for b in minutes], interval_ms=size)
+        ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
+        rows = barmath.rollup([{"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
+                               for bucket, *values in minutes], interval_ms=size)
         changed[interval] = _bars_upsert(instrument=instrument, interval=interval, rows=rows)
     return changed
 
@@ -430,11 +429,18 @@ def market_batch_ingest(
 
 
 def _bars_frame(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame:
-    rows = list(PressureBar.objects.filter(
+    columns = spi_math.BAR_COLUMNS[1:]
+    query = PressureBar.objects.filter(
         instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
-    ).order_by("bucket_start").values_list("bucket_start", *spi_math.BAR_COLUMNS[1:]))
-    frame = pd.DataFrame(rows, columns=["bucket_start", *spi_math.BAR_COLUMNS[1:]])
-    frame.index = [_dt_to_ms(ts) for ts in frame.pop("bucket_start")]
+    ).order_by("bucket_start").values_list("bucket_start", *columns).query
+    # The ORM's SQL without its per-value converters (a Decimal and a datetime per cell): every
+    # second's SPI reads a few hundred bars, and the frame wants floats anyway.
+    with connection.cursor() as cursor:
+        cursor.execute(*query.sql_with_params())
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(rows, columns=["bucket_start", *columns])
+    starts = pd.to_datetime(frame.pop("bucket_start"), utc=True, format="ISO8601")
+    frame.index = ((starts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
     return frame.astype(np.float64)
 
 
@@ -494,8 +500,11 @@ def _spot_perp_divergence(*, instrument: Instrument, start_ms: int, end_ms: int)
     return pd.DataFrame({"spot_perp_divergence": divergence})
 
 
-def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[PressureBar]:
-    """Recompute the SPI of the 1m bars in [start, end] from the trailing window of stored bars."""
+def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[int, dict]:
+    """Recompute the SPI of the 1m bars in [start, end] from the trailing window of stored bars.
+
+    Returns the SPI fields written, by bucket start (ms).
+    """
     minute = barmath.INTERVAL_MS["1m"]
     lo, hi = start_ms - start_ms % minute, end_ms - end_ms % minute + minute
     lookback = (settings.SPI_WINDOW_BARS + settings.SPI_COMPONENT_WINDOW + settings.VPIN_BUCKETS + 5) * minute
@@ -503,20 +512,22 @@ def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[P
     # Two bars back as well: a sibling market's bars (spot vs perp) may have completed since.
     touched = frame.index[frame.index >= lo - 2 * minute]
     if not len(touched):
-        return []
+        return {}
     external = _external_components(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
-    rows = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(touched), external=external)}
-    bars = list(PressureBar.objects.filter(instrument=instrument, interval="1m",
-                                           bucket_start__in=[_ms_to_dt(b) for b in rows]))
-    for bar in bars:
-        row = rows[_dt_to_ms(bar.bucket_start)]
-        bar.spi, bar.regime = row["spi"], row["regime"] or ""
-        bar.spi_components = {k: v for k, v in row["components"].items() if v["value"] is not None}
-        bar.spi_missing = row["missing"]
-    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
-    if bars:
+    written = {
+        row["bucket_ms"]: {
+            "spi": row["spi"], "regime": row["regime"] or "", "spi_missing": row["missing"],
+            "spi_components": {k: v for k, v in row["components"].items() if v["value"] is not None},
+        }
+        for row in spi_math.spi_rows(frame, last=len(touched), external=external)
+    }
+    # One UPDATE per bar (one to three of them): cheaper than reading the bars back for a bulk_update.
+    bars = PressureBar.objects.filter(instrument=instrument, interval="1m")
+    for bucket, fields in written.items():
+        bars.filter(bucket_start=_ms_to_dt(bucket)).update(**fields)
+    if written:
         episodes_refresh(instrument=instrument, start_ms=lo, end_ms=hi)
-    return bars
+    return written
 
 
 def episodes_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, lookback_bars: int = 1440) -> int:
@@ -550,13 +561,27 @@ def episodes_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, look
                                          exit=settings.SPI_REGIME_THRESHOLDS[0])
     # The SPI of the open bar moves until the minute closes, so an episode can appear, shift its
     # start or vanish: the stored episodes of the window are replaced by what the settled series shows.
-    starts = [_ms_to_dt(ep.start) for ep in found]
-    Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0])).exclude(start__in=starts).delete()
-    for ep in found:
-        Episode.objects.update_or_create(instrument=instrument, start=_ms_to_dt(ep.start), defaults={
+    wanted = {
+        _ms_to_dt(ep.start): {
             "peak_time": _ms_to_dt(ep.peak_time), "peak_spi": ep.peak_spi,
             "end": _ms_to_dt(ep.end) if ep.end is not None else None, "bars": ep.bars,
             "drawdown": 0.0 if np.isnan(ep.drawdown) else ep.drawdown, "source": ep.source,
             "shares": {k: float(v) for k, v in ep.shares.items()},
-        })
+        }
+        for ep in found
+    }
+    stored = {e.start: e for e in Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0]))}
+    gone = [e.pk for start, e in stored.items() if start not in wanted]
+    if gone:
+        Episode.objects.filter(pk__in=gone).delete()
+    # Written only where something changed: this runs every second while an episode is open.
+    new = [Episode(instrument=instrument, start=start, **fields) for start, fields in wanted.items()
+           if start not in stored]
+    if new:
+        Episode.objects.bulk_create(new, update_conflicts=True, unique_fields=["instrument", "start"],
+                                    update_fields=[*wanted[new[0].start], "updated_at"])
+    for start, fields in wanted.items():
+        current = stored.get(start)
+        if current is not None and any(getattr(current, name) != value for name, value in fields.items()):
+            Episode.objects.filter(pk=current.pk).update(**fields, updated_at=timezone.now())
     return len(found)

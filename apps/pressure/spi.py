@@ -33,19 +33,21 @@ def components_from_bars(bars: pd.DataFrame, external: pd.DataFrame | None = Non
     delta = buy - sell
     trades = b["buy_trades"].fillna(0) + b["sell_trades"].fillna(0)
     window = settings.SPI_COMPONENT_WINDOW
-    out = pd.DataFrame(index=grid)
-    out["taker_sell_ratio"] = (sell / volume).where(volume > 0)
-    out["cvd_slope"] = orderflow.cvd_slope(delta, window=window)
-    out["trade_count_imbalance"] = ((b["buy_trades"] - b["sell_trades"]) / trades).where(trades > 0)
-    out["large_trade_sell_share"] = b["large_trade_sell_share"]
-    # VPIN on bars: |buy - sell| over volume across the last VPIN_BUCKETS bars (volume-weighted).
-    out["vpin"] = ((delta.abs().rolling(settings.VPIN_BUCKETS, min_periods=5).sum()
-                    / volume.rolling(settings.VPIN_BUCKETS, min_periods=5).sum()).where(volume.rolling(5).sum() > 0))
-    out["kyles_lambda"] = kyle.kyles_lambda(b["close"].ffill(), delta, window=window)
-    out["ofi"] = b["ofi"]
-    out["imbalance"] = b["imbalance_0_1pct"]
-    out["bid_withdrawal"] = orderbook.bid_withdrawal(b["bid_depth_0_5pct"], window=window, min_periods=10)
-    out["spread_widening"] = orderbook.spread_widening(b["spread_bps"], window=window, min_periods=10)
+    # Columns gathered first and framed once: inserting them one by one costs more than computing them.
+    out = pd.DataFrame({
+        "taker_sell_ratio": (sell / volume).where(volume > 0),
+        "cvd_slope": orderflow.cvd_slope(delta, window=window),
+        "trade_count_imbalance": ((b["buy_trades"] - b["sell_trades"]) / trades).where(trades > 0),
+        "large_trade_sell_share": b["large_trade_sell_share"],
+        # VPIN on bars: |buy - sell| over volume across the last VPIN_BUCKETS bars (volume-weighted).
+        "vpin": (delta.abs().rolling(settings.VPIN_BUCKETS, min_periods=5).sum()
+                 / volume.rolling(settings.VPIN_BUCKETS, min_periods=5).sum()).where(volume.rolling(5).sum() > 0),
+        "kyles_lambda": kyle.kyles_lambda(b["close"].ffill(), delta, window=window),
+        "ofi": b["ofi"],
+        "imbalance": b["imbalance_0_1pct"],
+        "bid_withdrawal": orderbook.bid_withdrawal(b["bid_depth_0_5pct"], window=window, min_periods=10),
+        "spread_widening": orderbook.spread_widening(b["spread_bps"], window=window, min_periods=10),
+    })
     if external is not None and not external.empty:
         out = out.join(external.reindex(grid), how="left")
     return out.astype(np.float64)
@@ -54,9 +56,14 @@ def components_from_bars(bars: pd.DataFrame, external: pd.DataFrame | None = Non
 def spi_rows(bars: pd.DataFrame, *, last: int, external: pd.DataFrame | None = None) -> list[dict]:
     """SPI rows (bucket_ms, spi, regime, components, missing) for the last `last` bars of `bars`."""
     components = components_from_bars(bars, external)
+    wanted = bars.index[-last:] if last else bars.index[:0]
+    if not len(wanted):
+        return []
+    # Only the grid rows from the first wanted bar on are scored; each still sees its whole window.
+    rows_on_grid = (int(components.index[-1]) - int(wanted[0])) // 60_000 + 1
     result = index.spi(
         components, weights=weights(), signs=index.SIGNS, window=settings.SPI_WINDOW_BARS,
         min_periods=settings.SPI_MIN_PERIODS, clip=settings.SPI_CLIP, thresholds=settings.SPI_REGIME_THRESHOLDS,
+        last=rows_on_grid,
     )
-    wanted = set(bars.index[-last:].tolist())
-    return [result.row(bucket) for bucket in result.spi.index if bucket in wanted]
+    return result.rows(wanted)

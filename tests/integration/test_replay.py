@@ -134,10 +134,17 @@ def test_episodes_match_a_detection_over_the_settled_series(settings):
     bars = list(PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start"))
     spi = pd.Series([b.spi if b.spi is not None else float("nan") for b in bars],
                     index=[int(b.bucket_start.timestamp() * 1000) for b in bars])
-    want = [(e.start, e.end) for e in detect_episodes(spi, enter=60, exit=40)]
-    got = [(int(e.start.timestamp() * 1000), int(e.end.timestamp() * 1000) if e.end else None)
+    close = pd.Series([float(b.close) for b in bars], index=spi.index)
+    contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (b.spi_components or {}).items()}
+                                 for b in bars], index=spi.index, dtype=float)
+    # Every field, not only the bounds: the stored rows are rewritten only when one of them changes.
+    want = [(e.start, e.end, e.peak_time, e.peak_spi, e.bars, e.source, {k: float(v) for k, v in e.shares.items()})
+            for e in detect_episodes(spi, contribution=contribution, close=close, enter=60, exit=40)]
+    ms = lambda t: int(t.timestamp() * 1000) if t else None  # noqa: E731
+    got = [(ms(e.start), ms(e.end), ms(e.peak_time), e.peak_spi, e.bars, e.source, e.shares)
            for e in Episode.objects.filter(instrument=btc.instrument).order_by("start")]
     assert got == want
+    assert want and any(e.bars > 1 for e in Episode.objects.filter(instrument=btc.instrument))
     assert Episode.objects.filter(instrument=btc.instrument, end=None).count() <= 1
 
 

@@ -174,3 +174,43 @@ def test_spi_is_deterministic_and_last_rows_equal_the_full_computation(real_comp
     pd.testing.assert_frame_equal(tail.to_frame(), a.to_frame().tail(7), check_exact=True)
     assert a.spi.notna().sum() > 250
     assert a.spi.dropna().between(100 * index.logistic(-4), 100 * index.logistic(4)).all()
+
+
+def test_rows_as_dicts_agree_with_the_flat_frame(real_components):
+    result = index.spi(real_components, window=60, min_periods=20)
+    flat = result.to_frame()
+    picked = [result.spi.index[i] for i in (0, 100, len(result) - 1)] + [-12345]  # the last is not a bar
+    rows = result.rows(picked)
+    assert [r["bucket_ms"] for r in rows] == picked[:3]
+    assert rows[-1] == result.row()
+    for row in rows:
+        expected = flat.loc[row["bucket_ms"]]
+        assert row["spi"] == (None if math.isnan(expected["spi"]) else expected["spi"])
+        assert row["regime"] == expected["regime"]
+        assert row["missing"] == expected["missing"]
+        for name, c in row["components"].items():
+            for key in ("value", "z", "contribution"):
+                cell = expected[f"{key}_{name}"]
+                assert c[key] == (None if math.isnan(cell) else cell), (row["bucket_ms"], name, key)
+    assert sum(c["z"] is not None for r in rows for c in r["components"].values()) > 0
+
+
+def test_stored_bar_spi_of_the_last_bars_equals_the_full_computation_across_gaps(settings):
+    from apps.pressure import spi as spi_math
+
+    settings.SPI_MIN_PERIODS = 20
+    rng = np.random.default_rng(7)
+    minutes = np.delete(np.arange(400), [50, 51, 52, 390, 396])  # missing minutes, two of them near the end
+    bars = pd.DataFrame({
+        "close": 60_000 + np.cumsum(rng.normal(0, 20, len(minutes))),
+        "taker_buy_base": rng.gamma(2.0, 3.0, len(minutes)), "taker_sell_base": rng.gamma(2.0, 3.0, len(minutes)),
+        "buy_trades": rng.integers(50, 300, len(minutes)), "sell_trades": rng.integers(50, 300, len(minutes)),
+        "large_trade_sell_share": rng.uniform(0, 1, len(minutes)), "ofi": rng.normal(0, 5, len(minutes)),
+        "imbalance_0_1pct": rng.uniform(-1, 1, len(minutes)), "spread_bps": rng.uniform(0.1, 2, len(minutes)),
+        "bid_depth_0_5pct": rng.uniform(1e6, 2e6, len(minutes)),
+    }, index=1_700_000_000_000 + minutes * 60_000).astype(np.float64)
+    full = spi_math.spi_rows(bars, last=len(bars))
+    assert len(full) == len(bars)
+    for last in (1, 3, 8):
+        assert spi_math.spi_rows(bars, last=last) == full[-last:]
+    assert full[-1]["spi"] is not None
