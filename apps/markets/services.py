@@ -172,7 +172,6 @@ def source_status_record(
     sequence_gaps: int = 0, errors: int = 0, last_event_ms: int | None = None, last_error: str = "",
 ) -> None:
     """Add to a source's counters with one UPDATE, so concurrent workers never lose counts."""
-    SourceStatus.objects.get_or_create(name=name)
     updates = {
         "batches": F("batches") + 1,
         "trades_inserted": F("trades_inserted") + trades_inserted,
@@ -187,7 +186,9 @@ def source_status_record(
         updates["last_event_ms"] = last_event_ms
     if last_error:
         updates["last_error"] = last_error[:2000]
-    SourceStatus.objects.filter(name=name).update(**updates)
+    if not SourceStatus.objects.filter(name=name).update(**updates):  # a source's first batch
+        SourceStatus.objects.get_or_create(name=name)
+        SourceStatus.objects.filter(name=name).update(**updates)
 
 
 def raw_data_prune(*, older_than_ms: int, batch: int = 50_000) -> dict[str, int]:

@@ -367,15 +367,19 @@ def bars_refresh(
         for bar in changed["1m"]:
             for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                 setattr(bar, name, value)
+    # One read of the minutes of every touched hour serves the 5m and the 1h rollups.
+    hour = barmath.INTERVAL_MS["1h"]
+    minutes = [
+        {"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
+        for bucket, *values in PressureBar.objects.filter(
+            instrument=instrument, interval="1m",
+            bucket_start__gte=_ms_to_dt(lo - lo % hour), bucket_start__lt=_ms_to_dt((hi - 1) - (hi - 1) % hour + hour),
+        ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
+    ]
     for interval in ("5m", "1h"):
         size = barmath.INTERVAL_MS[interval]
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
-        minutes = PressureBar.objects.filter(
-            instrument=instrument, interval="1m",
-            bucket_start__gte=_ms_to_dt(c_lo), bucket_start__lt=_ms_to_dt(c_hi),
-        ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
-        rows = barmath.rollup([{"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
-                               for bucket, *values in minutes], interval_ms=size)
+        rows = barmath.rollup([m for m in minutes if c_lo <= m["bucket_ms"] < c_hi], interval_ms=size)
         changed[interval] = _bars_upsert(instrument=instrument, interval=interval, rows=rows)
     return changed
 
