@@ -55,10 +55,10 @@ def components_from_bars(bars: pd.DataFrame, external: pd.DataFrame | None = Non
 
 def spi_rows(bars: pd.DataFrame, *, last: int, external: pd.DataFrame | None = None) -> list[dict]:
     """SPI rows (bucket_ms, spi, regime, components, missing) for the last `last` bars of `bars`."""
-    components = components_from_bars(bars, external)
-    wanted = bars.index[-last:] if last else bars.index[:0]
+    wanted = bars.index[-last:] if last > 0 else bars.index[:0]
     if not len(wanted):
         return []
+    components = components_from_bars(bars, external)
     # Only the grid rows from the first wanted bar on are scored; each still sees its whole window.
     rows_on_grid = (int(components.index[-1]) - int(wanted[0])) // 60_000 + 1
     result = index.spi(
