@@ -37,6 +37,7 @@ BAR_FIELDS = [
 _TRADE_SUMS = ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote")
 # What a 1m bar adds up over its trades: a batch of later trades merges into a stored bar by addition.
 _ADDITIVE = ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base")
+SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
 
 
@@ -525,12 +526,16 @@ def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[i
         }
         for row in spi_math.spi_rows(frame, last=len(touched), external=external)
     }
-    # One UPDATE per bar (one to three of them): cheaper than reading the bars back for a bulk_update.
-    bars = PressureBar.objects.filter(instrument=instrument, interval="1m")
-    for bucket, fields in written.items():
-        bars.filter(bucket_start=_ms_to_dt(bucket)).update(**fields)
-    if written:
-        episodes_refresh(instrument=instrument, start_ms=lo, end_ms=hi)
+    if not written:
+        return written
+    # Only the keys are read back (not whole bars with their JSON), and a backfill's hundreds of
+    # bars go out in a few bulk UPDATEs rather than one each.
+    keys = PressureBar.objects.filter(
+        instrument=instrument, interval="1m", bucket_start__in=[_ms_to_dt(b) for b in written],
+    ).values_list("bucket_start", "pk")
+    bars = [PressureBar(pk=pk, **written[_dt_to_ms(bucket)]) for bucket, pk in keys]
+    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
+    episodes_refresh(instrument=instrument, start_ms=lo, end_ms=hi)
     return written
 
 
