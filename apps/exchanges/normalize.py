@@ -27,8 +27,6 @@ class Normalized:
     examples: dict[str, object] = field(default_factory=dict)
     max_id: int | None = None
     max_time_ms: int | None = None
-    price_decimals: int = 0
-    qty_decimals: int = 0
 
     def reject(self, reason: str, item: object, count: int = 1) -> None:
         self.rejected[reason] += count
@@ -60,7 +58,7 @@ def _trade_id(raw) -> int:
     if raw is None:
         raise Rejected("missing trade id")
     text = str(raw)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     if not text or len(text) > 128:
         raise Rejected("bad trade id")
@@ -122,7 +120,6 @@ def trades_normalize(trades, *, contract_size: Decimal | None = None, symbol: st
     for reason, count in checked.rejected.items():
         out.reject(reason, checked.examples.get(reason), count)
     out.rows = checked.rows
-    out.price_decimals, out.qty_decimals = checked.price_decimals, checked.qty_decimals
     if out.rows:
         out.max_id = max(r.trade_id for r in out.rows)
         out.max_time_ms = max(r.time_ms for r in out.rows)

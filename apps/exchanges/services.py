@@ -236,7 +236,7 @@ def trades_ingest(*, feed: Feed, adapter: ExchangeAdapter, trades: list[dict], b
     updates: dict = {}
     with transaction.atomic():
         if norm.rows or books:
-            validated = Validated(rows=norm.rows, price_decimals=norm.price_decimals, qty_decimals=norm.qty_decimals)
+            validated = Validated(rows=norm.rows)
             stored = market_batch_ingest(instrument=instrument, trades=norm.rows, book_samples=books,
                                          source=feed.source.slug, publish=publish, sequence_gaps=sequence_gaps,
                                          validated=validated)

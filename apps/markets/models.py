@@ -36,10 +36,13 @@ class Instrument(models.Model):
     symbol = models.CharField(max_length=32)
     base = models.CharField(max_length=16)
     quote = models.CharField(max_length=16)
-    # Decimals actually used by the exchange, widened as data arrives; bar math runs in
-    # exact integers at this scale.
+    # The scale of the instrument's values, widened as data arrives: decimals of its finest value and
+    # integer digits of its largest. Bar math runs in exact integers at this scale; validation keeps
+    # decimals + integer digits within 15 (apps.markets.validation.scale_admit).
     price_decimals = models.PositiveSmallIntegerField(default=2)
     qty_decimals = models.PositiveSmallIntegerField(default=5)
+    price_int_digits = models.PositiveSmallIntegerField(default=0)
+    qty_int_digits = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
 
     objects = InstrumentQuerySet.as_manager()
@@ -132,6 +135,7 @@ class SourceStatus(models.Model):
     trades_inserted = models.BigIntegerField(default=0)
     duplicates = models.BigIntegerField(default=0)
     rejected = models.BigIntegerField(default=0)
+    conflicts = models.BigIntegerField(default=0, help_text="Trades whose id was stored with other contents.")
     book_samples = models.BigIntegerField(default=0)
     sequence_gaps = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal
 
 from apps.markets.feeds.binance import DepthDiffMsg, DepthSnapshotMsg
 
@@ -93,6 +94,27 @@ class _Side:
                 notional.insert(i, p * q)
                 raw[p] = (px, qty)
             # else: removal of a level we never had -- normal on Binance, not an error.
+
+    def _exact(self, i: int) -> Decimal:
+        return Decimal(self.raw[self.prices[i]][0])
+
+    def first_at_or_above(self, edge: Decimal) -> int:
+        """Index of the first level whose exact price is >= edge."""
+        i = bisect_left(self.prices, float(edge))
+        while i > 0 and self._exact(i - 1) >= edge:
+            i -= 1
+        while i < len(self.prices) and self._exact(i) < edge:
+            i += 1
+        return i
+
+    def first_above(self, edge: Decimal) -> int:
+        """Index of the first level whose exact price is > edge."""
+        i = bisect_right(self.prices, float(edge))
+        while i > 0 and self._exact(i - 1) > edge:
+            i -= 1
+        while i < len(self.prices) and self._exact(i) <= edge:
+            i += 1
+        return i
 
 
 class OrderBook:
@@ -226,18 +248,24 @@ class OrderBook:
         """Quote-currency depth (sum price*qty) within each band, in percent of mid.
 
         Bid levels count when ``price >= mid*(1-pct/100)``, ask levels when
-        ``price <= mid*(1+pct/100)``. Each band is one bisect plus a C-level ``sum`` over
-        precomputed notionals, so ~20 calls/s per book cost next to nothing.
+        ``price <= mid*(1+pct/100)``, compared exactly: the edges are computed in Decimal from the
+        exchange's price strings, so a level exactly on an edge is always in (in float,
+        2500.0 * 1.005 = 2512.4999999999995 would leave an ask at 2512.50 out). Each band is one
+        bisect, a check of the levels beside it, and a C-level ``sum`` over precomputed notionals.
         """
-        mid = self.mid()
-        if mid is None:
+        bids, asks = self._bids, self._asks
+        if not bids.prices or not asks.prices:
             zeros = tuple(0.0 for _ in bands)
             return zeros, zeros
-        bp, bn = self._bids.prices, self._bids.notional
-        ap, an = self._asks.prices, self._asks.notional
-        bid = tuple(sum(bn[bisect_left(bp, mid * (1.0 - b / 100.0)) :]) for b in bands)
-        ask = tuple(sum(an[: bisect_right(ap, mid * (1.0 + b / 100.0))]) for b in bands)
-        return bid, ask
+        mid2 = Decimal(bids.raw[bids.prices[-1]][0]) + Decimal(asks.raw[asks.prices[0]][0])  # 2 x mid
+        bid, ask = [], []
+        for band in bands:
+            pct = Decimal(str(band))
+            lo = bids.first_at_or_above(mid2 * (100 - pct) / 200)
+            hi = asks.first_above(mid2 * (100 + pct) / 200)
+            bid.append(sum(bids.notional[lo:]))
+            ask.append(sum(asks.notional[:hi]))
+        return tuple(bid), tuple(ask)
 
     def depth_within(self, pct: float) -> tuple[float, float]:
         """(bid, ask) quote depth within ``pct`` percent of mid; (0, 0) if a side is empty."""

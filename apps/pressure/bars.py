@@ -8,7 +8,7 @@ quantities exact to the exchange's precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 import numpy as np
 
@@ -18,7 +18,11 @@ _INT64_SAFE = 2**62
 
 
 def to_units(values, decimals: int) -> np.ndarray:
-    """Decimal strings or floats (<= 15 significant digits) to exact int64 units."""
+    """Decimal strings or floats to exact int64 units.
+
+    Exact while value x 10**decimals has at most 15 digits, which validation guarantees for
+    every stored trade (apps.markets.validation.scale_admit): the float product then rounds
+    to the right integer."""
     arr = np.asarray(values, dtype=np.float64)
     return np.rint(arr * 10.0**decimals).astype(np.int64)
 
@@ -74,8 +78,10 @@ def trade_bars(
     starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
     ends = np.concatenate((starts[1:], [n])) - 1
 
-    # Quote amounts need the product of two integers; fall back to exact Python ints
-    # only when int64 could overflow (very fine tick sizes on huge notional).
+    # Sums of sizes and quote amounts (the product of two integers) fall back to exact Python
+    # ints only when int64 could overflow (fine tick sizes on huge notional, or many huge trades).
+    if int(qty.max()) * n >= _INT64_SAFE:
+        qty = qty.astype(object)
     if int(price.max()) * int(qty.max()) * n < _INT64_SAFE:
         quote = price * qty
     else:
@@ -172,7 +178,16 @@ def _weighted_mean(rows: list[dict], key: str, weight_key: str) -> float | None:
     return sum(v * w for v, w in pairs) / weight if weight else None
 
 
-VWAP_QUANTUM = Decimal("1e-10")
+VWAP_DIGITS = 12  # significant digits: relative precision 1e-12 at any price level
+VWAP_MIN_QUANTUM = Decimal("1e-22")  # PressureBar.vwap's decimal places
+_VWAP_CONTEXT = Context(prec=40)
+
+
+def vwap_of(quote: Decimal, volume: Decimal) -> Decimal:
+    """quote / volume rounded half-even to VWAP_DIGITS significant digits."""
+    value = _VWAP_CONTEXT.divide(quote, volume)
+    quantum = Decimal(1).scaleb(value.adjusted() - VWAP_DIGITS + 1)
+    return value.quantize(max(quantum, VWAP_MIN_QUANTUM), rounding=ROUND_HALF_EVEN, context=_VWAP_CONTEXT)
 
 
 def finish_bar(bar: dict) -> dict:
@@ -182,5 +197,5 @@ def finish_bar(bar: dict) -> dict:
     bar["delta_base"] = buy - sell
     bar["taker_sell_ratio"] = float(sell / volume) if volume else None
     quote = bar["taker_buy_quote"] + bar["taker_sell_quote"]
-    bar["vwap"] = (quote / volume).quantize(VWAP_QUANTUM) if volume else None
+    bar["vwap"] = vwap_of(quote, volume) if volume else None
     return bar

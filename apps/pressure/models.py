@@ -44,7 +44,8 @@ class PressureBar(models.Model):
     high = models.DecimalField(max_digits=24, decimal_places=10, null=True)
     low = models.DecimalField(max_digits=24, decimal_places=10, null=True)
     close = models.DecimalField(max_digits=24, decimal_places=10, null=True)
-    vwap = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+    # 12 significant digits at any price (apps.pressure.bars.VWAP_DIGITS), down to prices of 1e-10.
+    vwap = models.DecimalField(max_digits=34, decimal_places=22, null=True)
     trades = models.PositiveIntegerField(default=0)
     taker_buy_base = ExactDecimalField(max_digits=38, decimal_places=12, default=0)
     taker_sell_base = ExactDecimalField(max_digits=38, decimal_places=12, default=0)

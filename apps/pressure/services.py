@@ -16,7 +16,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.markets.models import BookSample, Instrument, Trade
-from apps.markets.services import book_samples_store, source_status_record, trades_store
+from apps.markets.services import (
+    TradeStoreResult,
+    book_samples_store,
+    instrument_lock,
+    source_status_record,
+    trades_store,
+)
 from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
@@ -393,6 +399,8 @@ class IngestResult:
     rejected: int
     book_samples: int
     bars_changed: int
+    conflicts: int = 0
+    stored: TradeStoreResult | None = None  # reasons and batch positions of what was kept out
 
 
 def market_batch_ingest(
@@ -407,13 +415,12 @@ def market_batch_ingest(
     """
     trades = list(trades)
     with transaction.atomic():
-        # Writers of one instrument take turns, so a bar is never computed from a view of the
-        # trades that misses another writer's batch committing at the same moment.
-        Instrument.objects.select_for_update().filter(pk=instrument.pk).values_list("pk").get()
+        scale = instrument_lock(instrument=instrument)
         tail = _trade_tail(instrument=instrument) if trades else None
-        checked = validated or trades_validate(trades)
-        stored = trades_store(instrument=instrument, rows=trades, validated=checked)
-        appended = appended_trades(instrument=instrument, rows=checked.rows, inserted=stored.inserted, tail=tail)
+        stored = trades_store(instrument=instrument, rows=trades, validated=validated or trades_validate(trades),
+                              scale=scale)
+        appended = appended_trades(instrument=instrument, rows=stored.checked.rows, inserted=stored.inserted,
+                                   tail=tail)
         samples = book_samples_store(instrument=instrument, samples=book_samples)
         times = [t for t in (stored.min_time_ms, stored.max_time_ms) if t is not None]
         times += [s.time_ms for s in (book_samples[0], book_samples[-1])] if book_samples else []
@@ -422,7 +429,7 @@ def market_batch_ingest(
             changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times), appended=appended)
         source_status_record(
             name=source, trades_inserted=stored.inserted, duplicates=stored.duplicates,
-            rejected=stored.rejected, book_samples=samples, sequence_gaps=sequence_gaps,
+            rejected=stored.rejected, conflicts=stored.conflicts, book_samples=samples, sequence_gaps=sequence_gaps,
             last_event_ms=max(times) if times else None,
         )
         if publish and changed:
@@ -430,6 +437,7 @@ def market_batch_ingest(
     return IngestResult(
         trades_received=stored.received, trades_inserted=stored.inserted, duplicates=stored.duplicates,
         rejected=stored.rejected, book_samples=samples, bars_changed=sum(len(v) for v in changed.values()),
+        conflicts=stored.conflicts, stored=stored,
     )
 
 

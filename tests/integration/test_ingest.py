@@ -1,5 +1,5 @@
 import random
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 import pytest
 from django.core.management import call_command
@@ -34,7 +34,9 @@ def _assert_bars_match_recording(instrument, trades):
         assert b.taker_buy_base == w["buy"] and b.taker_sell_base == w["sell"]
         assert b.taker_buy_quote == w["buy_q"] and b.taker_sell_quote == w["sell_q"]
         assert b.delta_base == w["buy"] - w["sell"]
-        assert b.vwap == ((w["buy_q"] + w["sell_q"]) / (w["buy"] + w["sell"])).quantize(Decimal("1e-10"))
+        # 12 significant digits, whatever the price level.
+        exact = Context(prec=50).divide(w["buy_q"] + w["sell_q"], w["buy"] + w["sell"])
+        assert b.vwap == Context(prec=12, rounding=ROUND_HALF_EVEN).plus(exact)
 
 
 def test_ingesting_a_recording_twice_stores_each_trade_once(eth):
@@ -85,7 +87,7 @@ def test_import_trades_reads_binance_vision_layouts(tmp_path, capsys):
         f"{i},{p},{q},{Decimal(p) * Decimal(q)},{t},{m},True\n" for i, t, p, q, m in trades[1000:]))
     call_command("import_trades", str(with_header), str(no_header), "--symbol", "BTCUSDT", "--market", "spot")
     out = capsys.readouterr().out
-    assert "read 3,500, inserted 3,000, skipped as duplicates 500, rejected 0" in out
+    assert "read 3,500, inserted 3,000, skipped as duplicates 500, conflicts 0, rejected 0" in out
     stored = Trade.objects.filter(instrument__symbol="BTCUSDT").order_by("trade_id")
     assert stored.count() == 3000
     first = stored.first()

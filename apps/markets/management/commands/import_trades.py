@@ -1,15 +1,18 @@
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from apps.markets.archives import FileProblem
 from apps.markets.importers import ReadStats, read_trades
-from apps.markets.services import instrument_ensure
+from apps.markets.services import CONFLICT, instrument_ensure
 from apps.pressure.services import market_batch_ingest
 
 KINDS = {"spot": "spot", "usdm": "perp"}
 QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "EUR")
+LINES_SHOWN = 5
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
@@ -19,8 +22,15 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     raise CommandError(f"cannot tell base and quote of {symbol}; known quotes: {', '.join(QUOTES)}")
 
 
+def _lines(numbers: list[int], total: int) -> str:
+    shown = ", ".join(f"{n:,}" for n in numbers[:LINES_SHOWN])
+    return f"line {shown}" if total == 1 else f"lines {shown}{', ...' if total > LINES_SHOWN else ''}"
+
+
 class Command(BaseCommand):
-    help = "Import trades from data.binance.vision trades/aggTrades CSV (with or without header) or a raw feed."
+    help = ("Import trades from data.binance.vision trades/aggTrades CSV (zip, gz or plain; with or without header)"
+            " or a raw feed recording. Bad rows are rejected with their reasons and line numbers; a damaged file"
+            " keeps the rows before the damage and ends the command with an error.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
@@ -34,29 +44,55 @@ class Command(BaseCommand):
         base, quote = split_symbol(symbol)
         instrument = instrument_ensure(exchange_slug=exchange, market=market, symbol=symbol, base=base,
                                        quote=quote, kind=KINDS[market])
-        totals = {"read": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
+        totals = Counter()
+        problems: list[str] = []
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                      TimeElapsedColumn()) as progress:
+                      TimeElapsedColumn(), console=None) as progress:
             for path in paths:
-                if not path.exists():
-                    raise CommandError(f"{path} does not exist")
+                task = progress.add_task(path.name, total=path.stat().st_size if path.is_file() else 1, rows=0)
                 stats = ReadStats()
-                task = progress.add_task(path.name, total=path.stat().st_size, rows=0)
-                rows = read_trades(path, symbol=symbol, stats=stats)
-                while batch := list(islice(rows, batch_size)):
-                    result = market_batch_ingest(instrument=instrument, trades=batch, source=f"import:{exchange}")
-                    totals["read"] += len(batch)
-                    totals["inserted"] += result.trades_inserted
-                    totals["duplicates"] += result.duplicates
-                    totals["rejected"] += result.rejected
-                    progress.update(task, rows=totals["read"], advance=0)
-                progress.update(task, completed=path.stat().st_size, description=f"{path.name} ({stats.layout})")
-                for reason, count in stats.unreadable.most_common(10):
-                    self.stderr.write(f"  unreadable: {count} x {reason}")
-                if stats.other_symbol:
-                    self.stdout.write(f"  {stats.other_symbol:,} rows of other symbols ignored")
-                totals["rejected"] += sum(stats.unreadable.values())
+                rejected: dict[str, list] = {}
+                counts: Counter = Counter()
+                try:
+                    self._import(path, instrument, stats, exchange, batch_size, counts, rejected, progress, task)
+                except FileProblem as exc:
+                    problems.append(str(exc))
+                progress.update(task, completed=progress.tasks[task].total,
+                                description=f"{path.name} ({stats.layout or 'unread'})")
+                totals.update(counts)
+                self._report(stats, counts, rejected)
+                if stats.damage:
+                    problems.append(f"{stats.damage}; the {counts['read']:,} rows before it were imported")
         self.stdout.write(self.style.SUCCESS(
             f"{instrument}: read {totals['read']:,}, inserted {totals['inserted']:,}, "
-            f"skipped as duplicates {totals['duplicates']:,}, rejected {totals['rejected']:,}"
+            f"skipped as duplicates {totals['duplicates']:,}, conflicts {totals['conflicts']:,}, "
+            f"rejected {totals['rejected']:,}"
         ))
+        if problems:
+            raise CommandError(problems[0] if len(problems) == 1 else
+                               f"{len(problems)} files could not be read in full: " + " | ".join(problems))
+
+    def _import(self, path, instrument, stats, exchange, batch_size, counts, rejected, progress, task):
+        rows = read_trades(path, symbol=instrument.symbol, stats=stats)
+        while batch := list(islice(rows, batch_size)):
+            line_numbers = [n for n, _ in batch]
+            result = market_batch_ingest(instrument=instrument, trades=[r for _, r in batch],
+                                         source=f"import:{exchange}")
+            counts.update(read=len(batch), inserted=result.trades_inserted, duplicates=result.duplicates,
+                          conflicts=result.conflicts, rejected=result.rejected)
+            checked = result.stored.checked if result.stored else None
+            for reason, count in (checked.rejected.items() if checked else ()):
+                lines = rejected.setdefault(reason, [0, []])
+                lines[0] += count
+                lines[1].extend(line_numbers[p] for p in checked.positions.get(reason, ()))
+            progress.update(task, rows=counts["read"], advance=0)
+
+    def _report(self, stats: ReadStats, counts: Counter, rejected: dict[str, list]) -> None:
+        for reason, count in stats.unreadable.most_common(10):
+            self.stderr.write(f"  unreadable: {count:,} x {reason} ({_lines(stats.unreadable_lines[reason], count)})")
+        counts["rejected"] += sum(stats.unreadable.values())
+        for reason, (count, lines) in rejected.items():
+            what = "conflicts" if reason == CONFLICT else "rejected"
+            self.stderr.write(f"  {what}: {count:,} x {reason} ({_lines(lines, count)})")
+        if stats.other_symbol:
+            self.stdout.write(f"  {stats.other_symbol:,} rows of other symbols ignored")
