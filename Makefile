@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -41,6 +41,15 @@ test: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The randomized tests with fresh random examples, many more of them than `make test` draws.
+fuzz: export DEBUG ?= 1
+fuzz: export EMBEDDED_REDIS_PORT ?= 6391
+fuzz: export HYPOTHESIS_PROFILE = fuzz
+fuzz: export PROPERTY_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	@mkdir -p var/staticfiles
+	$(BIN)/python -m pytest tests/integration/test_integrity.py tests/unit/test_validation.py tests/unit/test_bars_math.py -p no:logging
 
 bench: export DEBUG ?= 1
 bench: $(STAMP)

@@ -14,12 +14,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 import redis
 from django.conf import settings
 from django.db import connection, connections
 
 from pressureweb import embedded_redis
+
+# `make test` (CI) draws the same examples on every run, so a randomized test cannot fail on main at
+# random; `make fuzz` draws new ones, many more of them (HYPOTHESIS_PROFILE=fuzz, PROPERTY_EXAMPLES).
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis.settings.register_profile("fuzz", derandomize=False, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -162,3 +162,14 @@ def test_scaling_sizes_scales_volumes_and_keeps_the_ratio(trades, k):
         total_a = int(a.buy_base[i] + a.sell_base[i])
         total_b = int(b.buy_base[i] + b.sell_base[i])
         assert Decimal(int(a.sell_base[i])) / total_a == Decimal(int(b.sell_base[i])) / total_b
+
+
+def test_vwap_keeps_twelve_significant_digits_at_any_price_level():
+    for quote, volume, want in (
+        (Decimal("0.00000001234567891234567"), Decimal("1"), Decimal("1.23456789123E-8")),
+        (Decimal("2683.697403039312"), Decimal("1"), Decimal("2683.69740304")),
+        (Decimal("61837.63") * 3, Decimal("3"), Decimal("61837.63")),
+        (Decimal("0.0014123456789012345") * 7, Decimal("7"), Decimal("0.00141234567890")),
+    ):
+        got = barmath.vwap_of(quote, volume)
+        assert got == want and len(got.normalize().as_tuple().digits) <= 12

@@ -357,3 +357,13 @@ def test_to_snapshot_round_trips():
     copy.load_snapshot(book.to_snapshot())
     assert copy.bids == book.bids and copy.asks == book.asks and copy.last_update_id == 6
     assert book.to_snapshot().bids[0] == ("100.0", "1.0")  # best first, exact strings
+
+
+def test_a_level_exactly_on_a_band_edge_is_inside_the_band():
+    """bid 2499.99, ask 2500.01: the 0.5% edge is exactly 2512.50, which float puts at 2512.4999999999995."""
+    book = OrderBook("ETHUSDT")
+    book.load_snapshot(DepthSnapshotMsg(1, (("2487.50", "3"), ("2487.49", "5"), ("2499.99", "1")),
+                                        (("2500.01", "1"), ("2512.50", "2"), ("2512.51", "4")), None, "ETHUSDT"))
+    (bid,), (ask,) = book.depth_bands((0.5,))
+    assert ask == 2500.01 + 2 * 2512.50  # the level on the edge counts, the one past it does not
+    assert bid == 2499.99 + 3 * 2487.50  # 2500 * 0.995 = 2487.5 exactly: in; 2487.49: out
