@@ -47,6 +47,7 @@ def health_report() -> dict:
             sources[s.name] = {
                 "last_ingest_at": s.last_ingest_at.isoformat() if s.last_ingest_at else None,
                 "trades_inserted": s.trades_inserted, "duplicates": s.duplicates, "rejected": s.rejected,
+                "conflicts": s.conflicts,
                 "book_samples": s.book_samples, "sequence_gaps": s.sequence_gaps, "errors": s.errors,
             }
     report["sources"] = sources
