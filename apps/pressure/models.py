@@ -37,9 +37,17 @@ class PressureBar(models.Model):
         M5 = "5m", "5 minutes"
         H1 = "1h", "1 hour"
 
+    class Source(models.TextChoices):
+        TRADES = "trades", "Built from trades and book samples"
+        KLINES = "klines", "Imported exchange klines (no book fields, no trade-level inputs)"
+
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="bars")
     interval = models.CharField(max_length=3, choices=Interval.choices)
     bucket_start = models.DateTimeField()
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.TRADES)
+    # Final once the bucket has ended and the grace for late trades (BAR_FINAL_GRACE_MS) has passed:
+    # regimes, episodes, alerts and the headline act on final bars only; the forming bar is provisional.
+    final = models.BooleanField(default=False)
     open = models.DecimalField(max_digits=24, decimal_places=10, null=True)
     high = models.DecimalField(max_digits=24, decimal_places=10, null=True)
     low = models.DecimalField(max_digits=24, decimal_places=10, null=True)
@@ -73,6 +81,10 @@ class PressureBar(models.Model):
     regime = models.CharField(max_length=10, blank=True)
     spi_components = models.JSONField(default=dict, blank=True)
     spi_missing = models.JSONField(default=list, blank=True)
+    # Probability that the price falls by the drop-risk target within its horizon, from the model version
+    # named beside it (final bars only).
+    drop_risk = models.FloatField(null=True)
+    drop_risk_model = models.CharField(max_length=40, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PressureBarQuerySet.as_manager()
