@@ -192,6 +192,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.markets.tasks.raw_data_prune_old",
         "schedule": crontab(hour=3, minute=17),
     },
+    "bars-finalize": {
+        "task": "apps.pressure.tasks.bars_finalize_due",
+        "schedule": env.float("BARS_FINALIZE_SECONDS", default=2.0),
+        "options": {"expires": 10},
+    },
     "heartbeat": {
         "task": "apps.health.tasks.heartbeat",
         "schedule": 10.0,
@@ -211,7 +216,15 @@ PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)
 SPI_WINDOW_BARS = env.int("SPI_WINDOW_BARS", default=240)  # trailing 1m bars for each robust z-score
 SPI_MIN_PERIODS = env.int("SPI_MIN_PERIODS", default=30)  # bars of history before a component counts
 SPI_CLIP = 4.0
-SPI_REGIME_THRESHOLDS = (40.0, 60.0, 80.0)  # calm < 40 <= elevated < 60 <= high < 80 <= extreme
+# Regimes are calibrated per instrument (percentiles of its own final index values, see
+# apps/pressure/indicators/index.py); these thresholds (elevated, high, extreme) apply until it has
+# SPI_REGIME_MIN_BARS of them.
+SPI_REGIME_THRESHOLDS = tuple(env.list("SPI_REGIME_THRESHOLDS", cast=float, default=[64.0, 74.0, 82.0]))
+SPI_REGIME_MIN_BARS = env.int("SPI_REGIME_MIN_BARS", default=500)
+BAR_FINAL_GRACE_MS = env.int("BAR_FINAL_GRACE_MS", default=2000)  # late trades a bar still waits for once it ends
+BAR_FINAL_QUIET_MS = env.int("BAR_FINAL_QUIET_MS", default=10_000)  # a bar unchanged this long after its end is final
+EPISODE_CONFIRM_MINUTES = env.float("EPISODE_CONFIRM_MINUTES", default=10)  # in high this long starts an episode
+EPISODE_END_MINUTES = env.float("EPISODE_END_MINUTES", default=10)  # below elevated this long ends it
 SPI_WEIGHTS = env.json("SPI_WEIGHTS", default={}) or None  # None: DEFAULT_WEIGHTS in indicators.index
 SPI_COMPONENT_WINDOW = 30  # bars for the CVD slope, Kyle's lambda and the book baselines
 VPIN_BUCKETS = 50  # bars of |buy - sell| / volume averaged into VPIN

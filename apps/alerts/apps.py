@@ -5,9 +5,9 @@ class AlertsConfig(AppConfig):
     name = "apps.alerts"
 
     def ready(self):
-        from apps.alerts.receivers import bars_changed_evaluate, flow_bars_changed_evaluate
+        from apps.alerts.receivers import bars_finalized_evaluate, flow_bars_changed_evaluate
         from apps.flows.signals import flow_bars_changed
-        from apps.pressure.signals import bars_changed
+        from apps.pressure.signals import bars_finalized
 
-        bars_changed.connect(bars_changed_evaluate, weak=False, dispatch_uid="alerts-evaluate")
+        bars_finalized.connect(bars_finalized_evaluate, weak=False, dispatch_uid="alerts-evaluate")
         flow_bars_changed.connect(flow_bars_changed_evaluate, weak=False, dispatch_uid="alerts-evaluate-flows")

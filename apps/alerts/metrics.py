@@ -30,7 +30,7 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("open_interest_change", "Open interest change", "% per bar", "open-interest", "oi_change_pct"),
     Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", "netflow_z", scope="flows"),
     Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", "whale_ratio", scope="flows"),
-    Metric("episode_start", "Selling-pressure episode start", "1 = an episode started on this bar",
+    Metric("episode_start", "Selling-pressure episode start", "1 = an episode was confirmed on this bar",
            "selling-pressure-episode", "episode_start"),
 )}
 
@@ -53,6 +53,8 @@ def metric_value(metric_key: str, bar) -> float | None:
     if metric.key == "episode_start":
         from apps.pressure.models import Episode
 
-        return 1.0 if Episode.objects.filter(instrument_id=bar.instrument_id, start=bar.bucket_start).exists() else 0.0
+        confirmed = Episode.objects.filter(instrument_id=bar.instrument_id, interval=bar.interval,
+                                           confirmed_at=bar.bucket_start)
+        return 1.0 if confirmed.exists() else 0.0
     value = getattr(bar, metric.bar_field, None)
     return None if value is None else float(value)

@@ -1,8 +1,9 @@
 from apps.alerts.models import AlertRule
 
 
-def bars_changed_evaluate(sender, instrument, changed, **kwargs):
-    # Only instruments someone has a rule on cost a task.
+def bars_finalized_evaluate(sender, instrument, finalized, **kwargs):
+    # Rules act on final bars only (a forming bar's values still move). Only instruments someone has
+    # a rule on cost a task.
     if AlertRule.objects.filter(enabled=True).exists():
         from apps.alerts.tasks import alert_rules_evaluate
 

@@ -40,7 +40,7 @@ def rules_for_instrument(*, instrument_id: int):
 
 
 def alert_rules_evaluate(*, instrument_id: int, now=None) -> list[AlertEvent]:
-    """Evaluate the enabled rules that watch this instrument against its latest bar."""
+    """Evaluate the enabled rules that watch this instrument against its latest final bar."""
     now = now or timezone.now()
     fired = []
     instrument = Instrument.objects.filter(pk=instrument_id).first()
@@ -49,8 +49,8 @@ def alert_rules_evaluate(*, instrument_id: int, now=None) -> list[AlertEvent]:
     latest: dict[str, PressureBar | None] = {}
     for rule in rules_for_instrument(instrument_id=instrument_id):
         if rule.interval not in latest:
-            latest[rule.interval] = (PressureBar.objects.filter(instrument_id=instrument_id, interval=rule.interval)
-                                     .order_by("-bucket_start").first())
+            latest[rule.interval] = (PressureBar.objects.filter(instrument_id=instrument_id, interval=rule.interval,
+                                                                final=True).order_by("-bucket_start").first())
         event = _rule_evaluate(rule=rule, instrument=instrument, bar=latest[rule.interval], now=now)
         if event:
             fired.append(event)

@@ -95,7 +95,12 @@ class PressureBar(models.Model):
                 fields=["instrument", "interval", "bucket_start"], name="pressurebar_unique_bucket"
             ),
         ]
-        indexes = [models.Index(fields=["instrument", "interval", "-bucket_start"], name="bar_latest")]
+        indexes = [
+            models.Index(fields=["instrument", "interval", "-bucket_start"], name="bar_latest"),
+            # The few bars not final yet, found without walking the history (bars_finalize).
+            models.Index(fields=["instrument", "interval", "bucket_start"], condition=models.Q(final=False),
+                         name="bar_not_final"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.interval} {self.bucket_start:%Y-%m-%d %H:%M} UTC"
@@ -110,7 +115,9 @@ class EpisodeQuerySet(models.QuerySet):
 
 
 class Episode(models.Model):
-    """A selling-pressure episode: SPI entered high and had not yet fallen back below elevated."""
+    """A selling-pressure episode on one bar interval: the final SPI stayed in the instrument's high regime
+    long enough to confirm it, and has not yet stayed below elevated long enough to end it
+    (apps.pressure.indicators.episodes)."""
 
     class Source(models.TextChoices):
         DELEVERAGING = "deleveraging", "Deleveraging"
@@ -119,7 +126,9 @@ class Episode(models.Model):
         MIXED = "mixed", "Mixed"
 
     instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="episodes")
+    interval = models.CharField(max_length=3, choices=PressureBar.Interval.choices, default="1m")
     start = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, help_text="Start of the final bar that confirmed the episode.")
     peak_time = models.DateTimeField()
     peak_spi = models.FloatField()
     end = models.DateTimeField(null=True, blank=True, help_text="Empty while the episode is still going on.")
@@ -133,7 +142,7 @@ class Episode(models.Model):
 
     class Meta:
         ordering = ["-start"]
-        constraints = [models.UniqueConstraint(fields=["instrument", "start"], name="episode_unique_start")]
+        constraints = [models.UniqueConstraint(fields=["instrument", "interval", "start"], name="episode_unique_start")]
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.start:%Y-%m-%d %H:%M} UTC {self.source}"
@@ -141,3 +150,29 @@ class Episode(models.Model):
     @property
     def is_open(self) -> bool:
         return self.end is None
+
+
+class RegimeCalibration(models.Model):
+    """The regime thresholds of one instrument and interval for one UTC day: percentiles of its final index
+    values over the trailing window before that day (defaults while too few exist)."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="regime_calibrations")
+    interval = models.CharField(max_length=3, choices=PressureBar.Interval.choices)
+    day = models.DateTimeField(help_text="Start of the UTC day these thresholds apply to.")
+    elevated = models.FloatField()
+    high = models.FloatField()
+    extreme = models.FloatField()
+    bars = models.PositiveIntegerField(help_text="Final index values the thresholds rest on (0: defaults).")
+    is_default = models.BooleanField(default=False)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instrument", "interval", "day"],
+                                               name="regimecalibration_unique_day")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.interval} {self.day:%Y-%m-%d}"
+
+    @property
+    def thresholds(self) -> tuple[float, float, float]:
+        return (self.elevated, self.high, self.extreme)

@@ -16,7 +16,9 @@ from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
+from apps.pressure.indicators.index import REGIME_WINDOW_MS
 from apps.pressure.models import INTERVALS, Episode, PressureBar
+from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import (
     ScriptElement,
     cached_while_rebuilt,
@@ -57,6 +59,7 @@ def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
                  "imbalance_2pct"):
         row[name] = getattr(bar, name)
     row["book_samples"] = bar.book_samples
+    row["final"] = bar.final
     row["spi"] = bar.spi
     row["regime"] = bar.regime or None
     row["spi_contributions"] = {k: v.get("contribution") for k, v in (bar.spi_components or {}).items()}
@@ -89,7 +92,7 @@ def bars_version_bump(instrument_id: int) -> None:
 # Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
 _ROW_COLUMNS = ("bucket_start", "trades", *_DECIMALS, "taker_sell_ratio", "spread_bps", "imbalance_0_1pct",
                 "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct", "book_samples", "spi", "regime",
-                "spi_components")
+                "spi_components", "final")
 RANGE_CACHE_SECONDS = 300
 
 
@@ -137,7 +140,7 @@ def _bar_rows_postgresql(*, instrument: Instrument, interval: str, start: dateti
               "imbalance_2pct")
     sql = ("""SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), trades, """
            + ", ".join(f"{name}::text" for name in _DECIMALS) + ", " + ", ".join(floats)
-           + f", book_samples, spi, regime, spi_components::text FROM {PressureBar._meta.db_table} "
+           + f", book_samples, spi, regime, spi_components::text, final FROM {PressureBar._meta.db_table} "
            "WHERE instrument_id = %s AND interval = %s AND bucket_start >= %s AND bucket_start < %s "
            "ORDER BY bucket_start")
     with connection.cursor() as cursor:
@@ -156,6 +159,7 @@ def _bar_rows_postgresql(*, instrument: Instrument, interval: str, start: dateti
          row["imbalance_1pct"], row["imbalance_2pct"], row["book_samples"], row["spi"]) = v[12:20]
         row["regime"] = v[20] or None
         row["spi_contributions"] = {k: c.get("contribution") for k, c in (loads(v[21]) if v[21] else {}).items()}
+        row["final"] = v[22]
         rows.append(row)
     return rows
 
@@ -176,6 +180,7 @@ def _bar_rows_orm(*, instrument: Instrument, interval: str, start: datetime, end
          row["imbalance_1pct"], row["imbalance_2pct"], row["book_samples"], row["spi"]) = v[12:20]
         row["regime"] = v[20] or None
         row["spi_contributions"] = {k: c.get("contribution") for k, c in (v[21] or {}).items()}
+        row["final"] = v[22]
         rows.append(row)
     return rows
 
@@ -290,24 +295,33 @@ def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60,
     return out
 
 
+def instruments_with_due_bars() -> list[Instrument]:
+    """Instruments with a bar due to be final although no batch arrived to make it so (a quiet market)."""
+    from apps.pressure.services.index import bars_due_final
+
+    ids = PressureBar.objects.filter(bars_due_final()).values_list("instrument_id", flat=True).distinct()
+    return list(Instrument.objects.with_exchange().filter(pk__in=list(ids)))
+
+
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
     return (Instrument.objects.with_exchange()
             .filter(exchange__slug=exchange, market=market, symbol=symbol.upper()).first())
 
 
-PRESSURE_FIELDS = ("bucket_start", "spi", "regime", "components", "missing")
+PRESSURE_FIELDS = ("bucket_start", "final", "spi", "regime", "drop_risk", "components", "missing")
 
 
-def pressure_for_range(*, instrument: Instrument, start: datetime, end: datetime) -> list[dict]:
-    """SPI per 1m bar with each component's value, z and contribution."""
-    rows = (PressureBar.objects.for_instrument(instrument).of_interval("1m").between(start, end).chronological()
-            .values_list("bucket_start", "spi", "regime", "spi_components", "spi_missing"))
+def pressure_for_range(*, instrument: Instrument, start: datetime, end: datetime, interval: str = "1m") -> list[dict]:
+    """The index per bar with each component's value, z and contribution; `final` false for the forming bar,
+    whose values are provisional."""
+    rows = (PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end).chronological()
+            .values_list("bucket_start", "final", "spi", "regime", "drop_risk", "spi_components", "spi_missing"))
     return [
-        {"bucket_start": ts.isoformat().replace("+00:00", "Z"), "spi": spi, "regime": regime or None,
+        {"bucket_start": iso_z(ts), "final": final, "spi": spi, "regime": regime or None, "drop_risk": drop_risk,
          "components": {name: {"value": c.get("value"), "z": c.get("z"), "contribution": c.get("contribution")}
                         for name, c in (components or {}).items()},
          "missing": missing or []}
-        for ts, spi, regime, components, missing in rows
+        for ts, final, spi, regime, drop_risk, components, missing in rows
     ]
 
 
@@ -343,22 +357,62 @@ def episode_serialize(ep: Episode) -> dict:
     }
 
 
-def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None) -> PressureBar | None:
-    """The newest 1m bar that has an SPI; cached until a bar of the instrument is written.
+def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
+                        interval: str = "1m") -> PressureBar | None:
+    """The newest FINAL bar that has an SPI (the forming bar's index is provisional); cached until a bar of
+    the instrument is written.
 
     Without an SPI in the newest bars the query walks the instrument's index backwards, which
     on a month of bars costs more than the rest of the page. ``version`` as in bars_script.
     """
     version = bars_version(instrument.pk) if version is None else version
-    key = None if version is None else f"bars:latest-spi:{instrument.pk}:{version}"
+    key = None if version is None else f"bars:latest-spi:{instrument.pk}:{interval}:{version}"
 
     def build():
-        bar = (PressureBar.objects.for_instrument(instrument).of_interval("1m").exclude(spi=None)
-               .order_by("-bucket_start").first())
+        bar = (PressureBar.objects.for_instrument(instrument).of_interval(interval).filter(final=True)
+               .exclude(spi=None).order_by("-bucket_start").first())
         return bar if bar is not None else _NO_BAR
 
     found = _cached(key, build)
     return None if isinstance(found, str) else found
+
+
+_REGIME_PERCENTILES = {"elevated": 80, "high": 95, "extreme": 99}
+
+
+def regime_meaning(regime: str | None, calibration) -> str | None:
+    """What a regime means on this instrument: "high: above 95% of the last 30 days (index >= 71.3)"."""
+    if not regime or calibration is None:
+        return None
+    levels = dict(zip(("elevated", "high", "extreme"), calibration.thresholds, strict=True))
+    if calibration.is_default:
+        if regime == "calm":
+            return f"calm: below {levels['elevated']:.1f}, the default elevated threshold (too little history " \
+                   "here yet for this market's own percentiles)"
+        return f"{regime}: index at or above {levels[regime]:.1f}, the default threshold (too little history here " \
+               "yet for this market's own percentiles)"
+    days = REGIME_WINDOW_MS // 86_400_000
+    if regime == "calm":
+        return f"calm: below the 80th percentile of the last {days} days (index < {levels['elevated']:.1f})"
+    return (f"{regime}: above {_REGIME_PERCENTILES[regime]}% of the last {days} days' final values "
+            f"(index >= {levels[regime]:.1f})")
+
+
+def index_headline(*, instrument: Instrument, interval: str = "1m", version: int | None = None) -> dict | None:
+    """The headline of an instrument's index: value, regime and its meaning, explanation, drop risk and bar
+    time, all from the latest final bar (one object: the page and live updates show it together)."""
+    bar = bar_latest_with_spi(instrument=instrument, version=version, interval=interval)
+    if bar is None:
+        return None
+    from apps.pressure.models import RegimeCalibration
+
+    day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
+    return {
+        "bucket_start": iso_z(bar.bucket_start), "interval": interval, "spi": bar.spi, "regime": bar.regime or None,
+        "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),
+        "drop_risk": bar.drop_risk, "missing": list(bar.spi_missing or []),
+    }
 
 
 _NO_BAR = "no-bar"  # cached for "no such bar" (None means a cache miss)

@@ -57,7 +57,7 @@ def test_spi_stored_batch_by_batch_equals_a_from_scratch_computation(settings):
     import pandas as pd
 
     from apps.pressure import spi as spi_math
-    from apps.pressure.services import _bars_frame
+    from apps.pressure.services.index import _bars_frame
 
     settings.SPI_MIN_PERIODS = 10
     streams = replay_streams_ensure(history_minutes=40)
@@ -66,7 +66,7 @@ def test_spi_stored_batch_by_batch_equals_a_from_scratch_computation(settings):
     for minute in range(1, 41, 3):
         replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + minute * 60_000, publish=False)
     bars = PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start")
-    frame = _bars_frame(instrument=btc.instrument, start_ms=0, end_ms=btc.anchor_ms + 41 * 60_000)
+    frame = _bars_frame(instrument=btc.instrument, interval="1m", start_ms=0, end_ms=btc.anchor_ms + 41 * 60_000)
     scratch = {r["bucket_ms"]: r for r in spi_math.spi_rows(frame, last=len(frame))}
     compared = 0
     for bar in bars:
@@ -120,32 +120,41 @@ def test_spot_and_perp_of_one_market_feed_the_spot_perp_divergence(settings):
     assert checked >= 2
 
 
-def test_episodes_match_a_detection_over_the_settled_series(settings):
+def test_episodes_match_a_detection_over_the_final_series(settings):
     import pandas as pd
 
     from apps.pressure.indicators.episodes import detect_episodes
     from apps.pressure.models import Episode
 
     settings.SPI_MIN_PERIODS = 10
+    # Low thresholds and short confirmation, so 50 replayed minutes hold episodes to compare.
+    settings.SPI_REGIME_THRESHOLDS = (45.0, 55.0, 80.0)
+    settings.EPISODE_CONFIRM_MINUTES, settings.EPISODE_END_MINUTES = 2, 3
     streams = replay_streams_ensure(history_minutes=50)
     btc = next(s for s in streams if s.name == "binance-spot-btcusdt")
     for seconds in range(20, 50 * 60 + 1, 20):  # live-sized steps: the open bar's SPI moves many times
         replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + seconds * 1000, publish=False)
-    bars = list(PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start"))
+    bars = list(PressureBar.objects.filter(instrument=btc.instrument, interval="1m", final=True)
+                .order_by("bucket_start"))
     spi = pd.Series([b.spi if b.spi is not None else float("nan") for b in bars],
                     index=[int(b.bucket_start.timestamp() * 1000) for b in bars])
     close = pd.Series([float(b.close) for b in bars], index=spi.index)
     contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (b.spi_components or {}).items()}
                                  for b in bars], index=spi.index, dtype=float)
     # Every field, not only the bounds: the stored rows are rewritten only when one of them changes.
-    want = [(e.start, e.end, e.peak_time, e.peak_spi, e.bars, e.source, {k: float(v) for k, v in e.shares.items()})
-            for e in detect_episodes(spi, contribution=contribution, close=close, enter=60, exit=40)]
+    want = [(e.start, e.confirmed, e.end, e.peak_time, e.peak_spi, e.bars, e.source,
+             {k: float(v) for k, v in e.shares.items()})
+            for e in detect_episodes(spi, contribution=contribution, close=close, enter=55.0, exit=45.0, confirm=2,
+                                     persist=3)]
     ms = lambda t: int(t.timestamp() * 1000) if t else None  # noqa: E731
-    got = [(ms(e.start), ms(e.end), ms(e.peak_time), e.peak_spi, e.bars, e.source, e.shares)
-           for e in Episode.objects.filter(instrument=btc.instrument).order_by("start")]
+    got = [(ms(e.start), ms(e.confirmed_at), ms(e.end), ms(e.peak_time), e.peak_spi, e.bars, e.source, e.shares)
+           for e in Episode.objects.filter(instrument=btc.instrument, interval="1m").order_by("start")]
     assert got == want
     assert want and any(e.bars > 1 for e in Episode.objects.filter(instrument=btc.instrument))
     assert Episode.objects.filter(instrument=btc.instrument, end=None).count() <= 1
+    # Only final bars count: the forming bar never starts an episode.
+    forming = PressureBar.objects.filter(instrument=btc.instrument, interval="1m", final=False)
+    assert not Episode.objects.filter(start__in=forming.values("bucket_start")).exists()
 
 
 def test_bars_grown_batch_by_batch_equal_a_recomputation_from_every_trade(settings):

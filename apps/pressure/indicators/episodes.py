@@ -1,10 +1,12 @@
-"""Selling-pressure episodes from an SPI series, with hysteresis and a source label.
+"""Selling-pressure episodes from a series of final SPI values, with hysteresis and a source label.
 
-An episode starts on the first bar with SPI >= ``enter`` (60, the high regime) and ends on the
-first later bar with SPI < ``exit`` (40, below elevated); in between it stays open whatever the
-SPI does, so it does not flicker around one threshold. NaN SPI bars neither start nor end one.
-``end`` is the start of the bar that closed it (None while still open); the episode covers the
-bars start <= t < end.
+An episode is confirmed once the SPI has been at or above ``enter`` (the high regime's threshold,
+per bar: calibrated thresholds move daily) for ``confirm`` consecutive bars; it starts at the first
+of them. It ends once the SPI has been below ``exit`` (the elevated threshold) for ``persist``
+consecutive bars, at the first of those; in between it stays open whatever the SPI does, so it
+neither flickers around one threshold nor splits on one calm bar. A NaN SPI bar breaks a run.
+``end`` is the start of the bar that ended it (None while still open); the episode covers the bars
+start <= t < end; ``confirmed`` is the bar on which it became known (alerts fire then).
 
 Per episode: peak time and peak SPI (first bar of the maximum), and the price drawdown = largest
 peak-to-trough fall of the close within the episode, max_t(1 - close_t / max_{s<=t} close_s),
@@ -45,6 +47,7 @@ EPISODE_GROUPS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Episode:
     start: int
+    confirmed: int
     peak_time: int
     peak_spi: float
     end: int | None
@@ -58,15 +61,46 @@ class Episode:
         return self.end is None
 
 
-def in_episode(spi: pd.Series, *, enter: float = ENTER, exit: float = EXIT) -> pd.Series:
-    """Boolean per bar: inside an episode (vectorised hysteresis: the last crossing decides)."""
-    if exit > enter:
-        raise ValueError("exit threshold must not exceed enter threshold")
+def _per_bar(value, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+
+
+def episode_spans(spi: pd.Series, *, enter=ENTER, exit=EXIT, confirm: int = 1,
+                  persist: int = 1) -> list[tuple[int, int, int | None]]:
+    """(start, confirmed, stop) positions of each episode; stop is the first bar after it (None: open)."""
     x = spi.to_numpy(dtype=np.float64)
-    # 1 on entering, 0 on leaving, NaN keeps the previous state (including NaN SPI bars).
-    state = np.where(x >= enter, 1.0, np.where(x < exit, 0.0, np.nan))
-    state = pd.Series(state, index=spi.index).ffill().fillna(0.0)
-    return state.astype(bool).rename("in_episode")
+    n = len(x)
+    hi, lo = _per_bar(enter, n), _per_bar(exit, n)
+    if np.any(lo > hi):
+        raise ValueError("exit threshold must not exceed enter threshold")
+    above = x >= hi  # NaN compares False: it breaks a run
+    below = x < lo
+    spans: list[tuple[int, int, int | None]] = []
+    i = 0
+    while i < n:
+        # Outside: the next run of `confirm` bars above.
+        run = 0
+        while i < n and run < confirm:
+            run = run + 1 if above[i] else 0
+            i += 1
+        if run < confirm:
+            break
+        start, confirmed = i - confirm, i - 1
+        run = 0
+        while i < n and run < persist:
+            run = run + 1 if below[i] else 0
+            i += 1
+        # A calm bar is never above (exit <= enter), so the next confirmation can start right after.
+        spans.append((start, confirmed, i - persist if run >= persist else None))
+    return spans
+
+
+def in_episode(spi: pd.Series, *, enter=ENTER, exit=EXIT, confirm: int = 1, persist: int = 1) -> pd.Series:
+    """Boolean per bar: inside an episode."""
+    inside = np.zeros(len(spi), dtype=bool)
+    for start, _, stop in episode_spans(spi, enter=enter, exit=exit, confirm=confirm, persist=persist):
+        inside[start:len(spi) if stop is None else stop] = True
+    return pd.Series(inside, index=spi.index, name="in_episode")
 
 
 def episode_source(contribution: pd.DataFrame, *, groups: Mapping[str, tuple[str, ...]] = EPISODE_GROUPS,
@@ -96,24 +130,24 @@ def detect_episodes(
     *,
     contribution: pd.DataFrame | None = None,
     close: pd.Series | None = None,
-    enter: float = ENTER,
-    exit: float = EXIT,
+    enter=ENTER,
+    exit=EXIT,
+    confirm: int = 1,
+    persist: int = 1,
     groups: Mapping[str, tuple[str, ...]] = EPISODE_GROUPS,
     dominance: float = DOMINANCE,
 ) -> list[Episode]:
     """Episodes in an SPI series (index = bar start), oldest first.
 
-    ``contribution`` (SpiResult.contribution) gives the source label, ``close`` the drawdown;
-    without them the label is "mixed" and the drawdown NaN.
+    ``enter``/``exit``: numbers or per-bar arrays. ``contribution`` (SpiResult.contribution) gives the
+    source label, ``close`` the drawdown; without them the label is "mixed" and the drawdown NaN.
     """
-    inside = in_episode(spi, enter=enter, exit=exit).to_numpy()
-    edges = np.diff(np.concatenate(([False], inside, [False])).astype(np.int8))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # stop = first bar after
     x = spi.to_numpy(dtype=np.float64)
     index = spi.index
     closes = None if close is None else close.reindex(index).to_numpy(dtype=np.float64)
     episodes = []
-    for a, b in zip(starts, stops, strict=True):  # one iteration per episode, not per bar
+    for a, c, stop in episode_spans(spi, enter=enter, exit=exit, confirm=confirm, persist=persist):
+        b = len(x) if stop is None else stop
         peak = a + int(np.nanargmax(x[a:b]))
         if contribution is not None:
             source, shares = episode_source(contribution.iloc[a:b], groups=groups, dominance=dominance)
@@ -121,9 +155,10 @@ def detect_episodes(
             source, shares = MIXED, {}
         episodes.append(Episode(
             start=int(index[a]),
+            confirmed=int(index[c]),
             peak_time=int(index[peak]),
             peak_spi=float(x[peak]),
-            end=int(index[b]) if b < len(index) else None,
+            end=None if stop is None else int(index[stop]),
             bars=int(b - a),
             drawdown=drawdown(closes[a:b]) if closes is not None else math.nan,
             source=source,

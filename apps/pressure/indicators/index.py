@@ -17,7 +17,11 @@ For each component i and bar t:
   ones, so a missing feed neither drags the index towards 50 nor needs a placeholder.
 - contribution_i,t = w_i z_i,t / sum(w_available): signed, summing to the logit of SPI/100.
 - logistic(s) = 1 / (1 + e^-s); with |z| <= clip the SPI stays within 100*logistic(+-clip).
-- Regimes: calm < 40 <= elevated < 60 <= high < 80 <= extreme (thresholds are parameters).
+- Regimes are calibrated per instrument and interval (:func:`rolling_thresholds`): elevated at or
+  above the 80th percentile of the instrument's own final index values over the trailing 30 days,
+  high at or above the 95th, extreme at or above the 99th, refreshed daily (UTC) from the days before,
+  so a regime means the same rarity on every instrument and no bar is judged by its own future.
+  Until REGIME_MIN_BARS final values exist, DEFAULT_REGIME_THRESHOLDS apply.
 """
 
 from __future__ import annotations
@@ -107,6 +111,13 @@ LABELS: dict[str, str] = {
 
 REGIME_THRESHOLDS: tuple[float, float, float] = (40.0, 60.0, 80.0)
 REGIMES = ("calm", "elevated", "high", "extreme")
+REGIME_QUANTILES: tuple[float, float, float] = (0.80, 0.95, 0.99)
+# Until an instrument has its own history: the 80th, 95th and 99th percentiles of the index over
+# 9 months of Binance spot BTCUSDT 5m bars (2023-10 .. 2024-06), rounded.
+DEFAULT_REGIME_THRESHOLDS: tuple[float, float, float] = (64.0, 74.0, 82.0)
+REGIME_WINDOW_MS = 30 * 86_400_000
+REGIME_REFRESH_MS = 86_400_000
+REGIME_MIN_BARS = 500
 DEFAULT_WINDOW = 240
 DEFAULT_MIN_PERIODS = 60
 DEFAULT_CLIP = 4.0
@@ -214,6 +225,48 @@ def regime_of(value: float | None, *, thresholds: tuple[float, float, float] = R
     if value is None or math.isnan(value):
         return None
     return REGIMES[sum(value >= t for t in thresholds)]
+
+
+def thresholds_of(values, *, quantiles: tuple[float, float, float] = REGIME_QUANTILES, min_bars: int = REGIME_MIN_BARS,
+                  defaults: tuple[float, float, float] = DEFAULT_REGIME_THRESHOLDS) -> tuple[tuple[float, ...], int]:
+    """(elevated, high, extreme) thresholds from final index values, and how many values they rest on;
+    the defaults while fewer than ``min_bars`` finite values exist."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) < min_bars:
+        return tuple(defaults), len(x)
+    return tuple(float(v) for v in np.quantile(x, quantiles)), len(x)
+
+
+def calibration_day(bucket_ms: int, *, refresh_ms: int = REGIME_REFRESH_MS) -> int:
+    """Start of the calibration period (UTC day) a bar falls in."""
+    return bucket_ms - bucket_ms % refresh_ms
+
+
+def rolling_thresholds(spi: pd.Series, *, window_ms: int = REGIME_WINDOW_MS, refresh_ms: int = REGIME_REFRESH_MS,
+                       quantiles: tuple[float, float, float] = REGIME_QUANTILES, min_bars: int = REGIME_MIN_BARS,
+                       defaults: tuple[float, float, float] = DEFAULT_REGIME_THRESHOLDS) -> pd.DataFrame:
+    """Per bar (index: bar start in ms), the thresholds in force: computed at the start of the bar's
+    calibration period from the values of [start - window, start), walk-forward."""
+    index = np.asarray(spi.index, dtype=np.int64)
+    values = spi.to_numpy(dtype=np.float64)
+    periods = index - index % refresh_ms
+    out = np.empty((len(index), 3))
+    order = np.argsort(index, kind="stable")
+    sorted_index, sorted_values = index[order], values[order]
+    for period in np.unique(periods):
+        lo, hi = np.searchsorted(sorted_index, [period - window_ms, period])
+        out[periods == period] = thresholds_of(sorted_values[lo:hi], quantiles=quantiles, min_bars=min_bars,
+                                               defaults=defaults)[0]
+    return pd.DataFrame(out, index=spi.index, columns=["elevated", "high", "extreme"])
+
+
+def regimes_by(spi: pd.Series, thresholds: pd.DataFrame) -> pd.Series:
+    """Regime per bar against per-bar thresholds (as from rolling_thresholds); None where the SPI is NaN."""
+    x = spi.to_numpy(dtype=np.float64)
+    t = thresholds.reindex(spi.index).to_numpy(dtype=np.float64)
+    labels = np.select([x >= t[:, 2], x >= t[:, 1], x >= t[:, 0], x < t[:, 0]], list(REGIMES[::-1]), default=None)
+    return pd.Series(labels.astype(object), index=spi.index, name="regime", dtype=object)
 
 
 @dataclass(frozen=True)

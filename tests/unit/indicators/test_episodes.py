@@ -91,3 +91,23 @@ def test_negative_contributions_do_not_vote_and_ungrouped_ones_are_not_counted()
 def test_no_spi_gives_no_episode():
     assert episodes.detect_episodes(bars([])) == []
     assert episodes.detect_episodes(bars([math.nan] * 5)) == []
+
+
+def test_an_episode_needs_confirm_bars_above_and_ends_after_persist_bars_below():
+    idx = [i * 60_000 for i in range(14)]
+    #        0   1   2   3   4   5   6   7   8   9  10  11  12  13
+    spi = [50, 80, 50, 80, 80, 80, 30, 80, 30, 30, 30, 80, 80, 30]
+    found = episodes.detect_episodes(pd.Series(spi, index=idx, dtype=float), enter=70.0, exit=40.0, confirm=2,
+                                     persist=2)
+    # bar 1 alone never confirms; 3-4 confirm on bar 4 (start 3); one calm bar (6) does not end it;
+    # 8-9 do (end 8); 11-12 confirm a second one, still open at the end.
+    assert [(e.start, e.confirmed, e.end, e.bars) for e in found] == [
+        (3 * 60_000, 4 * 60_000, 8 * 60_000, 5), (11 * 60_000, 12 * 60_000, None, 3)]
+
+
+def test_per_bar_thresholds_move_the_bar_of_entry():
+    idx = [i * 60_000 for i in range(4)]
+    spi = pd.Series([70.0, 70.0, 70.0, 70.0], index=idx)
+    enter = np.array([75.0, 75.0, 65.0, 65.0])
+    found = episodes.detect_episodes(spi, enter=enter, exit=np.full(4, 40.0))
+    assert [(e.start, e.end) for e in found] == [(2 * 60_000, None)]

@@ -7,13 +7,11 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.services import (
@@ -25,12 +23,14 @@ from apps.markets.services import (
 )
 from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
-from apps.pressure import spi as spi_math
-from apps.pressure.indicators import crossvenue, derivatives, ofi, orderbook, orderflow
-from apps.pressure.indicators import episodes as episode_math
-from apps.pressure.models import Episode, PressureBar
+from apps.pressure.indicators import ofi, orderbook, orderflow
+from apps.pressure.models import PressureBar
 from apps.pressure.selectors import bars_version_bump
-from apps.pressure.signals import bars_changed
+from apps.pressure.services.index import bars_finalize, spi_refresh
+from apps.pressure.signals import bars_changed, bars_finalized
+from pressureweb.lib.times import dt_to_ms as _dt_to_ms
+from pressureweb.lib.times import ms_to_dt as _ms_to_dt
+from pressureweb.lib.times import now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +43,7 @@ BAR_FIELDS = [
 _TRADE_SUMS = ("taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote")
 # What a 1m bar adds up over its trades: a batch of later trades merges into a stored bar by addition.
 _ADDITIVE = ("trades", *_TRADE_SUMS, "buy_trades", "sell_trades", "large_trade_base", "large_trade_sell_base")
-SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 _DEPTH_COLUMNS = [f"{side}_depth_{band}" for band in barmath.BAND_NAMES for side in ("bid", "ask")]
-
-
-def _ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _dt_to_ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
 
 
 def trade_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple[np.ndarray, ...]:
@@ -337,14 +328,15 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
     objs = [
         PressureBar(
             instrument=instrument, interval=interval, bucket_start=_ms_to_dt(row["bucket_ms"]),
-            **{name: row[name] for name in BAR_FIELDS},
+            source=PressureBar.Source.TRADES, **{name: row[name] for name in BAR_FIELDS},
         )
         for row in rows
     ]
     if objs:
+        # A bar built from trades replaces an imported kline bar of its bucket: the two never mix.
         PressureBar.objects.bulk_create(
             objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
-            update_fields=[*BAR_FIELDS, "updated_at"],
+            update_fields=[*BAR_FIELDS, "source", "updated_at"],
         )
         # Cached ranges of this instrument are stale from the moment this commits.
         transaction.on_commit(lambda: bars_version_bump(instrument.pk))
@@ -353,11 +345,14 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
 
 def bars_refresh(
     *, instrument: Instrument, start_ms: int, end_ms: int, appended: AppendedTrades | None = None,
+    clock_ms: int | None = None,
 ) -> dict[str, list[PressureBar]]:
     """Recompute every bar (1m, 5m, 1h) whose bucket overlaps [start_ms, end_ms].
 
     With `appended` (the batch's trades, all later than any stored one) the 1m bars grow by them
-    instead of being recomputed from every trade of their minutes.
+    instead of being recomputed from every trade of their minutes. The index is recomputed for the
+    touched 1m bars (the forming one shows it provisionally) and for touched 5m and 1h bars that are
+    final or due (a late trade); a forming coarse bar gets its index when it is made final.
     """
     minute = barmath.INTERVAL_MS["1m"]
     lo = start_ms - start_ms % minute
@@ -388,6 +383,13 @@ def bars_refresh(
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
         rows = barmath.rollup([m for m in minutes if c_lo <= m["bucket_ms"] < c_hi], interval_ms=size)
         changed[interval] = _bars_upsert(instrument=instrument, interval=interval, rows=rows)
+        settled = (clock_ms or now_ms()) - settings.BAR_FINAL_GRACE_MS - size
+        late = [b for b in (r["bucket_ms"] for r in rows) if b <= settled]
+        if late:
+            spi = spi_refresh(instrument=instrument, interval=interval, start_ms=late[0], end_ms=late[-1])
+            for bar in changed[interval]:
+                for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
+                    setattr(bar, name, value)
     return changed
 
 
@@ -426,14 +428,16 @@ def market_batch_ingest(
         times += [s.time_ms for s in (book_samples[0], book_samples[-1])] if book_samples else []
         changed: dict[str, list[PressureBar]] = {}
         if times:
-            changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times), appended=appended)
+            changed = bars_refresh(instrument=instrument, start_ms=min(times), end_ms=max(times), appended=appended,
+                                   clock_ms=max(times))
+        finalized = bars_finalize(instrument=instrument, clock_ms=max(times)) if times else {}
         source_status_record(
             name=source, trades_inserted=stored.inserted, duplicates=stored.duplicates,
             rejected=stored.rejected, conflicts=stored.conflicts, book_samples=samples, sequence_gaps=sequence_gaps,
             last_event_ms=max(times) if times else None,
         )
-        if publish and changed:
-            transaction.on_commit(lambda: bars_changed.send(sender=PressureBar, instrument=instrument, changed=changed))
+        if publish and (changed or finalized):
+            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed=changed, finalized=finalized))
     return IngestResult(
         trades_received=stored.received, trades_inserted=stored.inserted, duplicates=stored.duplicates,
         rejected=stored.rejected, book_samples=samples, bars_changed=sum(len(v) for v in changed.values()),
@@ -441,164 +445,21 @@ def market_batch_ingest(
     )
 
 
-def _bars_frame(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame:
-    columns = spi_math.BAR_COLUMNS[1:]
-    query = PressureBar.objects.filter(
-        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
-    ).order_by("bucket_start").values_list("bucket_start", *columns).query
-    # The ORM's SQL without its per-value converters (a Decimal and a datetime per cell): every
-    # second's SPI reads a few hundred bars, and the frame wants floats anyway.
-    with connection.cursor() as cursor:
-        cursor.execute(*query.sql_with_params())
-        rows = cursor.fetchall()
-    frame = pd.DataFrame(rows, columns=["bucket_start", *columns])
-    starts = pd.to_datetime(frame.pop("bucket_start"), utc=True, format="ISO8601")
-    frame.index = ((starts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
-    return frame.astype(np.float64)
+def bars_publish(*, instrument: Instrument, changed: dict[str, list[PressureBar]],
+                 finalized: dict[str, list[PressureBar]]) -> None:
+    """Tell listeners (live pushes, alerts) what a committed batch changed and which bars became final."""
+    merged = {interval: list({b.bucket_start: b for b in [*changed.get(interval, []), *finalized.get(interval, [])]}
+                             .values()) for interval in {*changed, *finalized}}
+    bars_changed.send(sender=PressureBar, instrument=instrument, changed=merged)
+    if finalized:
+        bars_finalized.send(sender=PressureBar, instrument=instrument, finalized=finalized)
 
 
-def _external_components(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
-    """Components from outside the instrument's own bars: exchange flows of its base asset (hourly,
-    applied to the minutes of each hour) and spot-vs-perp divergence against the sibling market."""
-    from apps.flows.selectors import flow_components_hourly
-
-    parts = []
-    flows = flow_components_hourly(asset=instrument.base, start=_ms_to_dt(start_ms), end=_ms_to_dt(end_ms))
-    if not flows.empty:
-        minutes = np.arange(start_ms - start_ms % 60_000, end_ms, 60_000)
-        parts.append(flows.reindex(flows.index.union(minutes)).ffill(limit=60).reindex(minutes))
-    derivatives = _derivatives_components(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    if derivatives is not None:
-        parts.append(derivatives)
-    divergence = _spot_perp_divergence(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    if divergence is not None:
-        parts.append(divergence)
-    return pd.concat(parts, axis=1) if parts else None
-
-
-def _derivatives_components(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
-    """Long liquidations, funding drop, open-interest drop with falling price and DVOL rise, per minute."""
-    from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, VolIndex
-    from apps.derivatives.selectors import derivatives_bars
-
-    has_own = any(m.objects.filter(instrument=instrument).exists() for m in (FundingRate, OpenInterest, Liquidation))
-    if not has_own and not VolIndex.objects.filter(currency=instrument.base.upper()).exists():
-        return None
-    rows = derivatives_bars(instrument=instrument, interval="1m", start=_ms_to_dt(start_ms), end=_ms_to_dt(end_ms))
-    if not rows:
-        return None
-    frame = pd.DataFrame(rows)
-    frame.index = [_dt_to_ms(datetime.fromisoformat(r.replace("Z", "+00:00"))) for r in frame.pop("bucket_start")]
-    inputs = pd.DataFrame({
-        "long_liquidation_quote": frame["liq_long_usd"] if has_own else np.nan,
-        "funding_rate": frame["funding_rate"], "open_interest": frame["oi_base"], "dvol": frame["dvol"],
-        "close": frame["close"],
-    }, index=frame.index).astype(np.float64)
-    return derivatives.derivatives_components(inputs.dropna(axis=1, how="all"))
-
-
-def _spot_perp_divergence(*, instrument: Instrument, start_ms: int, end_ms: int) -> pd.DataFrame | None:
-    sibling = (Instrument.objects.filter(exchange_id=instrument.exchange_id, base=instrument.base,
-                                         quote=instrument.quote).exclude(kind=instrument.kind).first())
-    if sibling is None:
-        return None
-    mine = _bars_frame(instrument=instrument, start_ms=start_ms, end_ms=end_ms)
-    theirs = _bars_frame(instrument=sibling, start_ms=start_ms, end_ms=end_ms)
-    if mine.empty or theirs.empty:
-        return None
-    perp, spot = (mine, theirs) if instrument.kind == Instrument.Kind.PERP else (theirs, mine)
-    ratio = {name: (f["taker_sell_base"] / (f["taker_buy_base"] + f["taker_sell_base"])).where(
-        (f["taker_buy_base"] + f["taker_sell_base"]) > 0) for name, f in (("perp", perp), ("spot", spot))}
-    divergence = crossvenue.spot_perp_divergence(ratio["perp"], ratio["spot"])
-    return pd.DataFrame({"spot_perp_divergence": divergence})
-
-
-def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[int, dict]:
-    """Recompute the SPI of the 1m bars in [start, end] from the trailing window of stored bars.
-
-    Returns the SPI fields written, by bucket start (ms).
-    """
-    minute = barmath.INTERVAL_MS["1m"]
-    lo, hi = start_ms - start_ms % minute, end_ms - end_ms % minute + minute
-    lookback = (settings.SPI_WINDOW_BARS + settings.SPI_COMPONENT_WINDOW + settings.VPIN_BUCKETS + 5) * minute
-    frame = _bars_frame(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
-    # Two bars back as well: a sibling market's bars (spot vs perp) may have completed since.
-    touched = frame.index[frame.index >= lo - 2 * minute]
-    if not len(touched):
-        return {}
-    external = _external_components(instrument=instrument, start_ms=lo - lookback, end_ms=hi)
-    written = {
-        row["bucket_ms"]: {
-            "spi": row["spi"], "regime": row["regime"] or "", "spi_missing": row["missing"],
-            "spi_components": {k: v for k, v in row["components"].items() if v["value"] is not None},
-        }
-        for row in spi_math.spi_rows(frame, last=len(touched), external=external)
-    }
-    if not written:
-        return written
-    # Only the keys are read back (not whole bars with their JSON), and a backfill's hundreds of
-    # bars go out in a few bulk UPDATEs rather than one each.
-    keys = PressureBar.objects.filter(
-        instrument=instrument, interval="1m", bucket_start__in=[_ms_to_dt(b) for b in written],
-    ).values_list("bucket_start", "pk")
-    bars = [PressureBar(pk=pk, **written[_dt_to_ms(bucket)]) for bucket, pk in keys]
-    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
-    episodes_refresh(instrument=instrument, start_ms=lo, end_ms=hi)
-    return written
-
-
-def episodes_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, lookback_bars: int = 1440) -> int:
-    """Detect the episodes touching [start, end) and upsert them (one row per instrument and start).
-
-    Detection starts at the last settled bar before `start` whose SPI was below elevated: outside any
-    episode, so the hysteresis state there is known and the result equals a detection over the whole
-    series, at the cost of a few bars instead of a day.
-    """
-    minute = barmath.INTERVAL_MS["1m"]
-    bars = PressureBar.objects.filter(instrument=instrument, interval="1m")
-    calm = (bars.filter(bucket_start__lt=_ms_to_dt(start_ms - 3 * minute),
-                        bucket_start__gte=_ms_to_dt(end_ms - lookback_bars * minute),
-                        spi__lt=settings.SPI_REGIME_THRESHOLDS[0])
-            .order_by("-bucket_start").values_list("bucket_start", flat=True).first())
-    since = calm if calm is not None else _ms_to_dt(end_ms - lookback_bars * minute)
-    rows = list(bars.filter(bucket_start__gte=since, bucket_start__lt=_ms_to_dt(end_ms))
-                .order_by("bucket_start").values_list("bucket_start", "spi", "close", "spi_components"))
-    if not rows:
-        return 0
-    index = [_dt_to_ms(r[0]) for r in rows]
-    spi_series = pd.Series([np.nan if r[1] is None else r[1] for r in rows], index=index, dtype=np.float64)
-    if not (spi_series >= settings.SPI_REGIME_THRESHOLDS[0]).any():
-        Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0])).delete()
-        return 0
-    close = pd.Series([np.nan if r[2] is None else float(r[2]) for r in rows], index=index, dtype=np.float64)
-    contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (r[3] or {}).items()} for r in rows],
-                                index=index, dtype=np.float64)
-    found = episode_math.detect_episodes(spi_series, contribution=contribution, close=close,
-                                         enter=settings.SPI_REGIME_THRESHOLDS[1],
-                                         exit=settings.SPI_REGIME_THRESHOLDS[0])
-    # The SPI of the open bar moves until the minute closes, so an episode can appear, shift its
-    # start or vanish: the stored episodes of the window are replaced by what the settled series shows.
-    wanted = {
-        _ms_to_dt(ep.start): {
-            "peak_time": _ms_to_dt(ep.peak_time), "peak_spi": ep.peak_spi,
-            "end": _ms_to_dt(ep.end) if ep.end is not None else None, "bars": ep.bars,
-            "drawdown": 0.0 if np.isnan(ep.drawdown) else ep.drawdown, "source": ep.source,
-            "shares": {k: float(v) for k, v in ep.shares.items()},
-        }
-        for ep in found
-    }
-    stored = {e.start: e for e in Episode.objects.filter(instrument=instrument, start__gte=_ms_to_dt(index[0]))}
-    gone = [e.pk for start, e in stored.items() if start not in wanted]
-    if gone:
-        Episode.objects.filter(pk__in=gone).delete()
-    # Written only where something changed: this runs every second while an episode is open.
-    new = [Episode(instrument=instrument, start=start, **fields) for start, fields in wanted.items()
-           if start not in stored]
-    if new:
-        Episode.objects.bulk_create(new, update_conflicts=True, unique_fields=["instrument", "start"],
-                                    update_fields=[*wanted[new[0].start], "updated_at"])
-    for start, fields in wanted.items():
-        current = stored.get(start)
-        if current is not None and any(getattr(current, name) != value for name, value in fields.items()):
-            Episode.objects.filter(pk=current.pk).update(**fields, updated_at=timezone.now())
-    return len(found)
+def bars_finalize_due(*, instrument: Instrument, publish: bool = True) -> dict[str, list[PressureBar]]:
+    """Make an instrument's due bars final when no batch arrives to do it (a quiet market, a stopped feed)."""
+    with transaction.atomic():
+        instrument_lock(instrument=instrument)
+        finalized = bars_finalize(instrument=instrument)
+        if publish and finalized:
+            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed={}, finalized=finalized))
+    return finalized

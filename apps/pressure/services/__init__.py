@@ -1,0 +1,41 @@
+"""The pressure app's writes: ingestion and bars (ingest), and the index, final bars, regimes and episodes (index)."""
+
+from apps.pressure.services.index import (
+    bars_finalize,
+    episodes_refresh,
+    regime_calibration_get,
+    spi_refresh,
+)
+from apps.pressure.services.ingest import (
+    BAR_FIELDS,
+    AppendedTrades,
+    IngestResult,
+    appended_trades,
+    bars_finalize_due,
+    bars_publish,
+    bars_refresh,
+    book_arrays,
+    market_batch_ingest,
+    minute_bars_compute,
+    minute_bars_extend,
+    trade_arrays,
+)
+
+__all__ = [
+    "BAR_FIELDS",
+    "AppendedTrades",
+    "IngestResult",
+    "appended_trades",
+    "bars_finalize",
+    "bars_finalize_due",
+    "bars_publish",
+    "bars_refresh",
+    "book_arrays",
+    "episodes_refresh",
+    "market_batch_ingest",
+    "minute_bars_compute",
+    "minute_bars_extend",
+    "regime_calibration_get",
+    "spi_refresh",
+    "trade_arrays",
+]

@@ -1,0 +1,318 @@
+"""Writes of the Selling Pressure Index: the index of stored bars, final bars, regime calibrations, episodes.
+
+The math is the one engine in apps.pressure.spi and apps.pressure.indicators; this module reads the bars
+it needs, writes what it computes, and decides when a bar is final: once its bucket has ended and
+BAR_FINAL_GRACE_MS has passed on the instrument's clock (the later of the wall clock and the newest
+event seen). Regimes, episodes, alerts and the headline act on final bars only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.markets.models import Instrument
+from apps.pressure import bars as barmath
+from apps.pressure import spi as spi_math
+from apps.pressure.indicators import crossvenue, derivatives
+from apps.pressure.indicators import episodes as episode_math
+from apps.pressure.indicators import index as index_math
+from apps.pressure.models import Episode, PressureBar, RegimeCalibration
+from pressureweb.lib.times import dt_to_ms, ms_to_dt, now_ms
+
+SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
+
+
+def _interval_ms(interval: str) -> int:
+    return barmath.INTERVAL_MS[interval]
+
+
+def _bars_frame(*, instrument: Instrument, interval: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+    columns = [*spi_math.BAR_COLUMNS[1:], "final"]
+    query = PressureBar.objects.filter(
+        instrument=instrument, interval=interval, bucket_start__gte=ms_to_dt(start_ms),
+        bucket_start__lt=ms_to_dt(end_ms),
+    ).order_by("bucket_start").values_list("bucket_start", *columns).query
+    # The ORM's SQL without its per-value converters (a Decimal and a datetime per cell): every
+    # second's SPI reads a few hundred bars, and the frame wants floats anyway.
+    with connection.cursor() as cursor:
+        cursor.execute(*query.sql_with_params())
+        rows = cursor.fetchall()
+    frame = pd.DataFrame(rows, columns=["bucket_start", *columns])
+    starts = pd.to_datetime(frame.pop("bucket_start"), utc=True, format="ISO8601")
+    frame.index = ((starts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
+    return frame.astype(np.float64)
+
+
+def _external_components(*, instrument: Instrument, interval: str, start_ms: int,
+                         end_ms: int) -> pd.DataFrame | None:
+    """Components from outside the instrument's own bars: exchange flows of its base asset (hourly,
+    applied to the bars of each hour) and spot-vs-perp divergence against the sibling market."""
+    from apps.flows.selectors import flow_components_hourly
+
+    size = _interval_ms(interval)
+    parts = []
+    flows = flow_components_hourly(asset=instrument.base, start=ms_to_dt(start_ms), end=ms_to_dt(end_ms))
+    if not flows.empty:
+        grid = np.arange(start_ms - start_ms % size, end_ms, size)
+        hour_bars = max(1, 3_600_000 // size)
+        parts.append(flows.reindex(flows.index.union(grid)).ffill(limit=hour_bars).reindex(grid))
+    found = _derivatives_components(instrument=instrument, interval=interval, start_ms=start_ms, end_ms=end_ms)
+    if found is not None:
+        parts.append(found)
+    divergence = _spot_perp_divergence(instrument=instrument, interval=interval, start_ms=start_ms, end_ms=end_ms)
+    if divergence is not None:
+        parts.append(divergence)
+    return pd.concat(parts, axis=1) if parts else None
+
+
+def _derivatives_components(*, instrument: Instrument, interval: str, start_ms: int,
+                            end_ms: int) -> pd.DataFrame | None:
+    """Long liquidations, funding drop, open-interest drop with falling price and DVOL rise, per bar."""
+    from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, VolIndex
+    from apps.derivatives.selectors import derivatives_bars
+
+    has_own = any(m.objects.filter(instrument=instrument).exists() for m in (FundingRate, OpenInterest, Liquidation))
+    if not has_own and not VolIndex.objects.filter(currency=instrument.base.upper()).exists():
+        return None
+    rows = derivatives_bars(instrument=instrument, interval=interval, start=ms_to_dt(start_ms), end=ms_to_dt(end_ms))
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    frame.index = [dt_to_ms(datetime.fromisoformat(r.replace("Z", "+00:00"))) for r in frame.pop("bucket_start")]
+    inputs = pd.DataFrame({
+        "long_liquidation_quote": frame["liq_long_usd"] if has_own else np.nan,
+        "funding_rate": frame["funding_rate"], "open_interest": frame["oi_base"], "dvol": frame["dvol"],
+        "close": frame["close"],
+    }, index=frame.index).astype(np.float64)
+    return derivatives.derivatives_components(inputs.dropna(axis=1, how="all"))
+
+
+def _spot_perp_divergence(*, instrument: Instrument, interval: str, start_ms: int,
+                          end_ms: int) -> pd.DataFrame | None:
+    sibling = (Instrument.objects.filter(exchange_id=instrument.exchange_id, base=instrument.base,
+                                         quote=instrument.quote).exclude(kind=instrument.kind).first())
+    if sibling is None:
+        return None
+    mine = _bars_frame(instrument=instrument, interval=interval, start_ms=start_ms, end_ms=end_ms)
+    theirs = _bars_frame(instrument=sibling, interval=interval, start_ms=start_ms, end_ms=end_ms)
+    if mine.empty or theirs.empty:
+        return None
+    perp, spot = (mine, theirs) if instrument.kind == Instrument.Kind.PERP else (theirs, mine)
+    ratio = {name: (f["taker_sell_base"] / (f["taker_buy_base"] + f["taker_sell_base"])).where(
+        (f["taker_buy_base"] + f["taker_sell_base"]) > 0) for name, f in (("perp", perp), ("spot", spot))}
+    divergence = crossvenue.spot_perp_divergence(ratio["perp"], ratio["spot"])
+    return pd.DataFrame({"spot_perp_divergence": divergence})
+
+
+# --- regime calibration -------------------------------------------------------------------------------------
+
+
+def regime_calibration_get(*, instrument: Instrument, interval: str, day_ms: int,
+                           fresh: pd.Series | None = None) -> RegimeCalibration:
+    """The thresholds in force on one UTC day, computed and stored on first use: percentiles of the
+    instrument's final index values over the window before that day (walk-forward: never that day's).
+
+    `fresh`: final index values (by bar start) computed but not written yet; they replace the stored
+    values of their bars (a backfill's index is computed in one pass, then written).
+    """
+    day = ms_to_dt(day_ms)
+    found = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
+    if found is not None:
+        return found
+    lo = day_ms - index_math.REGIME_WINDOW_MS
+    stored = PressureBar.objects.filter(instrument=instrument, interval=interval, final=True,
+                                        bucket_start__gte=ms_to_dt(lo), bucket_start__lt=day).exclude(spi=None)
+    values = np.fromiter(stored.values_list("spi", flat=True), dtype=np.float64) if fresh is None else None
+    if fresh is not None:
+        first_fresh = int(fresh.index[0]) if len(fresh) else day_ms
+        older = stored.filter(bucket_start__lt=ms_to_dt(first_fresh)).values_list("spi", flat=True)
+        window = fresh[(fresh.index >= lo) & (fresh.index < day_ms)]
+        values = np.concatenate((np.fromiter(older, dtype=np.float64), window.to_numpy(dtype=np.float64)))
+    minimum = settings.SPI_REGIME_MIN_BARS
+    thresholds, count = index_math.thresholds_of(values, min_bars=minimum, defaults=settings.SPI_REGIME_THRESHOLDS)
+    calibration, _ = RegimeCalibration.objects.update_or_create(
+        instrument=instrument, interval=interval, day=day,
+        defaults={"elevated": thresholds[0], "high": thresholds[1], "extreme": thresholds[2],
+                  "bars": count if count >= minimum else 0, "is_default": count < minimum},
+    )
+    return calibration
+
+
+def _thresholds_by_bar(*, instrument: Instrument, interval: str, buckets,
+                       fresh: pd.Series | None = None) -> np.ndarray:
+    """(n, 3) thresholds in force for each bar start (ms)."""
+    buckets = np.asarray(buckets, dtype=np.int64)
+    out = np.empty((len(buckets), 3))
+    days = buckets - buckets % index_math.REGIME_REFRESH_MS
+    for day in np.unique(days):
+        out[days == day] = regime_calibration_get(instrument=instrument, interval=interval, day_ms=int(day),
+                                                  fresh=fresh).thresholds
+    return out
+
+
+# --- the index of stored bars -------------------------------------------------------------------------------
+
+
+def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, interval: str = "1m") -> dict[int, dict]:
+    """Recompute the SPI of the bars of `interval` starting in [start, end] from their trailing window.
+
+    Regimes use the instrument's calibrated thresholds of each bar's day. Returns the SPI fields
+    written, by bucket start (ms).
+    """
+    size = _interval_ms(interval)
+    lo, hi = start_ms - start_ms % size, end_ms - end_ms % size + size
+    lookback = (settings.SPI_WINDOW_BARS + settings.SPI_COMPONENT_WINDOW + settings.VPIN_BUCKETS + 5) * size
+    frame = _bars_frame(instrument=instrument, interval=interval, start_ms=lo - lookback, end_ms=hi)
+    # Two bars back as well: a sibling market's bars (spot vs perp) may have completed since.
+    touched = frame.index[frame.index >= lo - 2 * size]
+    if not len(touched):
+        return {}
+    external = _external_components(instrument=instrument, interval=interval, start_ms=lo - lookback, end_ms=hi)
+    rows = spi_math.spi_rows(frame, last=len(touched), external=external, interval_ms=size)
+    buckets = [r["bucket_ms"] for r in rows]
+    final = frame["final"].reindex(buckets).to_numpy() > 0
+    fresh = pd.Series([r["spi"] for r in rows], index=buckets, dtype=np.float64)[final].dropna()
+    thresholds = _thresholds_by_bar(instrument=instrument, interval=interval, buckets=buckets, fresh=fresh)
+    written = {
+        row["bucket_ms"]: {
+            "spi": row["spi"], "regime": index_math.regime_of(row["spi"], thresholds=tuple(t)) or "",
+            "spi_missing": row["missing"],
+            "spi_components": {k: v for k, v in row["components"].items() if v["value"] is not None},
+        }
+        for row, t in zip(rows, thresholds, strict=True)
+    }
+    if not written:
+        return written
+    # Only the keys are read back (not whole bars with their JSON), and a backfill's hundreds of
+    # bars go out in a few bulk UPDATEs rather than one each.
+    keys = PressureBar.objects.filter(
+        instrument=instrument, interval=interval, bucket_start__in=[ms_to_dt(b) for b in written],
+    ).values_list("bucket_start", "pk")
+    bars = [PressureBar(pk=pk, **written[dt_to_ms(bucket)]) for bucket, pk in keys]
+    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
+    return written
+
+
+# --- final bars ---------------------------------------------------------------------------------------------
+
+
+def bars_due_final_cutoffs(clock_ms: int) -> dict[str, datetime]:
+    """Per interval, the latest bar start that is due to be final at `clock_ms`: its bucket ended a grace ago."""
+    clock = clock_ms - settings.BAR_FINAL_GRACE_MS
+    return {interval: ms_to_dt(clock - size) for interval, size in barmath.INTERVAL_MS.items()}
+
+
+def bars_due_final(*, instrument: Instrument | None = None, clock_ms: int | None = None) -> Q:
+    """Bars not final yet but due, as a filter.
+
+    With `clock_ms` (the newest event time a batch brought: the feed's own clock) a bar is due once that
+    clock passed its end by the grace: a feed catching up never finalises a minute it has not delivered.
+    Without it (nothing arrives), a bar is due once the wall clock passed its end by the grace and the bar
+    has not changed for BAR_FINAL_QUIET_MS: a quiet market's last bar still becomes final.
+    """
+    quiet = clock_ms is None
+    due = Q()
+    for interval, cutoff in bars_due_final_cutoffs(now_ms() if quiet else clock_ms).items():
+        due |= Q(interval=interval, bucket_start__lte=cutoff)
+    found = Q(final=False) & due
+    if quiet:
+        found &= Q(updated_at__lte=ms_to_dt(now_ms() - settings.BAR_FINAL_QUIET_MS))
+    return found & Q(instrument=instrument) if instrument is not None else found
+
+
+def bars_finalize(*, instrument: Instrument, clock_ms: int | None = None) -> dict[str, list[PressureBar]]:
+    """Make the bars that are due (bars_due_final) final: their index computed on their complete data, their
+    regime from the calibration in force, then the episodes of those bars. Returns them by interval.
+
+    Runs in the caller's transaction (the batch's); a bar is made final once (final=False filter).
+    """
+    due = list(PressureBar.objects.filter(bars_due_final(instrument=instrument, clock_ms=clock_ms))
+               .values_list("interval", "bucket_start"))
+    if not due:
+        return {}
+    out: dict[str, list[PressureBar]] = {}
+    for interval in barmath.INTERVAL_MS:
+        starts = sorted(dt_to_ms(b) for i, b in due if i == interval)
+        if not starts:
+            continue
+        # The index once more on the complete bars (a coarse bar's index is computed only now, and
+        # flows or a sibling market may have moved since a 1m bar's last trade).
+        spi_refresh(instrument=instrument, interval=interval, start_ms=starts[0], end_ms=starts[-1])
+        PressureBar.objects.filter(instrument=instrument, interval=interval, final=False,
+                                   bucket_start__in=[ms_to_dt(b) for b in starts]).update(
+            final=True, updated_at=timezone.now())
+        episodes_refresh(instrument=instrument, interval=interval, start_ms=starts[0],
+                         end_ms=starts[-1] + _interval_ms(interval))
+        out[interval] = list(PressureBar.objects.filter(instrument=instrument, interval=interval,
+                                                        bucket_start__in=[ms_to_dt(b) for b in starts])
+                             .order_by("bucket_start"))
+    return out
+
+
+# --- episodes -----------------------------------------------------------------------------------------------
+
+
+def _episode_bars(interval: str, minutes: float) -> int:
+    return max(1, round(minutes * 60_000 / _interval_ms(interval)))
+
+
+def episodes_refresh(*, instrument: Instrument, interval: str = "1m", start_ms: int, end_ms: int) -> int:
+    """Detect the episodes of the final bars touching [start, end) and store them (one row per start).
+
+    Detection starts where the hysteresis state is known: at the start of the latest stored episode
+    before `start` if it is still open, else at its end (a calm bar), else a day before `start`.
+    """
+    size = _interval_ms(interval)
+    episodes = Episode.objects.filter(instrument=instrument, interval=interval)
+    previous = episodes.filter(start__lt=ms_to_dt(start_ms)).order_by("-start").first()
+    if previous is not None and (previous.end is None or dt_to_ms(previous.end) >= start_ms):
+        since = previous.start
+    elif previous is not None:
+        since = previous.end
+    else:
+        since = ms_to_dt(start_ms - 1440 * 60_000)
+    rows = list(PressureBar.objects.filter(instrument=instrument, interval=interval, final=True,
+                                           bucket_start__gte=since, bucket_start__lt=ms_to_dt(end_ms))
+                .order_by("bucket_start").values_list("bucket_start", "spi", "close", "spi_components"))
+    if not rows:
+        return 0
+    index = [dt_to_ms(r[0]) for r in rows]
+    spi_series = pd.Series([np.nan if r[1] is None else r[1] for r in rows], index=index, dtype=np.float64)
+    thresholds = _thresholds_by_bar(instrument=instrument, interval=interval, buckets=index)
+    close = pd.Series([np.nan if r[2] is None else float(r[2]) for r in rows], index=index, dtype=np.float64)
+    contribution = pd.DataFrame([{k: v.get("contribution") for k, v in (r[3] or {}).items()} for r in rows],
+                                index=index, dtype=np.float64)
+    found = episode_math.detect_episodes(
+        spi_series, contribution=contribution, close=close, enter=thresholds[:, 1], exit=thresholds[:, 0],
+        confirm=_episode_bars(interval, settings.EPISODE_CONFIRM_MINUTES),
+        persist=_episode_bars(interval, settings.EPISODE_END_MINUTES))
+    wanted = {
+        ms_to_dt(ep.start): {
+            "confirmed_at": ms_to_dt(ep.confirmed), "peak_time": ms_to_dt(ep.peak_time), "peak_spi": ep.peak_spi,
+            "end": ms_to_dt(ep.end) if ep.end is not None else None, "bars": ep.bars,
+            "drawdown": 0.0 if np.isnan(ep.drawdown) else ep.drawdown, "source": ep.source,
+            "shares": {k: float(v) for k, v in ep.shares.items()},
+        }
+        for ep in found
+    }
+    first = ms_to_dt(index[0] - index[0] % size)
+    with transaction.atomic():
+        stored = {e.start: e for e in episodes.filter(start__gte=first)}
+        gone = [e.pk for start, e in stored.items() if start not in wanted]
+        if gone:
+            Episode.objects.filter(pk__in=gone).delete()
+        # Written only where something changed: this runs on every final bar while an episode is open.
+        for start, fields in wanted.items():
+            current = stored.get(start)
+            if current is None:
+                Episode.objects.create(instrument=instrument, interval=interval, start=start, **fields)
+            elif any(getattr(current, name) != value for name, value in fields.items()):
+                Episode.objects.filter(pk=current.pk).update(**fields, updated_at=timezone.now())
+    return len(found)
