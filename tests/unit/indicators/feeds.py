@@ -5,11 +5,30 @@ from __future__ import annotations
 import gzip
 import json
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
-from apps.pressure.indicators.pipeline import Quotes, Trades
 from tests.recordings import RAW, raw_trades
+
+
+class Trades(NamedTuple):
+    """Trades sorted by exchange time: time_ms (int64), price, qty (base), taker_sell (bool)."""
+
+    time_ms: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    taker_sell: np.ndarray
+
+
+class Quotes(NamedTuple):
+    """Best bid/ask updates sorted by time: time_ms, bid_px, bid_qty, ask_px, ask_qty."""
+
+    time_ms: np.ndarray
+    bid_px: np.ndarray
+    bid_qty: np.ndarray
+    ask_px: np.ndarray
+    ask_qty: np.ndarray
 
 
 @cache

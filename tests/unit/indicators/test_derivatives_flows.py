@@ -1,15 +1,13 @@
-"""Derivatives and on-chain flow components against loops, with missing data."""
+"""Derivatives components against loops, with missing data (the netflow z-score: tests/unit/flows)."""
 
 from __future__ import annotations
 
 import math
-import statistics
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from apps.pressure.indicators import derivatives, flows
+from apps.pressure.indicators import derivatives
 
 NAN = math.nan
 
@@ -38,32 +36,3 @@ def test_oi_drop_needs_a_falling_price():
     assert up.tolist()[1:] == [0.0, 0.0]
     missing = derivatives.oi_drop(oi, pd.Series([10.0, NAN, 9.0]))
     assert missing.isna().all()
-
-
-def test_netflow_z_matches_a_loop_with_the_current_bar_excluded():
-    rng = np.random.default_rng(3)
-    values = rng.normal(10, 5, 300)
-    values[50] = NAN
-    window, min_periods = 40, 10
-    got = flows.netflow_z(pd.Series(values), window=window, min_periods=min_periods)
-    for i, v in enumerate(values):
-        prior = [x for x in values[max(0, i - window): i] if not math.isnan(x)]
-        if len(prior) < min_periods or math.isnan(v):
-            assert math.isnan(got.iloc[i])
-        else:
-            assert got.iloc[i] == pytest.approx((v - statistics.mean(prior)) / statistics.stdev(prior), rel=1e-9)
-
-
-def test_flat_netflow_history_gives_zero_or_nan_never_inf():
-    got = flows.netflow_z(pd.Series([3.0] * 20 + [3.0, 7.0]), window=10, min_periods=5)
-    assert got.iloc[5:21].eq(0).all()
-    assert math.isnan(got.iloc[21])
-    assert not np.isinf(got.to_numpy()).any()
-
-
-def test_flow_components_pass_whale_ratio_and_stablecoins_through():
-    frame = pd.DataFrame({"whale_ratio": [0.2, NAN, 0.9], "stablecoin_netflow": [1e6, -2e6, 0.0]})
-    got = flows.flow_components(frame)
-    assert list(got.columns) == ["whale_ratio", "stablecoin_netflow"]
-    assert got["whale_ratio"].iloc[2] == 0.9 and math.isnan(got["whale_ratio"].iloc[1])
-    assert got["stablecoin_netflow"].tolist() == [1e6, -2e6, 0.0]
