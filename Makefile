@@ -42,14 +42,23 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-# The randomized tests with fresh random examples, many more of them than `make test` draws.
+# The randomized tests with fresh random examples, many more of them than `make test` draws: the import path's
+# property tests (PROPERTY_EXAMPLES each), then schemathesis against /api/v1 (FUZZ_EXAMPLES per operation) from a
+# random seed it prints (API_FUZZ_SEED=<seed> replays it). `make test` runs both with fixed seeds.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SEED := $(or $(API_FUZZ_SEED),$(shell od -An -N4 -tu4 /dev/urandom | tr -d ' '))
 fuzz: export DEBUG ?= 1
 fuzz: export EMBEDDED_REDIS_PORT ?= 6391
+fuzz: export CONN_MAX_AGE ?= 0
 fuzz: export HYPOTHESIS_PROFILE = fuzz
 fuzz: export PROPERTY_EXAMPLES ?= 300
+fuzz: export API_FUZZ_SEED = $(FUZZ_SEED)
 fuzz: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/python -m pytest tests/integration/test_integrity.py tests/unit/test_validation.py tests/unit/test_bars_math.py -p no:logging
+	@echo "schemathesis: $(FUZZ_EXAMPLES) examples per operation, seed $(FUZZ_SEED) (replay: make fuzz API_FUZZ_SEED=$(FUZZ_SEED))"
+	API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_api_schema.py \
+		-k test_api_never_errors -q --hypothesis-show-statistics
 
 bench: export DEBUG ?= 1
 bench: $(STAMP)

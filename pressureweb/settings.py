@@ -11,6 +11,7 @@ import environ
 import plotly
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from pressureweb import embedded_redis
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "apps.replay",
     "apps.live",
     "apps.dashboard",
+    "ninja",  # its bundled Swagger UI files for /api/v1/docs (served from here, no CDN)
     "apps.api",
     "apps.health",
     "apps.watchlists",
@@ -65,7 +67,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "django_ratelimit.middleware.RatelimitMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -285,8 +286,13 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
-RATELIMIT_VIEW = "apps.api.views.rate_limited"
-API_RATE = env("API_RATE", default="240/m")
+API_RATE = env("API_RATE", default="240/m")  # per client IP (pressureweb/client_ip.py), apps/api/throttle.py
+# Proxies of our own in front of the app, each appending to X-Forwarded-For: the client is the N-th address
+# from the right. 0 (the default) ignores the header and uses the socket's peer address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,13 +1,19 @@
-import csv
+"""GET /api/v1/bars, /pressure and /episodes: selling-pressure data as JSON or CSV.
 
-from django.conf import settings
-from django.http import HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
-from django_ratelimit.decorators import ratelimit
+Parameters and answers are declared in apps/api/schemas.py. The 200 bodies are built from the selectors'
+rows and sent as they are (validating thousands of rows again on the way out would only cost time; the
+schema test checks real answers against the declared schema instead).
+"""
 
-from apps.api.openapi import openapi_schema
-from apps.api.params import BadRequest, bar_query_parse, parse_time
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Query, Router
+
+from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
+from apps.api.schemas import BarQuery, Bars, EpisodeQuery, Episodes, Pressure, PressureQuery
+from apps.flows.selectors import iso
+from apps.markets.models import Instrument
 from apps.pressure.indicators.index import DEFAULT_WEIGHTS
 from apps.pressure.selectors import (
     API_FIELDS,
@@ -16,11 +22,26 @@ from apps.pressure.selectors import (
     episode_serialize,
     episodes_list,
     instrument_lookup,
-    pressure_for_range,
 )
+from apps.pressure.selectors import pressure_for_range as pressure_rows
+
+router = Router(tags=["pressure"])
+
+MAX_EPISODES = 1000
+EPISODE_FIELDS = ("exchange", "market", "symbol", "start", "peak_time", "peak_spi", "end", "bars", "drawdown",
+                  "source")
+_PARTS = ("value", "z", "contribution")
 
 
-def _instrument_info(instrument) -> dict:
+def instrument_get(*, exchange: str, market: str, symbol: str) -> Instrument:
+    instrument = instrument_lookup(exchange=exchange, market=market, symbol=symbol)
+    if instrument is None:
+        raise ApiError(f"unknown instrument {exchange}/{market}/{symbol} (replayed data lives under "
+                       "exchange=binance-replay)")
+    return instrument
+
+
+def _instrument_info(instrument: Instrument) -> dict:
     return {
         "exchange": instrument.exchange.slug, "market": instrument.market, "symbol": instrument.symbol,
         "base": instrument.base, "quote": instrument.quote, "kind": instrument.kind,
@@ -28,116 +49,56 @@ def _instrument_info(instrument) -> dict:
     }
 
 
-def _api_rate(group, request) -> str:
-    return settings.API_RATE
-
-
-def _client_key(group, request) -> str:
-    # Behind a unix socket or some proxies there is no REMOTE_ADDR; such clients share one bucket.
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
-def rate_limited(request, exception):
-    return JsonResponse({"error": f"rate limit exceeded ({settings.API_RATE} per client); slow down"}, status=429,
-                        headers={"Retry-After": "60"})
-
-
-# Read-only endpoints: no CSRF state to protect, and other methods get a plain 405.
-@csrf_exempt
-@require_GET
-def openapi(request):
-    return JsonResponse(openapi_schema())
-
-
-@csrf_exempt
-@require_GET
-@ratelimit(key=_client_key, rate=_api_rate, block=True)
-def bars(request):
-    try:
-        query = bar_query_parse(request.GET)
-    except BadRequest as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    rows = bars_for_range(instrument=query.instrument, interval=query.interval, start=query.start, end=query.end)
+@router.get("/bars", response={200: Bars, **ERRORS}, url_name="bars", operation_id="bars",
+            openapi_extra=openapi_extra(), summary="Selling-pressure bars of one instrument")
+def bars(request: HttpRequest, query: Query[BarQuery]) -> HttpResponse:
+    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
+    rows = bars_for_range(instrument=instrument, interval=query.interval, start=query.start, end=query.end)
     if query.format == "csv":
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{query.instrument.exchange.slug}_{query.instrument.market}_'
-            f'{query.instrument.symbol}_{query.interval}.csv"'
-        )
-        writer = csv.DictWriter(response, fieldnames=API_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        return response
+        name = f"{instrument.exchange.slug}_{instrument.market}_{instrument.symbol}_{query.interval}.csv"
+        return csv_response(filename=name, fieldnames=API_FIELDS, rows=rows)
     return JsonResponse({
-        "instrument": _instrument_info(query.instrument), "interval": query.interval,
-        "start": query.start.isoformat().replace("+00:00", "Z"), "end": query.end.isoformat().replace("+00:00", "Z"),
+        "instrument": _instrument_info(instrument), "interval": query.interval,
+        "start": iso(query.start), "end": iso(query.end),
         "bars": [{k: row[k] for k in API_FIELDS} for row in rows],
     })
 
 
-def _csv_response(name: str, fieldnames, rows) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    writer = csv.DictWriter(response, fieldnames=fieldnames, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return response
+def _pressure_flat(row: dict, names) -> dict:
+    """One CSV row: the components spread over <name>_value, <name>_z and <name>_contribution columns."""
+    item = {"bucket_start": row["bucket_start"], "spi": row["spi"], "regime": row["regime"],
+            "missing": ";".join(row["missing"])}
+    for name in names:
+        component = row["components"].get(name, {})
+        for part in _PARTS:
+            item[f"{name}_{part}"] = component.get(part)
+    return item
 
 
-@csrf_exempt
-@require_GET
-@ratelimit(key=_client_key, rate=_api_rate, block=True)
-def pressure(request):
-    try:
-        query = bar_query_parse(request.GET)
-        if query.interval != "1m":
-            raise BadRequest("the Selling Pressure Index is computed on 1m bars: use interval=1m")
-    except BadRequest as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    rows = pressure_for_range(instrument=query.instrument, start=query.start, end=query.end)
+@router.get("/pressure", response={200: Pressure, **ERRORS}, url_name="pressure", operation_id="pressure",
+            openapi_extra=openapi_extra(), summary="Selling Pressure Index per 1m bar with its components")
+def pressure(request: HttpRequest, query: Query[PressureQuery]) -> HttpResponse:
+    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
+    rows = pressure_rows(instrument=instrument, start=query.start, end=query.end)
     if query.format == "csv":
         names = list(DEFAULT_WEIGHTS)
-        flat = []
-        for row in rows:
-            item = {"bucket_start": row["bucket_start"], "spi": row["spi"], "regime": row["regime"],
-                    "missing": ";".join(row["missing"])}
-            for name in names:
-                for part in ("value", "z", "contribution"):
-                    item[f"{name}_{part}"] = row["components"].get(name, {}).get(part)
-            flat.append(item)
-        fields = ["bucket_start", "spi", "regime", *(f"{n}_{p}" for n in names for p in ("value", "z", "contribution")),
-                  "missing"]
-        return _csv_response(f"{query.instrument.symbol}_pressure", fields, flat)
-    return JsonResponse({"instrument": _instrument_info(query.instrument), "interval": "1m",
+        fields = ["bucket_start", "spi", "regime", *(f"{n}_{p}" for n in names for p in _PARTS), "missing"]
+        return csv_response(filename=f"{instrument.symbol}_pressure.csv", fieldnames=fields,
+                            rows=(_pressure_flat(row, names) for row in rows))
+    return JsonResponse({"instrument": _instrument_info(instrument), "interval": query.interval,
                          "fields": list(PRESSURE_FIELDS), "pressure": rows})
 
 
-@csrf_exempt
-@require_GET
-@ratelimit(key=_client_key, rate=_api_rate, block=True)
-def episodes(request):
-    params = request.GET
-    try:
-        instrument = None
-        if any(params.get(k) for k in ("exchange", "market", "symbol")):
-            if not all(params.get(k) for k in ("exchange", "market", "symbol")):
-                raise BadRequest("give exchange, market and symbol together, or none of them")
-            instrument = instrument_lookup(exchange=params["exchange"], market=params["market"],
-                                           symbol=params["symbol"])
-            if instrument is None:
-                raise BadRequest("unknown instrument")
-        start, end = parse_time(params.get("start"), "start"), parse_time(params.get("end"), "end")
-        if (start is None) != (end is None):
-            raise BadRequest("give start and end together")
-        if start and start >= end:
-            raise BadRequest("start must be before end")
-        fmt = params.get("format", "json")
-        if fmt not in ("json", "csv"):
-            raise BadRequest(f"format must be json or csv, got {fmt!r}")
-    except BadRequest as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    rows = [episode_serialize(e) for e in episodes_list(instrument=instrument, start=start, end=end)[:1000]]
-    if fmt == "csv":
-        fields = ["exchange", "market", "symbol", "start", "peak_time", "peak_spi", "end", "bars", "drawdown", "source"]
-        return _csv_response("episodes", fields, rows)
+@router.get("/episodes", response={200: Episodes, **ERRORS}, url_name="episodes", operation_id="episodes",
+            openapi_extra=openapi_extra(), summary="Selling-pressure episodes")
+def episodes(request: HttpRequest, query: Query[EpisodeQuery]) -> HttpResponse:
+    instrument = None
+    if query.instrument_given:
+        instrument = instrument_lookup(exchange=query.exchange, market=query.market, symbol=query.symbol)
+        if instrument is None:
+            raise ApiError("unknown instrument")
+    found = episodes_list(instrument=instrument, start=query.start, end=query.end)[:MAX_EPISODES]
+    rows = [episode_serialize(e) for e in found]
+    if query.format == "csv":
+        return csv_response(filename="episodes.csv", fieldnames=EPISODE_FIELDS, rows=rows)
     return JsonResponse({"episodes": rows})

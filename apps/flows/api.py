@@ -23,18 +23,17 @@ Only final flows count (``BTC_MIN_CONFIRMATIONS`` on Bitcoin). Bad parameters ge
 
 from __future__ import annotations
 
-import csv
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
-from django.http import HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
-from django_ratelimit.decorators import ratelimit
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import Query, Router, Schema
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from apps.api.params import BadRequest, parse_time
-from apps.api.views import _api_rate, _client_key
+from apps.api.params import BadRequest, time_window
+from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
+from apps.api.schemas import DecimalText, End, Float, Format, Start, one_of
 from apps.flows import selectors
 from apps.flows.models import ALL_EXCHANGES
 
@@ -44,54 +43,104 @@ MAX_HOURS = 20_000
 DEFAULT_SPAN = timedelta(hours=24)
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
+router = Router(tags=["flows"])
 
-@dataclass(frozen=True)
-class FlowQuery:
-    chain: str
-    asset: str
+
+def _unknown_exchange(*, chain: str, exchange: str) -> str:
+    return f"unknown exchange {exchange!r} on chain {chain} (use a slug from the wallet labels, or all)"
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value):
+    return value.upper() if isinstance(value, str) else value
+
+
+class FlowQuery(Schema):
+    # Chain, asset and exchange are read in any case; the validators run right to left (case first).
+    chain: Annotated[Literal["btc", "eth"], one_of("chain", tuple(CHAIN_ASSETS)), BeforeValidator(_lower)] = "btc"
+    # Checked against the chain below (the message names the chain's assets).
+    asset: Annotated[str | None, BeforeValidator(_upper), WithJsonSchema(
+        {"type": "string", "enum": ["BTC", "USDT", "USDC"], "description": "BTC on btc; USDT (default) or USDC on eth"}
+    )] = None
+    exchange: Annotated[str, BeforeValidator(_lower), Field(
+        max_length=64, examples=["binance"], description="An exchange slug from the wallet labels, or all")
+    ] = ALL_EXCHANGES
+    interval: Annotated[Literal["1h", "block"], one_of("interval", INTERVALS)] = "1h"
+    start: Start = None
+    end: End = None
+    format: Format = "json"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.asset is None:
+            self.asset = CHAIN_ASSETS[self.chain][0]
+        if self.asset not in CHAIN_ASSETS[self.chain]:
+            choices = ", ".join(CHAIN_ASSETS[self.chain])
+            raise BadRequest(f"asset on chain {self.chain} must be one of {choices}, got {self.asset!r}")
+        if not _SLUG.fullmatch(self.exchange):
+            raise BadRequest(_unknown_exchange(chain=self.chain, exchange=self.exchange))
+        self.start, self.end = time_window(start=self.start, end=self.end, default_span=DEFAULT_SPAN)
+        if (self.end - self.start) / timedelta(hours=1) > MAX_HOURS:
+            raise BadRequest(f"range too long: at most {MAX_HOURS:,} hourly bars per request")
+        return self
+
+
+class FlowBar(Schema):
+    bucket_start: datetime
     exchange: str
-    interval: str
+    inflow: DecimalText
+    outflow: DecimalText
+    netflow: DecimalText
+    internal: DecimalText
+    fee: DecimalText
+    inflow_txs: int | None
+    outflow_txs: int | None
+    mean_inflow: Float
+    whale_ratio: Float
+    netflow_z: Float
+    price_usd: Float
+    inflow_usd: Float
+    outflow_usd: Float
+    netflow_usd: Float
+    reserve: DecimalText
+
+
+class FlowBlock(Schema):
+    block_height: int
+    block_time: datetime
+    exchange: str
+    inflow: DecimalText
+    outflow: DecimalText
+    netflow: DecimalText
+    internal: DecimalText
+    fee: DecimalText
+    inflow_txs: int | None
+    outflow_txs: int | None
+    mean_inflow: Float
+    whale_ratio: Float
+    netflow_z: Float
+
+
+class Flows(Schema):
+    chain: Literal["btc", "eth"]
+    asset: str
+    unit: str
+    exchange: str
+    interval: Literal["1h", "block"]
     start: datetime
     end: datetime
-    format: str
+    bars: list[FlowBar] | list[FlowBlock] = Field(description="Per hour (interval=1h) or per block, oldest first")
 
 
-def flow_query_parse(params) -> FlowQuery:
-    chain = params.get("chain", "btc").lower()
-    if chain not in CHAIN_ASSETS:
-        raise BadRequest(f"chain must be one of {', '.join(CHAIN_ASSETS)}, got {chain!r}")
-    asset = params.get("asset", CHAIN_ASSETS[chain][0]).upper()
-    if asset not in CHAIN_ASSETS[chain]:
-        raise BadRequest(f"asset on chain {chain} must be one of {', '.join(CHAIN_ASSETS[chain])}, got {asset!r}")
-    interval = params.get("interval", "1h")
-    if interval not in INTERVALS:
-        raise BadRequest(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
-    fmt = params.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest(f"format must be json or csv, got {fmt!r}")
-    exchange = params.get("exchange", ALL_EXCHANGES).lower()
-    if not _SLUG.fullmatch(exchange) or not selectors.exchange_known(chain=chain, exchange=exchange):
-        raise BadRequest(f"unknown exchange {exchange!r} on chain {chain} (use a slug from the wallet labels, or all)")
-    try:
-        end = parse_time(params.get("end"), "end") or datetime.now(tz=UTC)
-        start = parse_time(params.get("start"), "start") or end - DEFAULT_SPAN
-    except OverflowError:
-        raise BadRequest("start and end must be times between years 1 and 9999") from None
-    if start >= end:
-        raise BadRequest("start must be before end")
-    if (end - start) / timedelta(hours=1) > MAX_HOURS:
-        raise BadRequest(f"range too long: at most {MAX_HOURS:,} hourly bars per request")
-    return FlowQuery(chain, asset, exchange, interval, start, end, fmt)
-
-
-@csrf_exempt
-@require_GET
-@ratelimit(key=_client_key, rate=_api_rate, block=True)
-def flows(request):
-    try:
-        q = flow_query_parse(request.GET)
-    except BadRequest as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+@router.get("/flows", response={200: Flows, **ERRORS}, url_name="flows", operation_id="flows",
+            openapi_extra=openapi_extra(), summary="Exchange inflow, outflow and netflow per hour or block (on-chain)")
+def flows(request: HttpRequest, query: Query[FlowQuery]) -> HttpResponse:
+    q = query
+    if not selectors.exchange_known(chain=q.chain, exchange=q.exchange):
+        raise ApiError(_unknown_exchange(chain=q.chain, exchange=q.exchange))
     if q.interval == "block":
         rows = selectors.flow_blocks(chain=q.chain, asset=q.asset, start=q.start, end=q.end, exchange=q.exchange)
         fields = selectors.BLOCK_FIELDS
@@ -100,13 +149,8 @@ def flows(request):
                                    interval=q.interval)
         fields = selectors.API_FIELDS
     if q.format == "csv":
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        name = f"flows_{q.chain}_{q.asset}_{q.exchange}_{q.interval}.csv"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        writer = csv.DictWriter(response, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        return response
+        return csv_response(filename=f"flows_{q.chain}_{q.asset}_{q.exchange}_{q.interval}.csv", fieldnames=fields,
+                            rows=rows)
     return JsonResponse({
         "chain": q.chain, "asset": q.asset, "unit": q.asset, "exchange": q.exchange, "interval": q.interval,
         "start": selectors.iso(q.start), "end": selectors.iso(q.end),

@@ -36,7 +36,7 @@ def page(request):
                                      theme=_theme(request))
     exchanges = data["exchanges"]
     now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
-    api = reverse("api-flows")
+    api = reverse("api:flows")
     return render_with_payloads(request, "flows/page.html", {
         "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
         "range": chart_range, "start": start, "end": end, "presets": list(PRESETS), "range_error": range_error,

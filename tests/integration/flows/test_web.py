@@ -75,7 +75,7 @@ def test_the_page_falls_back_on_bad_parameters(client, recent):
 
 def test_api_json_fields_and_values(client, recent):
     start = (datetime.now(tz=UTC) - timedelta(hours=12)).isoformat()
-    resp = client.get(reverse("api-flows"), {"chain": "btc", "exchange": "binance", "interval": "1h", "start": start})
+    resp = client.get(reverse("api:flows"), {"chain": "btc", "exchange": "binance", "interval": "1h", "start": start})
     assert resp.status_code == 200
     body = resp.json()
     assert (body["chain"], body["asset"], body["exchange"], body["unit"]) == ("btc", "BTC", "binance", "BTC")
@@ -89,8 +89,8 @@ def test_api_json_fields_and_values(client, recent):
 
 def test_api_csv_has_the_same_rows(client, recent):
     params = {"chain": "btc", "exchange": "all", "start": (datetime.now(tz=UTC) - timedelta(hours=12)).isoformat()}
-    as_json = client.get(reverse("api-flows"), params).json()["bars"]
-    resp = client.get(reverse("api-flows"), {**params, "format": "csv"})
+    as_json = client.get(reverse("api:flows"), params).json()["bars"]
+    resp = client.get(reverse("api:flows"), {**params, "format": "csv"})
     assert resp["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(resp.content.decode())))
     assert list(rows[0]) == list(selectors.API_FIELDS)
@@ -109,7 +109,7 @@ def test_api_csv_has_the_same_rows(client, recent):
     ({"start": "2000-01-01T00:00:00Z"}, "too long"),
 ])
 def test_api_bad_parameters_get_400(client, labels, params, message):
-    resp = client.get(reverse("api-flows"), params)
+    resp = client.get(reverse("api:flows"), params)
     assert resp.status_code == 400
     assert message in resp.json()["error"]
 
@@ -196,8 +196,8 @@ def test_bar_refresh_tasks_run_directly(recent):
 def test_api_per_block_adds_up_to_the_hourly_bars(client, recent):
     start = (datetime.now(tz=UTC) - timedelta(hours=12)).isoformat()
     params = {"chain": "btc", "exchange": "binance", "start": start}
-    hours = client.get(reverse("api-flows"), {**params, "interval": "1h"}).json()["bars"]
-    blocks = client.get(reverse("api-flows"), {**params, "interval": "block"}).json()["bars"]
+    hours = client.get(reverse("api:flows"), {**params, "interval": "1h"}).json()["bars"]
+    blocks = client.get(reverse("api:flows"), {**params, "interval": "block"}).json()["bars"]
     assert blocks and all(list(b) == list(selectors.BLOCK_FIELDS) for b in blocks)
     assert all(b["exchange"] == "binance" for b in blocks)
     for name in ("inflow", "outflow", "netflow"):

@@ -1,0 +1,201 @@
+"""What /api/v1 accepts and answers, declared once: ninja validates requests with these and writes the
+OpenAPI document from them. Every rejected parameter becomes a 400 whose message names it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
+
+from apps.api.params import BadRequest, parse_time, time_window
+from apps.pressure.models import INTERVALS
+
+MAX_BARS = 20_000
+DEFAULT_SPAN = timedelta(hours=1)
+
+
+def one_of(name: str, choices: tuple[str, ...]) -> BeforeValidator:
+    """Checks a parameter against its declared choices, with the message the API has always given."""
+
+    def check(value):
+        if value not in choices:
+            raise BadRequest(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def time_param(name: str, description: str):
+    """An optional ISO 8601 time parameter, read by parse_time (ASCII digits, years 1-9999 in UTC)."""
+    # Absent means None; a query string has no null, so the document shows a plain date-time string.
+    return Annotated[datetime | None, BeforeValidator(lambda value: parse_time(value, name)),
+                     WithJsonSchema({"type": "string", "format": "date-time", "description": description})]
+
+
+# --- parameters ----------------------------------------------------------------------------------------------
+
+Format = Annotated[Literal["json", "csv"], one_of("format", ("json", "csv")),
+                   Field(description="json, or csv for a download")]
+Start = time_param("start", "ISO 8601, UTC when no zone is given")
+End = time_param("end", "ISO 8601, UTC when no zone is given; default now")
+Interval = Annotated[Literal[tuple(INTERVALS)], one_of("interval", tuple(INTERVALS)),
+                     Field(description="Bar length")]
+_NAME = {"min_length": 1, "max_length": 64}
+Exchange = Annotated[str, Field(**_NAME, examples=["binance-replay"], description="Exchange slug")]
+Market = Annotated[str, Field(**_NAME, examples=["spot"], description="spot, or a derivatives market")]
+Symbol = Annotated[str, Field(**_NAME, examples=["BTCUSDT"], description="Exchange symbol (any case)")]
+OptionalName = Annotated[str | None, Field(max_length=64), WithJsonSchema({"type": "string", "maxLength": 64})]
+
+
+def _spi_interval(value):
+    if value in INTERVALS and value != "1m":
+        raise BadRequest("the Selling Pressure Index is computed on 1m bars: use interval=1m")
+    if value != "1m":
+        raise BadRequest(f"interval must be 1m, got {value!r}")
+    return value
+
+
+class BarQuery(Schema):
+    """One instrument's bars over [start, end): start defaults to end minus 1 hour, at most MAX_BARS bars."""
+
+    exchange: Exchange
+    market: Market
+    symbol: Symbol
+    interval: Interval = "1m"
+    start: Start = None
+    end: End = None
+    format: Format = "json"
+
+    @model_validator(mode="after")
+    def _window(self):
+        self.start, self.end = time_window(start=self.start, end=self.end, default_span=DEFAULT_SPAN)
+        if (self.end - self.start) / INTERVALS[self.interval] > MAX_BARS:
+            raise BadRequest(f"range too long: at most {MAX_BARS:,} bars per request; use a coarser interval")
+        return self
+
+
+class PressureQuery(BarQuery):
+    # Only 1m today; 5m and 1h join the Literal when the index is computed on them.
+    interval: Annotated[Literal["1m"], BeforeValidator(_spi_interval),
+                        Field(description="Bar length (the index is computed on 1m bars)")] = "1m"
+
+
+class EpisodeQuery(Schema):
+    """Episodes, newest first: of one instrument (all three given) or all; overlapping [start, end) if given."""
+
+    exchange: OptionalName = None
+    market: OptionalName = None
+    symbol: OptionalName = None
+    start: Start = None
+    end: End = None
+    format: Format = "json"
+
+    @model_validator(mode="after")
+    def _together(self):
+        given = [bool(v) for v in (self.exchange, self.market, self.symbol)]
+        if any(given) and not all(given):
+            raise BadRequest("give exchange, market and symbol together, or none of them")
+        if (self.start is None) != (self.end is None):
+            raise BadRequest("give start and end together")
+        if self.start is not None and self.start >= self.end:
+            raise BadRequest("start must be before end")
+        return self
+
+    @property
+    def instrument_given(self) -> bool:
+        return bool(self.exchange)
+
+
+# --- responses -----------------------------------------------------------------------------------------------
+
+DecimalText = Annotated[str | None, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="Exact decimal as text")]
+Ratio = Annotated[float | None, Field(description="0-1, null when undefined")]
+Float = float | None
+
+
+class Error(Schema):
+    error: str = Field(description="What was wrong, in one sentence")
+
+
+class Instrument(Schema):
+    exchange: str
+    market: str
+    symbol: str
+    base: str
+    quote: str
+    kind: str
+    source: Literal["replay", "live"]
+
+
+class Bar(Schema):
+    """A bar: prices and volumes exact, taker_sell_ratio and book imbalances as floats."""
+
+    bucket_start: datetime
+    open: DecimalText
+    high: DecimalText
+    low: DecimalText
+    close: DecimalText
+    vwap: DecimalText
+    trades: int = Field(ge=0)
+    taker_buy_base: DecimalText
+    taker_sell_base: DecimalText
+    taker_buy_quote: DecimalText
+    taker_sell_quote: DecimalText
+    delta_base: DecimalText
+    cvd_base: DecimalText = Field(description="Sum of delta_base from the first bar of the range")
+    taker_sell_ratio: Ratio
+    spread_bps: Float
+    imbalance_0_1pct: Float
+    imbalance_0_5pct: Float
+    imbalance_1pct: Float
+    imbalance_2pct: Float
+
+
+class Bars(Schema):
+    instrument: Instrument
+    interval: Literal[tuple(INTERVALS)]
+    start: datetime
+    end: datetime
+    bars: list[Bar] = Field(description="Oldest first")
+
+
+class Component(Schema):
+    value: Float
+    z: Float
+    contribution: Float
+
+
+class PressureRow(Schema):
+    bucket_start: datetime
+    spi: float | None = Field(ge=0, le=100, description="0-100; null until the trailing window is long enough")
+    regime: Literal["calm", "elevated", "high", "extreme"] | None
+    components: dict[str, Component]
+    missing: list[str] = Field(description="Components without data (weights renormalised over the rest)")
+
+
+class Pressure(Schema):
+    instrument: Instrument
+    interval: Literal["1m"]
+    fields: list[str]
+    pressure: list[PressureRow] = Field(description="Oldest first")
+
+
+class Episode(Schema):
+    exchange: str
+    market: str
+    symbol: str
+    start: datetime
+    peak_time: datetime
+    peak_spi: float
+    end: datetime | None = Field(description="null while the episode is still going on")
+    bars: int = Field(ge=0)
+    drawdown: float
+    source: str
+    shares: dict[str, float]
+
+
+class Episodes(Schema):
+    episodes: list[Episode] = Field(description="Newest first, at most 1,000")
