@@ -50,14 +50,6 @@ Symbol = Annotated[str, Field(**_NAME, examples=["BTCUSDT"], description="Exchan
 OptionalName = Annotated[str | None, Field(max_length=64), WithJsonSchema({"type": "string", "maxLength": 64})]
 
 
-def _spi_interval(value):
-    if value in INTERVALS and value != "1m":
-        raise BadRequest("the Selling Pressure Index is computed on 1m bars: use interval=1m")
-    if value != "1m":
-        raise BadRequest(f"interval must be 1m, got {value!r}")
-    return value
-
-
 class BarQuery(Schema):
     """One instrument's bars over [start, end): start defaults to end minus 1 hour, at most MAX_BARS bars."""
 
@@ -78,9 +70,7 @@ class BarQuery(Schema):
 
 
 class PressureQuery(BarQuery):
-    # Only 1m today; 5m and 1h join the Literal when the index is computed on them.
-    interval: Annotated[Literal["1m"], BeforeValidator(_spi_interval),
-                        Field(description="Bar length (the index is computed on 1m bars)")] = "1m"
+    """The index of one instrument's bars of any interval (also history imported only at 5m or 1h)."""
 
 
 class EpisodeQuery(Schema):
@@ -170,15 +160,20 @@ class Component(Schema):
 
 class PressureRow(Schema):
     bucket_start: datetime
+    final: bool = Field(description="false for the forming bar: its values are provisional, and regimes, episodes "
+                                    "and alerts act on final bars only")
     spi: float | None = Field(ge=0, le=100, description="0-100; null until the trailing window is long enough")
-    regime: Literal["calm", "elevated", "high", "extreme"] | None
+    regime: Literal["calm", "elevated", "high", "extreme"] | None = Field(
+        description="against the instrument's own calibrated thresholds (percentiles of its last 30 days)")
+    drop_risk: float | None = Field(ge=0, le=1, description="probability of a drop of at least the drop-risk "
+                                                            "target within its horizon; final bars with a model only")
     components: dict[str, Component]
     missing: list[str] = Field(description="Components without data (weights renormalised over the rest)")
 
 
 class Pressure(Schema):
     instrument: Instrument
-    interval: Literal["1m"]
+    interval: Literal[tuple(INTERVALS)]
     fields: list[str]
     pressure: list[PressureRow] = Field(description="Oldest first")
 

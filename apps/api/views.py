@@ -66,8 +66,8 @@ def bars(request: HttpRequest, query: Query[BarQuery]) -> HttpResponse:
 
 def _pressure_flat(row: dict, names) -> dict:
     """One CSV row: the components spread over <name>_value, <name>_z and <name>_contribution columns."""
-    item = {"bucket_start": row["bucket_start"], "spi": row["spi"], "regime": row["regime"],
-            "missing": ";".join(row["missing"])}
+    item = {"bucket_start": row["bucket_start"], "final": row["final"], "spi": row["spi"], "regime": row["regime"],
+            "drop_risk": row["drop_risk"], "missing": ";".join(row["missing"])}
     for name in names:
         component = row["components"].get(name, {})
         for part in _PARTS:
@@ -76,13 +76,14 @@ def _pressure_flat(row: dict, names) -> dict:
 
 
 @router.get("/pressure", response={200: Pressure, **ERRORS}, url_name="pressure", operation_id="pressure",
-            openapi_extra=openapi_extra(), summary="Selling Pressure Index per 1m bar with its components")
+            openapi_extra=openapi_extra(), summary="Selling Pressure Index per bar with its components")
 def pressure(request: HttpRequest, query: Query[PressureQuery]) -> HttpResponse:
     instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
-    rows = pressure_rows(instrument=instrument, start=query.start, end=query.end)
+    rows = pressure_rows(instrument=instrument, interval=query.interval, start=query.start, end=query.end)
     if query.format == "csv":
         names = list(DEFAULT_WEIGHTS)
-        fields = ["bucket_start", "spi", "regime", *(f"{n}_{p}" for n in names for p in _PARTS), "missing"]
+        fields = ["bucket_start", "final", "spi", "regime", "drop_risk",
+                  *(f"{n}_{p}" for n in names for p in _PARTS), "missing"]
         return csv_response(filename=f"{instrument.symbol}_pressure.csv", fieldnames=fields,
                             rows=(_pressure_flat(row, names) for row in rows))
     return JsonResponse({"instrument": _instrument_info(instrument), "interval": query.interval,

@@ -161,10 +161,16 @@ def test_pressure_api_gives_spi_regime_and_components_per_bar(client, btc_with_s
         logit = sum(c["contribution"] for c in row["components"].values() if c["contribution"] is not None)
         assert row["spi"] == pytest.approx(100 / (1 + math.exp(-logit)), rel=1e-6)
         assert set(row["components"]["taker_sell_ratio"]) == {"value", "z", "contribution"}
+    # Every bar but the forming one is final; only final bars carry a drop risk.
+    assert [r["final"] for r in rows] == [True] * (len(rows) - 1) + [False]
+    assert all(r["drop_risk"] is None for r in rows if not r["final"])
     csv_text = client.get("/api/v1/pressure", {**params, "format": "csv"}).content.decode()
     header = csv_text.splitlines()[0].split(",")
-    assert header[:3] == ["bucket_start", "spi", "regime"] and "taker_sell_ratio_contribution" in header
-    assert client.get("/api/v1/pressure", {**params, "interval": "5m"}).status_code == 400
+    assert header[:5] == ["bucket_start", "final", "spi", "regime", "drop_risk"]
+    assert "taker_sell_ratio_contribution" in header
+    five = client.get("/api/v1/pressure", {**params, "interval": "5m", "start": rows[0]["bucket_start"]}).json()
+    assert five["interval"] == "5m" and len(five["pressure"]) >= 5
+    assert all(r["final"] for r in five["pressure"][:-1])
 
 
 def test_instrument_page_explains_the_spi_and_lists_missing_components(client, btc_with_spi):
