@@ -144,40 +144,51 @@ def sparkline_figure() -> str:
     return pio.to_json(fig, validate=False, pretty=False)
 
 
-REGIME_BANDS = (("calm", 0, 40, "rgba(38,166,154,0.08)"), ("elevated", 40, 60, "rgba(255,179,0,0.08)"),
-                ("high", 60, 80, "rgba(239,83,80,0.12)"), ("extreme", 80, 100, "rgba(239,83,80,0.25)"))
+REGIME_COLORS = {"calm": "rgba(38,166,154,0.08)", "elevated": "rgba(255,179,0,0.08)", "high": "rgba(239,83,80,0.12)",
+                 "extreme": "rgba(239,83,80,0.25)"}
 COMPONENT_COLORS = ("#ef5350", "#ab47bc", "#42a5f5", "#26c6da", "#ffb300", "#8d6e63", "#66bb6a", "#ec407a",
                     "#7e57c2", "#29b6f6", "#d4e157", "#ff7043", "#78909c", "#5c6bc0", "#9ccc65", "#ffa726",
                     "#26a69a", "#bdbdbd")
 
 
-def spi_figure_empty(*, components: tuple[str, ...], labels: dict[str, str], theme: str = "dark") -> str:
-    return _spi_figure_cached(components, tuple(sorted(labels.items())), theme)
+def spi_figure_empty(*, components: tuple[str, ...], labels: dict[str, str], theme: str = "dark",
+                     thresholds: tuple[float, float, float]) -> str:
+    """The index figure without data, its regime bands at the instrument's thresholds (elevated, high, extreme)."""
+    return _spi_figure_cached(components, tuple(sorted(labels.items())), theme,
+                              tuple(round(t, 1) for t in thresholds))
 
 
-@functools.lru_cache(maxsize=16)
-def _spi_figure_cached(components: tuple[str, ...], labels: tuple, theme: str) -> str:
-    return spi_figure([], components=list(components), labels=dict(labels), theme=theme)
+@functools.lru_cache(maxsize=64)
+def _spi_figure_cached(components: tuple[str, ...], labels: tuple, theme: str, thresholds: tuple) -> str:
+    return spi_figure([], components=list(components), labels=dict(labels), theme=theme, thresholds=thresholds)
 
 
-def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str], theme: str = "dark") -> str:
-    """SPI line over regime bands, and below it each component's signed contribution, stacked."""
+def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str], theme: str = "dark",
+               thresholds: tuple[float, float, float]) -> str:
+    """The index over its regime bands (final bars a line, the forming bar a hollow marker), and below it each
+    component's signed contribution, stacked (final bars)."""
     t = THEMES.get(theme, THEMES["dark"])
     x = [r["bucket_start"] for r in rows]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.55, 0.45],
                         subplot_titles=["Selling Pressure Index (0-100)", "What drives it: contribution per component"])
-    for name, lo, hi, color in REGIME_BANDS:
+    edges = (0.0, *thresholds, 100.0)
+    for (name, color), lo, hi in zip(REGIME_COLORS.items(), edges[:-1], edges[1:], strict=True):
         fig.add_hrect(y0=lo, y1=hi, fillcolor=color, line_width=0, row=1, col=1,
                       annotation_text=name, annotation_position="top left", annotation_font_size=10)
+    line = "#ffffff" if theme == "dark" else "#111111"
     fig.add_trace(go.Scatter(
-        x=x, y=[r.get("spi") for r in rows], name="SPI", mode="lines", line={"color": "#ffffff" if theme == "dark"
-                                                                               else "#111111", "width": 2},
-        meta={"y": "spi"}, hovertemplate="SPI %{y:.1f}<extra></extra>",
+        x=x, y=[r.get("spi") for r in rows], name="SPI (final bars)", mode="lines", line={"color": line, "width": 2},
+        meta={"y": "spi", "final": True}, hovertemplate="SPI %{y:.1f}<extra></extra>",
+    ), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=[None for _ in rows], name="SPI (forming bar, provisional)", mode="markers",
+        marker={"symbol": "circle-open", "size": 9, "color": line}, meta={"y": "spi", "forming": True},
+        hovertemplate="SPI %{y:.1f} (forming, provisional)<extra></extra>",
     ), row=1, col=1)
     for i, name in enumerate(components):
         fig.add_trace(go.Bar(
             x=x, y=[(r.get("spi_contributions") or {}).get(name) for r in rows], name=labels.get(name, name),
-            marker_color=COMPONENT_COLORS[i % len(COMPONENT_COLORS)], meta={"contrib": name},
+            marker_color=COMPONENT_COLORS[i % len(COMPONENT_COLORS)], meta={"contrib": name, "final": True},
             hovertemplate=f"{labels.get(name, name)}: %{{y:+.3f}}<extra></extra>",
         ), row=2, col=1)
     fig.update_yaxes(range=[0, 100], title_text="SPI", row=1, col=1)

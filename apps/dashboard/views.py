@@ -1,7 +1,7 @@
 import logging
 import time
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,18 +16,17 @@ from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
 from apps.pressure.selectors import (
     RANGE_CACHE_SECONDS,
-    bar_latest_with_spi,
     bars_script,
     bars_version,
     bars_versions,
     closes_recent,
     episodes_list,
+    index_headline,
     instrument_lookup,
     instruments_active,
     interval_for_points,
     latest_bars,
     range_key,
-    spi_explain,
 )
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
@@ -114,15 +113,12 @@ def instrument(request, exchange, market, symbol):
     interval = interval_for_points(instrument=inst, interval=asked, start=chart_range.start, end=chart_range.end,
                                    max_points=settings.CHART_MAX_POINTS)
     version = bars_version(inst.pk)
+    # One set of bars feeds the price panels and the index chart: the index is computed on every interval.
     bars = bars_script(element_id="bars-data", instrument=inst, interval=interval, start=chart_range.start,
                        end=chart_range.end, max_points=settings.CHART_MAX_POINTS, version=version)
-    # On 1m charts the SPI chart reads the bars themselves.
-    spi_bars = None if interval == "1m" else bars_script(
-        element_id="spi-bars-data", instrument=inst, interval="1m",
-        start=max(chart_range.start, chart_range.end - timedelta(hours=24)), end=chart_range.end,
-        max_points=settings.CHART_MAX_POINTS, version=version)
-    episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)[:200])
-    latest = bar_latest_with_spi(instrument=inst, version=version)
+    episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)
+                    .filter(interval=interval)[:200])
+    headline = index_headline(instrument=inst, interval=interval, version=version)
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
     figure = charts.instrument_figure_with_shapes(
         base=inst.base, quote=inst.quote, theme=_theme(request),
@@ -131,11 +127,12 @@ def instrument(request, exchange, market, symbol):
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "figure": figure,
-        "spi_figure": charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS,
-                                              theme=_theme(request)),
-        "spi_bars": spi_bars,
-        "spi_latest": latest, "spi_explain": spi_explain(latest), "episodes": episodes[:10],
-        "spi_missing": [SPI_LABELS.get(m, m) for m in (latest.spi_missing if latest else [])],
+        "spi_figure": charts.spi_figure_empty(
+            components=tuple(spi_weights()), labels=SPI_LABELS, theme=_theme(request),
+            thresholds=(headline or {}).get("thresholds") or settings.SPI_REGIME_THRESHOLDS),
+        "headline": headline, "episodes": episodes[:10],
+        "spi_missing": [SPI_LABELS.get(m, m) for m in (headline["missing"] if headline else [])],
+        "spi_min_periods": settings.SPI_MIN_PERIODS,
         "panels": charts.PANELS, "bars": bars,
         "watched": request.user.is_authenticated and bool(watchlists_containing(user=request.user, instrument=inst)),
         "live_config": {
@@ -143,8 +140,10 @@ def instrument(request, exchange, market, symbol):
             "rangeMs": int((chart_range.end - chart_range.start).total_seconds() * 1000),
             "api": f"/api/v1/bars?exchange={inst.exchange.slug}&market={inst.market}&symbol={inst.symbol}"
                    f"&interval={interval}",
+            "pressureApi": f"/api/v1/pressure?exchange={inst.exchange.slug}&market={inst.market}"
+                           f"&symbol={inst.symbol}&interval={interval}",
         },
-    }, payloads=[bars.element, spi_bars and spi_bars.element])
+    }, payloads=[bars.element])
 
 
 def episodes_page(request):

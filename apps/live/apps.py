@@ -8,6 +8,5 @@ class LiveConfig(AppConfig):
         from apps.live.publish import bars_publish
         from apps.pressure.signals import bars_changed
 
-        bars_changed.connect(lambda sender, instrument, changed, **kw: bars_publish(instrument=instrument,
-                                                                                    changed=changed),
-                             weak=False, dispatch_uid="live-bars-publish")
+        bars_changed.connect(lambda sender, instrument, changed, finalized=None, **kw: bars_publish(
+            instrument=instrument, changed=changed, finalized=finalized), weak=False, dispatch_uid="live-bars-publish")

@@ -12,7 +12,7 @@ import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from apps.pressure.selectors import bar_serialize
+from apps.pressure.selectors import bar_serialize, index_headline
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +24,16 @@ def instrument_group(instrument_id: int) -> str:
 OVERVIEW_GROUP = "overview"
 
 
-def bars_message(*, group: str, instrument_id: int, bars: dict) -> dict:
+def bars_message(*, group: str, instrument_id: int, bars: dict, headline: dict | None = None) -> dict:
     """The group message for a bars update: the client frame {"type": "bars", ...} as ready JSON text,
-    and the group it is for (one relay channel per web process receives every group's updates)."""
-    text = orjson.dumps({"type": "bars", "instrument": instrument_id, "bars": bars}).decode()
+    and the group it is for (one relay channel per web process receives every group's updates).
+
+    ``headline`` ({interval: index headline}) rides in the same frame as the final bars it describes, so
+    a page never shows a headline and a chart point that disagree."""
+    frame = {"type": "bars", "instrument": instrument_id, "bars": bars}
+    if headline:
+        frame["headline"] = headline
+    text = orjson.dumps(frame).decode()
     return {"type": "bars.update", "group": group, "instrument": instrument_id, "text": text}
 
 
@@ -37,11 +43,11 @@ async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
         await layer.group_send(group, message)
 
 
-def bars_payload_send(*, instrument_id: int, payload: dict) -> None:
+def bars_payload_send(*, instrument_id: int, payload: dict, headline: dict | None = None) -> None:
     """Send serialised bars ({interval: [bar, ...]}) to the instrument's group and the newest 1m bar to the
     overview, in one event loop (one Redis connection) rather than one per group."""
     group = instrument_group(instrument_id)
-    messages = [(group, bars_message(group=group, instrument_id=instrument_id, bars=payload))]
+    messages = [(group, bars_message(group=group, instrument_id=instrument_id, bars=payload, headline=headline))]
     latest = payload.get("1m", [])[-1:]
     if latest:
         messages.append((OVERVIEW_GROUP, bars_message(group=OVERVIEW_GROUP, instrument_id=instrument_id,
@@ -49,12 +55,15 @@ def bars_payload_send(*, instrument_id: int, payload: dict) -> None:
     async_to_sync(_group_send_all)(messages)
 
 
-def bars_publish(*, instrument, changed: dict) -> None:
-    """Send the bars a batch changed; clients merge them by bucket_start."""
+def bars_publish(*, instrument, changed: dict, finalized: dict | None = None) -> None:
+    """Send the bars a batch changed, and the headline of each interval that got a final bar; clients merge
+    bars by bucket_start."""
     payload = {interval: [bar_serialize(b) for b in bars] for interval, bars in changed.items() if bars}
     if not payload:
         return
     try:
-        bars_payload_send(instrument_id=instrument.pk, payload=payload)
+        headline = {interval: index_headline(instrument=instrument, interval=interval)
+                    for interval, bars in (finalized or {}).items() if bars}
+        bars_payload_send(instrument_id=instrument.pk, payload=payload, headline=headline)
     except Exception:  # a live push must never fail the ingestion that already committed
         logger.exception("live push failed for %s", instrument)

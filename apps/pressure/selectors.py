@@ -412,6 +412,7 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
         "bucket_start": iso_z(bar.bucket_start), "interval": interval, "spi": bar.spi, "regime": bar.regime or None,
         "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),
         "drop_risk": bar.drop_risk, "missing": list(bar.spi_missing or []),
+        "thresholds": calibration.thresholds if calibration else None,
     }
 
 

@@ -4,14 +4,18 @@
   const read = (id) => JSON.parse(document.getElementById(id).textContent);
   const byTime = (a, b) => (a.bucket_start < b.bucket_start ? -1 : a.bucket_start > b.bucket_start ? 1 : 0);
 
-  // One chart fed by a list of bar rows; each trace's meta names the field it plots.
+  // One chart fed by a list of bar rows; each trace's meta names the field it plots. A trace with
+  // meta.final plots final bars only; one with meta.forming the forming (not yet final) bar only.
   function LiveFigure(el, figure, rows, { rangeMs, live }) {
     const index = new Map(rows.map((r, i) => [r.bucket_start, i]));
     const value = (r, meta) => {
+      if (meta.final && r.final === false) return null;
+      if (meta.forming && r.final !== false) return null;
       if (meta.contrib) return (r.spi_contributions || {})[meta.contrib] ?? null;
       const v = r[meta.y];
       return v === null || v === undefined ? null : (meta.sign || 1) * Number(v);
     };
+    const baseAnnotations = (figure.layout.annotations || []).filter((a) => !a.forming);
     const redraw = () => {
       const x = rows.map((r) => r.bucket_start);
       for (const trace of figure.data) {
@@ -24,6 +28,12 @@
           if (trace.customdata) trace.customdata = rows.map((r) => PW.num(r[meta.y]));
         }
       }
+      // The forming bar is labelled: its values move until the bar is final.
+      const last = rows[rows.length - 1];
+      figure.layout.annotations = baseAnnotations.concat(last && last.final === false ? [{
+        forming: true, x: last.bucket_start, xref: "x", y: 1, yref: "paper", yanchor: "bottom", showarrow: false,
+        text: "forming", font: { size: 10 }, opacity: 0.8,
+      }] : []);
       Plotly.react(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
     };
     const merge = (bars) => {
@@ -51,20 +61,39 @@
     const chart = document.getElementById("chart");
     const main = LiveFigure(chart, JSON.parse(read("figure-data")), read("bars-data"), config);
     const spiEl = document.getElementById("spi-chart");
-    // On 1m charts the SPI rows are the bars themselves (parsed again: each chart keeps its own rows).
-    const spiRows = document.getElementById("spi-bars-data") ? read("spi-bars-data") : read("bars-data");
-    const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), spiRows,
-      { rangeMs: Math.min(config.rangeMs, 24 * 3600 * 1000), live: config.live });
+    // The index chart plots the same bars (parsed again: each chart keeps its own rows).
+    const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("bars-data"),
+      { rangeMs: config.rangeMs, live: config.live });
     let updates = 0;
 
-    const apply = (bars) => {
-      if (bars[config.interval]) main.merge(bars[config.interval]);
-      if (spi && bars["1m"]) {
-        spi.merge(bars["1m"]);
-        const last = bars["1m"][bars["1m"].length - 1];
-        const badge = document.getElementById("spi-regime");
-        if (badge && last.regime) { badge.textContent = last.regime; badge.className = `badge regime-${last.regime}`; }
+    // The headline: one object from the latest final bar, replaced whole (never from a forming bar).
+    const showHeadline = (h) => {
+      const box = document.getElementById("spi-headline");
+      if (!box || !h || h.spi === null || h.spi === undefined) return;
+      box.hidden = false;
+      const waiting = document.getElementById("spi-waiting");
+      if (waiting) waiting.remove();
+      document.getElementById("spi-value").textContent = Math.round(h.spi);
+      const badge = document.getElementById("spi-regime");
+      badge.textContent = h.regime || "";
+      badge.className = `badge regime-${h.regime || "none"}`;
+      const time = document.getElementById("spi-bar-time");
+      time.dateTime = h.bucket_start;
+      time.textContent = h.bucket_start.slice(11, 16);
+      document.getElementById("spi-explain").textContent = h.explanation || "";
+      document.getElementById("spi-meaning").textContent = h.regime_meaning || "";
+      const risk = document.getElementById("drop-risk");
+      risk.hidden = h.drop_risk === null || h.drop_risk === undefined;
+      if (!risk.hidden) document.getElementById("drop-risk-value").textContent = `${(100 * h.drop_risk).toFixed(1)}%`;
+      box.dataset.bucketStart = h.bucket_start;
+    };
+
+    const apply = (bars, headline) => {
+      if (bars[config.interval]) {
+        main.merge(bars[config.interval]);
+        if (spi) spi.merge(bars[config.interval]);
       }
+      if (headline && headline[config.interval]) showHeadline(headline[config.interval]);
       updates += 1;
       chart.dataset.liveUpdates = String(updates);
       document.getElementById("bar-count").textContent = main.rows.length;
@@ -76,14 +105,24 @@
     };
 
     const catchUp = async () => {
-      // Fetch everything since the last bar we hold, so the chart has no gap.
+      // Fetch everything since the last bar we hold, so the chart has no gap: the bars, and the index of
+      // the same bars (with which of them are final) from the pressure API.
       const since = main.rows.length ? main.rows[main.rows.length - 1].bucket_start
         : new Date(Date.now() - config.rangeMs).toISOString();
       try {
         // End one range past "since": a fast-forwarded replay runs ahead of the wall clock.
         const until = new Date(Date.parse(since) + config.rangeMs).toISOString();
-        const resp = await fetch(`${config.api}&start=${encodeURIComponent(since)}&end=${encodeURIComponent(until)}`);
-        if (resp.ok) apply({ [config.interval]: (await resp.json()).bars });
+        const window = `&start=${encodeURIComponent(since)}&end=${encodeURIComponent(until)}`;
+        const [bars, index] = await Promise.all([fetch(config.api + window), fetch(config.pressureApi + window)]);
+        if (!bars.ok || !index.ok) return;
+        const pressure = new Map((await index.json()).pressure.map((r) => [r.bucket_start, r]));
+        const rows = (await bars.json()).bars.map((r) => {
+          const p = pressure.get(r.bucket_start);
+          if (!p) return r;
+          const contributions = Object.fromEntries(Object.entries(p.components).map(([k, c]) => [k, c.contribution]));
+          return { ...r, final: p.final, spi: p.spi, regime: p.regime, spi_contributions: contributions };
+        });
+        apply({ [config.interval]: rows });
       } catch (e) { /* the next reconnect tries again */ }
     };
 
@@ -100,7 +139,7 @@
       statusEl: document.getElementById("conn-status"),
       // Also on the first open: bars written between rendering the page and subscribing arrive too.
       onOpen: () => catchUp(),
-      onMessage: (msg) => { if (msg.type === "bars") apply(msg.bars); },
+      onMessage: (msg) => { if (msg.type === "bars") apply(msg.bars, msg.headline); },
     });
   });
 })();

@@ -55,7 +55,6 @@ SIGNS: dict[str, int] = {
     "dvol_rise": +1,
     "netflow_z": +1,
     "whale_ratio": +1,
-    "stablecoin_netflow": -1,  # stablecoins leaving exchanges = less buying power
     "spot_perp_divergence": +1,  # perp sold harder than spot
 }
 
@@ -81,7 +80,6 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "dvol_rise": 0.5,
     "netflow_z": 0.75,
     "whale_ratio": 0.5,
-    "stablecoin_netflow": 0.5,
     "spot_perp_divergence": 0.5,
 }
 
@@ -105,7 +103,6 @@ LABELS: dict[str, str] = {
     "dvol_rise": "DVOL rise",
     "netflow_z": "exchange inflow",
     "whale_ratio": "whale deposits",
-    "stablecoin_netflow": "stablecoin outflow",
     "spot_perp_divergence": "perp-led selling",
 }
 

@@ -450,7 +450,7 @@ def bars_publish(*, instrument: Instrument, changed: dict[str, list[PressureBar]
     """Tell listeners (live pushes, alerts) what a committed batch changed and which bars became final."""
     merged = {interval: list({b.bucket_start: b for b in [*changed.get(interval, []), *finalized.get(interval, [])]}
                              .values()) for interval in {*changed, *finalized}}
-    bars_changed.send(sender=PressureBar, instrument=instrument, changed=merged)
+    bars_changed.send(sender=PressureBar, instrument=instrument, changed=merged, finalized=finalized)
     if finalized:
         bars_finalized.send(sender=PressureBar, instrument=instrument, finalized=finalized)
 
