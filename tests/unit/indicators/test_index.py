@@ -156,7 +156,7 @@ def test_signs_orient_every_weighted_component_and_weights_are_positive():
     assert set(index.DEFAULT_WEIGHTS) <= set(index.SIGNS) <= set(index.LABELS)
     assert all(w > 0 for w in index.DEFAULT_WEIGHTS.values())
     assert index.SIGNS["imbalance"] == index.SIGNS["ofi"] == index.SIGNS["cvd_slope"] == -1
-    assert index.SIGNS["trade_count_imbalance"] == index.SIGNS["stablecoin_netflow"] == -1
+    assert index.SIGNS["trade_count_imbalance"] == -1 and "stablecoin_netflow" not in index.DEFAULT_WEIGHTS
     with pytest.raises(KeyError, match="no sign"):
         index.spi(pd.DataFrame({"mystery": [1.0]}), weights={"mystery": 1.0})
 
@@ -225,3 +225,21 @@ def test_stored_bar_spi_of_the_last_bars_equals_the_full_computation_across_gaps
     for last in (1, 3, 8):
         assert spi_math.spi_rows(bars, last=last) == full[-last:]
     assert full[-1]["spi"] is not None
+
+
+def test_calibrated_thresholds_are_walk_forward_percentiles_of_the_days_before():
+    day = 86_400_000
+    # Day 0: values 0..999 spread over the day; day 1: values 1000..1999; one bar per 86.4 s.
+    idx = np.arange(2000) * (day // 1000)
+    spi = pd.Series(np.arange(2000, dtype=float), index=idx)
+    got = index.rolling_thresholds(spi, window_ms=30 * day, refresh_ms=day, min_bars=500, defaults=(1.0, 2.0, 3.0))
+    # Day 0 has no history: defaults. Day 1 sees day 0 only (never its own values).
+    assert got.iloc[0].tolist() == [1.0, 2.0, 3.0] and got.iloc[999].tolist() == [1.0, 2.0, 3.0]
+    assert got.iloc[1000].tolist() == pytest.approx([np.quantile(np.arange(1000), q) for q in (0.8, 0.95, 0.99)])
+    regimes = index.regimes_by(pd.Series([700.0, 900.0, 960.0, 995.0], index=idx[1000:1004]), got)
+    assert regimes.tolist() == ["calm", "elevated", "high", "extreme"]
+
+
+def test_thresholds_need_enough_history():
+    assert index.thresholds_of([50.0] * 499, min_bars=500, defaults=(1.0, 2.0, 3.0)) == ((1.0, 2.0, 3.0), 499)
+    assert index.thresholds_of([np.nan] * 600, min_bars=500, defaults=(1.0, 2.0, 3.0))[1] == 0
