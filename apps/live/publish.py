@@ -62,8 +62,8 @@ def bars_publish(*, instrument, changed: dict, finalized: dict | None = None) ->
     if not payload:
         return
     try:
-        headline = {interval: index_headline(instrument=instrument, interval=interval)
-                    for interval, bars in (finalized or {}).items() if bars}
+        headline = {interval: shown for interval, bars in (finalized or {}).items()
+                    if bars and (shown := index_headline(instrument=instrument, interval=interval))}
         bars_payload_send(instrument_id=instrument.pk, payload=payload, headline=headline)
     except Exception:  # a live push must never fail the ingestion that already committed
         logger.exception("live push failed for %s", instrument)
