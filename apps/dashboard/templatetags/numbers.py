@@ -11,10 +11,11 @@ register = template.Library()
 
 @register.filter
 def percent(value, decimals: int = 1) -> str:
-    """A fraction as a percentage: 0.0623 -> "6.2%"; empty for None/NaN."""
-    if value is None:
+    """A fraction as a percentage: 0.0623 -> "6.2%"; empty for None, NaN or no number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
         return ""
-    number = float(value)
     if math.isnan(number):
         return ""
     return f"{100 * number:.{int(decimals)}f}%"
