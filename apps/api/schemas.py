@@ -79,6 +79,8 @@ class EpisodeQuery(Schema):
     exchange: OptionalName = None
     market: OptionalName = None
     symbol: OptionalName = None
+    interval: Annotated[Literal[tuple(INTERVALS)] | None, one_of("interval", tuple(INTERVALS)),
+                        Field(description="Only episodes found on these bars (default: every interval)")] = None
     start: Start = None
     end: End = None
     format: Format = "json"
@@ -182,7 +184,9 @@ class Episode(Schema):
     exchange: str
     market: str
     symbol: str
+    interval: Literal[tuple(INTERVALS)] = Field(description="The bars the episode was found on")
     start: datetime
+    confirmed_at: datetime | None = Field(description="The final bar that confirmed it (alerts fire then)")
     peak_time: datetime
     peak_spi: float
     end: datetime | None = Field(description="null while the episode is still going on")
@@ -192,5 +196,17 @@ class Episode(Schema):
     shares: dict[str, float]
 
 
+class Outcome(Schema):
+    count: int = Field(ge=0)
+    duration_median: float = Field(description="minutes")
+    duration_p90: float = Field(description="minutes")
+    drawdown_median: float = Field(description="fraction of the price")
+    drawdown_p90: float = Field(description="fraction of the price")
+    differs: bool | None = Field(description="whether these episodes' duration or drawdown differ from the other "
+                                             "labels' (Mann-Whitney U, 5%); null with fewer than 5 on either side")
+
+
 class Episodes(Schema):
     episodes: list[Episode] = Field(description="Newest first, at most 1,000")
+    outcomes: dict[str, Outcome] | None = Field(
+        default=None, description="With an instrument: how its ended episodes went, per source label")

@@ -19,6 +19,7 @@ from apps.pressure.selectors import (
     API_FIELDS,
     PRESSURE_FIELDS,
     bars_for_range,
+    episode_outcomes,
     episode_serialize,
     episodes_list,
     instrument_lookup,
@@ -28,8 +29,8 @@ from apps.pressure.selectors import pressure_for_range as pressure_rows
 router = Router(tags=["pressure"])
 
 MAX_EPISODES = 1000
-EPISODE_FIELDS = ("exchange", "market", "symbol", "start", "peak_time", "peak_spi", "end", "bars", "drawdown",
-                  "source")
+EPISODE_FIELDS = ("exchange", "market", "symbol", "interval", "start", "confirmed_at", "peak_time", "peak_spi", "end",
+                  "bars", "drawdown", "source")
 _PARTS = ("value", "z", "contribution")
 
 
@@ -98,8 +99,12 @@ def episodes(request: HttpRequest, query: Query[EpisodeQuery]) -> HttpResponse:
         instrument = instrument_lookup(exchange=query.exchange, market=query.market, symbol=query.symbol)
         if instrument is None:
             raise ApiError("unknown instrument")
-    found = episodes_list(instrument=instrument, start=query.start, end=query.end)[:MAX_EPISODES]
+    found = episodes_list(instrument=instrument, start=query.start, end=query.end,
+                          interval=query.interval)[:MAX_EPISODES]
     rows = [episode_serialize(e) for e in found]
     if query.format == "csv":
         return csv_response(filename="episodes.csv", fieldnames=EPISODE_FIELDS, rows=rows)
-    return JsonResponse({"episodes": rows})
+    body = {"episodes": rows}
+    if instrument is not None:
+        body["outcomes"] = episode_outcomes(instrument=instrument, interval=query.interval or "1m")
+    return JsonResponse(body)

@@ -20,6 +20,8 @@ from apps.pressure.selectors import (
     bars_version,
     bars_versions,
     closes_recent,
+    episode_outcomes,
+    episode_outlook,
     episodes_list,
     index_headline,
     instrument_lookup,
@@ -119,6 +121,8 @@ def instrument(request, exchange, market, symbol):
     episodes = list(episodes_list(instrument=inst, start=chart_range.start, end=chart_range.end)
                     .filter(interval=interval)[:200])
     headline = index_headline(instrument=inst, interval=interval, version=version)
+    ongoing = next((e for e in episodes if e.end is None), None)
+    outlook = episode_outlook(ongoing.source, episode_outcomes(instrument=inst, interval=interval)) if ongoing else None
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
     figure = charts.instrument_figure_with_shapes(
         base=inst.base, quote=inst.quote, theme=_theme(request),
@@ -130,7 +134,7 @@ def instrument(request, exchange, market, symbol):
         "spi_figure": charts.spi_figure_empty(
             components=tuple(spi_weights()), labels=SPI_LABELS, theme=_theme(request),
             thresholds=(headline or {}).get("thresholds") or settings.SPI_REGIME_THRESHOLDS),
-        "headline": headline, "episodes": episodes[:10],
+        "headline": headline, "episodes": episodes[:10], "ongoing": ongoing, "outlook": outlook,
         "spi_missing": [SPI_LABELS.get(m, m) for m in (headline["missing"] if headline else [])],
         "spi_min_periods": settings.SPI_MIN_PERIODS,
         "panels": charts.PANELS, "bars": bars,

@@ -339,20 +339,51 @@ def spi_explain(bar: PressureBar | None, *, top: int = 3) -> str | None:
 
 
 def episodes_list(*, instrument: Instrument | None = None, start: datetime | None = None,
-                  end: datetime | None = None):
+                  end: datetime | None = None, interval: str | None = None):
     qs = Episode.objects.select_related("instrument__exchange")
     if instrument is not None:
         qs = qs.for_instrument(instrument)
+    if interval is not None:
+        qs = qs.filter(interval=interval)
     if start is not None and end is not None:
         qs = qs.overlapping(start, end)
     return qs
 
 
+def episode_outcomes(*, instrument: Instrument, interval: str = "1m") -> dict[str, dict]:
+    """How this instrument's ended episodes went, per source label (indicators.episodes.outcomes_by_source)."""
+    from apps.pressure.indicators.episodes import outcomes_by_source
+
+    rows = list(Episode.objects.filter(instrument=instrument, interval=interval, end__isnull=False)
+                .values_list("start", "end", "drawdown", "source"))
+    if not rows:
+        return {}
+    return outcomes_by_source([(end - start).total_seconds() / 60 for start, end, _, _ in rows],
+                              [r[2] for r in rows], [r[3] for r in rows])
+
+
+def episode_outlook(source: str, outcomes: dict[str, dict]) -> str | None:
+    """"Deleveraging episodes here lasted a median 12 min with a 1.4% drawdown (90th percentile 31 min,
+    3.2%), n = 23", said when such an episode starts; None without past episodes of that label."""
+    found = outcomes.get(source)
+    if not found:
+        return None
+    label = dict(Episode.Source.choices).get(source, source)
+    text = (f"{label} episodes here lasted a median {found['duration_median']:.0f} min with a "
+            f"{100 * found['drawdown_median']:.1f}% drawdown (90th percentile {found['duration_p90']:.0f} min, "
+            f"{100 * found['drawdown_p90']:.1f}%), n = {found['count']}")
+    if found["differs"] is False:
+        text += "; they do not differ from this market's other episodes"
+    elif found["differs"] is None:
+        text += "; too few episodes yet to tell them apart from the others"
+    return text
+
+
 def episode_serialize(ep: Episode) -> dict:
-    iso = lambda dt: dt.isoformat().replace("+00:00", "Z") if dt else None  # noqa: E731
     return {
         "exchange": ep.instrument.exchange.slug, "market": ep.instrument.market, "symbol": ep.instrument.symbol,
-        "start": iso(ep.start), "peak_time": iso(ep.peak_time), "peak_spi": ep.peak_spi, "end": iso(ep.end),
+        "interval": ep.interval, "start": iso_z(ep.start), "confirmed_at": iso_z(ep.confirmed_at),
+        "peak_time": iso_z(ep.peak_time), "peak_spi": ep.peak_spi, "end": iso_z(ep.end),
         "bars": ep.bars, "drawdown": ep.drawdown, "source": ep.source, "shares": ep.shares,
     }
 

@@ -165,3 +165,33 @@ def detect_episodes(
             shares=shares,
         ))
     return episodes
+
+
+OUTCOME_MIN_COUNT = 5  # episodes a label needs before its outcomes are compared with the others'
+
+
+def outcomes_by_source(duration_minutes, drawdown, source) -> dict[str, dict]:
+    """How past (ended) episodes went, per source label: count, median and 90th percentile of duration
+    (minutes) and drawdown (fraction), and whether they differ from the other labels' episodes.
+
+    ``differs`` is None below OUTCOME_MIN_COUNT episodes on either side, else True when a two-sided
+    Mann-Whitney U test finds the label's durations or drawdowns different from the rest's at the 5% level.
+    """
+    from scipy.stats import mannwhitneyu
+
+    frame = pd.DataFrame({"duration": np.asarray(duration_minutes, dtype=np.float64),
+                          "drawdown": np.asarray(drawdown, dtype=np.float64), "source": list(source)})
+    out: dict[str, dict] = {}
+    for label, group in frame.groupby("source", sort=True):
+        rest = frame[frame["source"] != label]
+        row = {"count": len(group)}
+        for name in ("duration", "drawdown"):
+            row[f"{name}_median"] = float(group[name].median())
+            row[f"{name}_p90"] = float(group[name].quantile(0.9))
+        differs = None
+        if len(group) >= OUTCOME_MIN_COUNT and len(rest) >= OUTCOME_MIN_COUNT:
+            differs = any(mannwhitneyu(group[name], rest[name], alternative="two-sided").pvalue < 0.05
+                          for name in ("duration", "drawdown") if group[name].nunique() + rest[name].nunique() > 2)
+        row["differs"] = differs
+        out[str(label)] = row
+    return out

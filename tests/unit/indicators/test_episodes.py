@@ -111,3 +111,18 @@ def test_per_bar_thresholds_move_the_bar_of_entry():
     enter = np.array([75.0, 75.0, 65.0, 65.0])
     found = episodes.detect_episodes(spi, enter=enter, exit=np.full(4, 40.0))
     assert [(e.start, e.end) for e in found] == [(2 * 60_000, None)]
+
+
+def test_outcomes_by_source_summarise_each_label_and_say_whether_it_differs():
+    durations = [10, 12, 14, 16, 18, 60, 70, 80, 90, 100, 11, 13, 15, 17, 19]
+    drawdowns = [0.01] * 5 + [0.05] * 5 + [0.012] * 5
+    sources = ["profit-taking"] * 5 + ["deleveraging"] * 5 + ["mixed"] * 5
+    got = episodes.outcomes_by_source(durations, drawdowns, sources)
+    assert got["deleveraging"]["count"] == 5
+    assert got["deleveraging"]["duration_median"] == 80.0
+    assert got["deleveraging"]["duration_p90"] == pytest.approx(96.0)  # linear between 90 and 100
+    assert got["deleveraging"]["drawdown_median"] == 0.05
+    assert got["deleveraging"]["differs"] is True  # longer and deeper than the other ten
+    assert got["mixed"]["differs"] is False  # just like profit-taking, and together they are most of the rest
+    few = episodes.outcomes_by_source([1, 2], [0.1, 0.2], ["mixed", "event-shock"])
+    assert few["mixed"]["differs"] is None
