@@ -230,7 +230,6 @@ SPI_WEIGHTS = env.json("SPI_WEIGHTS", default={}) or None  # None: DEFAULT_WEIGH
 SPI_COMPONENT_WINDOW = 30  # bars for the CVD slope, Kyle's lambda and the book baselines
 VPIN_BUCKETS = 50  # bars of |buy - sell| / volume averaged into VPIN
 SPI_LARGE_TRADES = {"quantile": 0.95, "window": 5_000, "min_trades": 500}
-LARGE_TRADE_QUANTILE = SPI_LARGE_TRADES["quantile"]
 RAW_DATA_RETENTION_DAYS = env.int("RAW_DATA_RETENTION_DAYS", default=30)  # trades and book samples; bars stay
 REPLAY_DIR = Path(env("REPLAY_DIR", default=str(BASE_DIR / "data" / "replay")))
 REPLAY_SPEED = env.float("REPLAY_SPEED", default=1.0)

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
-from apps.pressure.indicators.index import REGIME_WINDOW_MS
+from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
 from apps.pressure.models import INTERVALS, Episode, PressureBar
 from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import (
@@ -408,7 +408,7 @@ def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
     return None if isinstance(found, str) else found
 
 
-_REGIME_PERCENTILES = {"elevated": 80, "high": 95, "extreme": 99}
+_REGIME_PERCENTILES = dict(zip(("elevated", "high", "extreme"), (round(100 * q) for q in REGIME_QUANTILES), strict=True))
 
 
 def regime_meaning(regime: str | None, calibration) -> str | None:
@@ -424,7 +424,8 @@ def regime_meaning(regime: str | None, calibration) -> str | None:
                "yet for this market's own percentiles)"
     days = REGIME_WINDOW_MS // 86_400_000
     if regime == "calm":
-        return f"calm: below the 80th percentile of the last {days} days (index < {levels['elevated']:.1f})"
+        return (f"calm: below the {_REGIME_PERCENTILES['elevated']}th percentile of the last {days} days "
+                f"(index < {levels['elevated']:.1f})")
     return (f"{regime}: above {_REGIME_PERCENTILES[regime]}% of the last {days} days' final values "
             f"(index >= {levels[regime]:.1f})")
 
