@@ -223,6 +223,7 @@ SPI_CLIP = 4.0
 SPI_REGIME_THRESHOLDS = tuple(env.list("SPI_REGIME_THRESHOLDS", cast=float, default=[64.0, 74.0, 82.0]))
 SPI_REGIME_MIN_BARS = env.int("SPI_REGIME_MIN_BARS", default=500)
 BAR_FINAL_GRACE_MS = env.int("BAR_FINAL_GRACE_MS", default=2000)  # late trades a bar still waits for once it ends
+SPI_PROVISIONAL_MS = env.int("SPI_PROVISIONAL_MS", default=5000)  # the forming bar's index, at most this often
 BAR_FINAL_QUIET_MS = env.int("BAR_FINAL_QUIET_MS", default=10_000)  # a bar unchanged this long after its end is final
 EPISODE_CONFIRM_MINUTES = env.float("EPISODE_CONFIRM_MINUTES", default=10)  # in high this long starts an episode
 EPISODE_END_MINUTES = env.float("EPISODE_END_MINUTES", default=10)  # below elevated this long ends it

@@ -89,6 +89,20 @@ def bars_version_bump(instrument_id: int) -> None:
     version_bump(_version_key(instrument_id))
 
 
+def bars_version_bump_on_commit(instrument_id: int) -> None:
+    """bars_version_bump once the current transaction commits, once however many writes ask for it."""
+    from django.db import connection, transaction
+
+    if any(getattr(func, "bars_version_of", None) == instrument_id for _, func, _ in connection.run_on_commit):
+        return
+
+    def bump():
+        bars_version_bump(instrument_id)
+
+    bump.bars_version_of = instrument_id
+    transaction.on_commit(bump)
+
+
 # Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
 _ROW_COLUMNS = ("bucket_start", "trades", *_DECIMALS, "taker_sell_ratio", "spread_bps", "imbalance_0_1pct",
                 "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct", "book_samples", "spi", "regime",

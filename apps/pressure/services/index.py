@@ -24,7 +24,7 @@ from apps.pressure.indicators import crossvenue, derivatives
 from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.indicators import index as index_math
 from apps.pressure.models import Episode, PressureBar, RegimeCalibration
-from apps.pressure.selectors import bars_version_bump
+from apps.pressure.selectors import bars_version_bump_on_commit
 from pressureweb.lib.times import dt_to_ms, ms_to_dt, now_ms
 
 SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
@@ -255,7 +255,7 @@ def bars_finalize(*, instrument: Instrument, clock_ms: int | None = None) -> dic
                                                         bucket_start__in=[ms_to_dt(b) for b in starts])
                              .order_by("bucket_start"))
     # Cached ranges and headlines of this instrument are stale from the moment this commits.
-    transaction.on_commit(lambda: bars_version_bump(instrument.pk))
+    bars_version_bump_on_commit(instrument.pk)
     return out
 
 

@@ -25,7 +25,7 @@ from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
 from apps.pressure.indicators import ofi, orderbook, orderflow
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import bars_version_bump
+from apps.pressure.selectors import bars_version_bump_on_commit
 from apps.pressure.services.index import bars_finalize, spi_refresh
 from apps.pressure.signals import bars_changed, bars_finalized
 from pressureweb.lib.times import dt_to_ms as _dt_to_ms
@@ -339,8 +339,22 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
             update_fields=[*BAR_FIELDS, "source", "updated_at"],
         )
         # Cached ranges of this instrument are stale from the moment this commits.
-        transaction.on_commit(lambda: bars_version_bump(instrument.pk))
+        bars_version_bump_on_commit(instrument.pk)
     return objs
+
+
+# When each instrument's forming bar last got its provisional index, by event time (this process).
+_provisional_at: dict[int, int] = {}
+
+
+def _provisional_due(instrument_id: int, clock_ms: int) -> bool:
+    """The forming bar's index is provisional: recomputed at most every SPI_PROVISIONAL_MS of the feed's clock
+    (bars, prices and volumes still update on every batch; the final index is computed when the bar is final)."""
+    last = _provisional_at.get(instrument_id)
+    if last is not None and 0 <= clock_ms - last < settings.SPI_PROVISIONAL_MS:
+        return False
+    _provisional_at[instrument_id] = clock_ms
+    return True
 
 
 def bars_refresh(
@@ -363,7 +377,9 @@ def bars_refresh(
     if rows is None:
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
     changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
-    if changed["1m"]:
+    clock = clock_ms or now_ms()
+    late = lo + minute + settings.BAR_FINAL_GRACE_MS <= clock  # a final (or due) minute changed
+    if changed["1m"] and (late or _provisional_due(instrument.pk, clock)):
         # The SPI of the touched minutes, also set on the copies that bars_upsert returned.
         spi = spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)
         for bar in changed["1m"]:
