@@ -89,17 +89,22 @@ def bars_version_bump(instrument_id: int) -> None:
     version_bump(_version_key(instrument_id))
 
 
+_bumps_pending: dict[int, object] = {}  # instrument id -> its bump waiting for the current transaction's commit
+
+
 def bars_version_bump_on_commit(instrument_id: int) -> None:
     """bars_version_bump once the current transaction commits, once however many writes ask for it."""
     from django.db import connection, transaction
 
-    if any(getattr(func, "bars_version_of", None) == instrument_id for _, func, _ in connection.run_on_commit):
-        return
+    pending = _bumps_pending.get(instrument_id)
+    if pending is not None and any(func is pending for _, func, _ in connection.run_on_commit):
+        return  # still queued (a rolled-back transaction drops it, and the next write queues a new one)
 
     def bump():
+        _bumps_pending.pop(instrument_id, None)
         bars_version_bump(instrument_id)
 
-    bump.bars_version_of = instrument_id
+    _bumps_pending[instrument_id] = bump
     transaction.on_commit(bump)
 
 
