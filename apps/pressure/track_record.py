@@ -65,6 +65,7 @@ DAY_MS = 86_400_000
 VOLATILITY_WINDOW_MINUTES = 60
 REGIMES = ("calm", "elevated", "high", "extreme")
 BASELINES = ("baseline_taker_sell_ratio", "baseline_volatility", "baseline_return")
+DROP_RISK_ALERT = 0.10  # default alert level of the drop-risk probability (about 10x the 1%/15 min base rate)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,9 @@ class Signal:
     threshold: float | None = None  # alerts on score >= threshold: precision, recall, lead time, false alarms
 
 
-def default_signals(*, drop_risk_threshold: float | None = None) -> dict[str, Signal]:
-    """The issue's signal set; the frame needs columns spi, drop_risk, regime_* (``regime_flags``), baselines."""
+def default_signals(*, drop_risk_threshold: float | None = DROP_RISK_ALERT) -> dict[str, Signal]:
+    """The issue's signal set; the frame needs columns spi, drop_risk, regime_* (``regime_flags``); the
+    baselines are computed. The regimes and drop risk >= ``drop_risk_threshold`` are the alerting signals."""
     signals = {
         "spi": Signal("spi"),
         "drop_risk": Signal("drop_risk", probability=True, threshold=drop_risk_threshold),

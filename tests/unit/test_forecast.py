@@ -77,6 +77,56 @@ def test_deleting_history_after_t_leaves_the_prediction_for_t_unchanged(syntheti
     pd.testing.assert_series_equal(cut_features, full_features, check_exact=True, check_names=False)
 
 
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_features_up_to_t_ignore_any_change_after_t(synthetic, factor):
+    """Every row up to t, not only the last: a forward-looking window anywhere shows up here."""
+    t = ms("2024-01-28 12:00")
+    changed = synthetic.copy()
+    later = changed.index > t
+    changed.loc[later, ["open", "high", "low", "close"]] *= factor
+    changed.loc[later, ["volume", "trades"]] *= 3 * factor
+    changed.loc[later, ["taker_sell_ratio", "cvd_slope"]] = 1.0
+    before = forecast.features(synthetic, spec=SPEC).loc[:t]
+    after = forecast.features(changed, spec=SPEC).loc[:t]
+    assert before.notna().all(axis=1).sum() > 5000
+    pd.testing.assert_frame_equal(after, before, check_exact=True)
+
+
+def test_scoring_only_the_newest_bars_equals_the_whole_computation(synthetic, walked):
+    _, models = walked
+    model = next(iter(models.values()))
+    whole = forecast.features(synthetic, spec=SPEC)
+    for last in (1, 7, 400):
+        newest = forecast.features(synthetic, spec=SPEC, last=last)
+        assert newest.index.equals(synthetic.index[-last:])
+        pd.testing.assert_frame_equal(newest, whole.iloc[-last:], check_exact=False, rtol=1e-12, atol=1e-12)
+    recent = synthetic.loc[synthetic.index[-1] - forecast.HISTORY_DAYS * forecast.DAY_MS:]
+    np.testing.assert_allclose(model.predict(recent, last=3), model.predict(synthetic).iloc[-3:], rtol=1e-12)
+
+
+def test_seasonal_volatility_equals_a_plain_loop(synthetic):
+    """For bar t: the mean |log return| of the 3 bars after t's time of day, on each of the last 28 days
+    that has them (>= 3 such days), averaged; the log of it (+ 1e-5)."""
+    frame = synthetic.iloc[: 6 * 288]  # 6 days, with the 2024-01-20 gap outside; make one inside
+    frame = frame.drop(index=frame.index[700])
+    close = dict(zip(frame.index.tolist(), frame["close"].tolist(), strict=True))
+
+    def abs_ret(s):
+        return abs(np.log(close[s] / close[s - M5])) if s in close and s - M5 in close else None
+
+    want = []
+    for t in frame.index.tolist():
+        means = []
+        for d in range(1, 29):
+            rets = [r for j in (1, 2, 3) if (r := abs_ret(t - d * 86_400_000 + j * M5)) is not None]
+            if rets:
+                means.append(sum(rets) / len(rets))
+        want.append(np.log(sum(means) / len(means) + 1e-5) if len(means) >= 3 else np.nan)
+    got = forecast.features(frame, spec=SPEC)["log_seasonal_abs_return"].to_numpy()
+    assert np.array_equal(np.isnan(got), np.isnan(want)) and (~np.isnan(got)).sum() > 800
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
 def test_model_json_round_trip_predicts_identically(synthetic, walked):
     _, models = walked
     model = next(iter(models.values()))
