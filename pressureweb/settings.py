@@ -198,6 +198,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("BARS_FINALIZE_SECONDS", default=2.0),
         "options": {"expires": 10},
     },
+    "forecast-refit": {
+        "task": "apps.pressure.tasks.forecast_models_refit",
+        "schedule": crontab(hour=0, minute=7),  # a month's model once its first day starts
+        "options": {"expires": 3600},
+    },
+    "track-records": {
+        "task": "apps.pressure.tasks.track_records_refresh",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3000},
+    },
     "heartbeat": {
         "task": "apps.health.tasks.heartbeat",
         "schedule": 10.0,
@@ -223,6 +233,12 @@ SPI_CLIP = 4.0
 SPI_REGIME_THRESHOLDS = tuple(env.list("SPI_REGIME_THRESHOLDS", cast=float, default=[64.0, 74.0, 82.0]))
 SPI_REGIME_MIN_BARS = env.int("SPI_REGIME_MIN_BARS", default=500)
 BAR_FINAL_GRACE_MS = env.int("BAR_FINAL_GRACE_MS", default=2000)  # late trades a bar still waits for once it ends
+# The drop-risk forecast: the probability that the price falls at least DROP_RISK_PCT % within
+# DROP_RISK_HORIZON_MINUTES (apps/pressure/forecast.py), and the level alerts and the track record use.
+DROP_RISK_PCT = env.float("DROP_RISK_PCT", default=1.0)
+DROP_RISK_HORIZON_MINUTES = env.int("DROP_RISK_HORIZON_MINUTES", default=15)
+DROP_RISK_ALERT = env.float("DROP_RISK_ALERT", default=0.10)
+TRACK_RECORD_HORIZONS = (5, 15, 60)
 SPI_PROVISIONAL_MS = env.int("SPI_PROVISIONAL_MS", default=5000)  # the forming bar's index, at most this often
 BAR_FINAL_QUIET_MS = env.int("BAR_FINAL_QUIET_MS", default=10_000)  # a bar unchanged this long after its end is final
 EPISODE_CONFIRM_MINUTES = env.float("EPISODE_CONFIRM_MINUTES", default=10)  # in high this long starts an episode

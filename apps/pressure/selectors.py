@@ -322,6 +322,15 @@ def instruments_with_due_bars() -> list[Instrument]:
     return list(Instrument.objects.with_exchange().filter(pk__in=list(ids)))
 
 
+def instruments_with_final_bars() -> list[tuple[Instrument, str]]:
+    """(instrument, interval) of every active instrument and interval that has final bars."""
+    pairs = set(PressureBar.objects.filter(final=True).values_list("instrument_id", "interval").distinct())
+    instruments = {i.pk: i for i in Instrument.objects.active().with_exchange().filter(
+        pk__in={pk for pk, _ in pairs})}
+    return sorted(((instruments[pk], interval) for pk, interval in pairs if pk in instruments),
+                  key=lambda p: (p[0].pk, p[1]))
+
+
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
     return (Instrument.objects.with_exchange()
             .filter(exchange__slug=exchange, market=market, symbol=symbol.upper()).first())
@@ -427,7 +436,8 @@ def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
     return None if isinstance(found, str) else found
 
 
-_REGIME_PERCENTILES = dict(zip(("elevated", "high", "extreme"), (round(100 * q) for q in REGIME_QUANTILES), strict=True))
+_REGIME_PERCENTILES = dict(zip(("elevated", "high", "extreme"), (round(100 * q) for q in REGIME_QUANTILES),
+                               strict=True))
 
 
 def regime_meaning(regime: str | None, calibration) -> str | None:

@@ -26,6 +26,7 @@ from apps.pressure import bars as barmath
 from apps.pressure.indicators import ofi, orderbook, orderflow
 from apps.pressure.models import PressureBar
 from apps.pressure.selectors import bars_version_bump_on_commit
+from apps.pressure.services.forecast import drop_risk_predict
 from apps.pressure.services.index import bars_finalize, spi_refresh
 from apps.pressure.signals import bars_changed, bars_finalized
 from pressureweb.lib.times import dt_to_ms as _dt_to_ms
@@ -479,3 +480,15 @@ def bars_finalize_due(*, instrument: Instrument, publish: bool = True) -> dict[s
         if publish and finalized:
             transaction.on_commit(lambda: bars_publish(instrument=instrument, changed={}, finalized=finalized))
     return finalized
+
+
+def drop_risk_publish(*, instrument: Instrument, interval: str, bucket_ms: int) -> float | None:
+    """Predict a newly final bar's drop risk, then push the bar and its headline again (alerts on drop risk
+    are evaluated then: the bar's other values were final already)."""
+    with transaction.atomic():
+        risk = drop_risk_predict(instrument=instrument, interval=interval, bucket_ms=bucket_ms)
+        if risk is not None:
+            bar = PressureBar.objects.get(instrument=instrument, interval=interval, bucket_start=_ms_to_dt(bucket_ms))
+            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed={interval: [bar]},
+                                                       finalized={interval: [bar]}))
+    return risk
