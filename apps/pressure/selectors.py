@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
 from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
-from apps.pressure.models import INTERVALS, Episode, PressureBar
+from apps.pressure.models import INTERVALS, Episode, PressureBar, RegimeCalibration, TrackRecord
 from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import (
     ScriptElement,
@@ -331,6 +331,13 @@ def instruments_with_final_bars() -> list[tuple[Instrument, str]]:
                   key=lambda p: (p[0].pk, p[1]))
 
 
+def track_records(*, instrument: Instrument | None = None):
+    """Stored track records (newest evaluations), with their instruments."""
+    found = TrackRecord.objects.select_related("instrument__exchange").order_by(
+        "instrument__exchange__slug", "instrument__symbol", "interval", "horizon_minutes")
+    return found.filter(instrument=instrument) if instrument is not None else found
+
+
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
     return (Instrument.objects.with_exchange()
             .filter(exchange__slug=exchange, market=market, symbol=symbol.upper()).first())
@@ -465,8 +472,6 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
     bar = bar_latest_with_spi(instrument=instrument, version=version, interval=interval)
     if bar is None:
         return None
-    from apps.pressure.models import RegimeCalibration
-
     day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
     calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
     return {

@@ -21,7 +21,7 @@ from apps.pressure import forecast as forecast_math
 from apps.pressure import track_record as track_math
 from apps.pressure.models import ForecastModel, PressureBar, TrackRecord
 from apps.pressure.selectors import bars_version_bump_on_commit
-from pressureweb.lib.times import ms_to_dt, now_ms
+from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -200,3 +200,23 @@ def _json_safe(value):
     if isinstance(value, np.floating | np.integer):
         return _json_safe(value.item())
     return value
+
+
+def track_record_timeline(*, instrument: Instrument, interval: str, horizon_minutes: int, drop_pct: float,
+                          days: float = 3) -> list[dict]:
+    """The last `days` of final bars with the drop that followed each (or not), the forecast and the index:
+    the timeline of events and signals. Bars whose horizon has not ended yet show no event either way."""
+    size = barmath.INTERVAL_MS[interval]
+    last = PressureBar.objects.filter(instrument=instrument, interval=interval, final=True).order_by(
+        "-bucket_start").values_list("bucket_start", flat=True).first()
+    if last is None:
+        return []
+    end = int(last.timestamp() * 1000) + size
+    frame = final_bars_frame(instrument=instrument, interval=interval, start_ms=end - int(days * 86_400_000),
+                             end_ms=end, components=False)
+    events = track_math.drop_events(frame, interval_ms=size, horizon_minutes=horizon_minutes, drop_pct=drop_pct)
+    return [{"bucket_start": iso_z(ms_to_dt(int(t))), "close": row.close,
+             "spi": None if np.isnan(row.spi) else row.spi,
+             "drop_risk": None if np.isnan(row.drop_risk) else row.drop_risk,
+             "event": bool(ev.event) if ev.has_horizon else None}
+            for (t, row), ev in zip(frame.iterrows(), events.itertuples(), strict=True)]
