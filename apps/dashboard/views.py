@@ -13,8 +13,8 @@ from django.utils.safestring import mark_safe
 
 from apps.dashboard import charts
 from apps.dashboard.ranges import PRESETS, chart_range_parse
-from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.forecast import MIN_TRAIN_DAYS
+from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
 from apps.pressure.selectors import (
     RANGE_CACHE_SECONDS,
