@@ -247,8 +247,9 @@ def minute_bars_extend(
     counts = _trade_counts(t, sell)
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
                               start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
-    stored = PressureBar.objects.filter(
-        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    stored = PressureBar.objects.filter(  # a kline bar of the minute is replaced, never grown by trades
+        instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,
+        bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
     ).values("bucket_start", "open", "high", "low", "close", "large_trade_sell_share", *_ADDITIVE)
     bars: dict[int, dict] = {}
     for row in stored:
@@ -337,14 +338,14 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
     objs = [
         PressureBar(
             instrument=instrument, interval=interval, bucket_start=_ms_to_dt(row["bucket_ms"]),
-            **{name: row[name] for name in BAR_FIELDS},
+            source=PressureBar.Source.TRADES, **{name: row[name] for name in BAR_FIELDS},
         )
         for row in rows
     ]
     if objs:
         PressureBar.objects.bulk_create(
             objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
-            update_fields=[*BAR_FIELDS, "updated_at"],
+            update_fields=[*BAR_FIELDS, "source", "updated_at"],  # a trade-built bar replaces a kline bar
         )
         # Cached ranges of this instrument are stale from the moment this commits.
         transaction.on_commit(lambda: bars_version_bump(instrument.pk))
@@ -379,7 +380,7 @@ def bars_refresh(
     minutes = [
         {"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
         for bucket, *values in PressureBar.objects.filter(
-            instrument=instrument, interval="1m",
+            instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,  # kline minutes stay out
             bucket_start__gte=_ms_to_dt(lo - lo % hour), bucket_start__lt=_ms_to_dt((hi - 1) - (hi - 1) % hour + hour),
         ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
     ]
