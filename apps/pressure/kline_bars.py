@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from apps.markets.decimal_text import rescale, units_text
+from apps.markets.decimal_text import rescale
 from apps.markets.klines import KLINE_INTERVAL_MS, Klines
 from apps.pressure.bars import VWAP_DIGITS, vwap_of
 
@@ -186,14 +186,3 @@ def vwap_digits(bars: KlineBars) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         significand[i] = int("".join(map(str, digit_tuple)))
         exponent[i] = exp
     return significand, exponent, defined
-
-
-def vwap_text(significand: np.ndarray, exponent: np.ndarray, defined: np.ndarray) -> list[str | None]:
-    """Plain decimal texts of the VWAPs (None where there is none)."""
-    out: list[str | None] = [None] * len(significand)
-    for exp in np.unique(exponent[defined]).tolist():
-        rows = np.flatnonzero(defined & (exponent == exp))
-        values = significand[rows].astype(object) * 10**exp if exp > 0 else significand[rows]
-        for i, text in zip(rows.tolist(), units_text(values, max(0, -exp)), strict=True):
-            out[i] = text
-    return out

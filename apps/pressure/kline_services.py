@@ -10,7 +10,6 @@ stored as such: only their complete hours are, as 1h bars.
 
 from __future__ import annotations
 
-import io
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.markets.decimal_text import digits_of, text_matrix, units_of, units_text
+from apps.markets.decimal_text import as_float, digits_of, text_matrix, units_of, units_text
 from apps.markets.klines import KLINE_INTERVAL_MS, Klines
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_lock
@@ -190,9 +189,10 @@ def _stored(instrument: Instrument, interval: str, bars: kb.KlineBars):
     columns = list(zip(*rows, strict=True))
     equal = np.ones(len(mine), dtype=bool)
     for i, name in enumerate(_PRICES):
-        # Prices hold at most 15 significant digits: equal as doubles exactly when equal as decimals.
         theirs = np.array([float(v) for v in columns[2 + i]], dtype=np.float64)[where]
-        equal &= theirs == getattr(mine, name).astype(np.float64) / 10.0**mine.price_scale
+        # Two prices of at most 15 significant digits differ by 1e-15 of their value or more; SQLite's text to
+        # REAL conversion can be an ulp (2.2e-16) off the nearest double. So: equal within 5e-16.
+        equal &= np.isclose(theirs, as_float(getattr(mine, name), mine.price_scale), rtol=5e-16, atol=0)
     equal &= np.array(columns[6], dtype=np.int64)[where] == mine.trades.astype(np.int64)
     for i, (name, scale) in enumerate(zip(_AMOUNTS.values(), (mine.base_scale,) * 2 + (mine.quote_scale,) * 2,
                                           strict=True)):
@@ -262,19 +262,42 @@ def _bars_of_rows(rows: list[tuple]) -> kb.KlineBars:
 # --- writing -------------------------------------------------------------------------------------------
 
 
+def _exponent_text(units: np.ndarray, scale: int) -> list[str]:
+    """Exact decimal texts in exponent form ("2696257e-2"): what PostgreSQL's numeric input takes, cheaply."""
+    return list(map(f"%de-{scale}".__mod__, units.tolist())) if scale else list(map(str, units.tolist()))
+
+
 def _bar_columns(bars: kb.KlineBars, *, vendor: str) -> dict[str, list]:
-    """The varying columns of the bars, as the database takes them (decimals as plain text)."""
+    """The varying columns of the bars as the database takes them: PostgreSQL COPY text (nulls as \\N); SQLite
+    values (exact decimals as plain text, prices and VWAP as the doubles SQLite keeps for them, nulls as None)."""
     stamps = np.datetime_as_string(bars.bucket_ms.astype("datetime64[ms]").astype("datetime64[s]"), unit="s")
     stamps = np.strings.replace(stamps, "T", " ")
     ratio = kb.sell_ratio(bars)
+    significand, exponent, defined = kb.vwap_digits(bars)
+    amounts = {column: (getattr(bars, name), bars.base_scale if "base" in name else bars.quote_scale)
+               for column, name in _AMOUNTS.items()}
+    amounts["delta_base"] = (bars.buy_base - bars.sell_base, bars.base_scale)
+    if vendor == "postgresql":
+        vwap = [f"{s}e{e}" if ok else "\\N" for s, e, ok in zip(significand.tolist(), exponent.tolist(),
+                                                                   defined.tolist(), strict=True)]
+        return {
+            "bucket_start": np.strings.add(stamps, "+00").tolist(),
+            **{name: _exponent_text(getattr(bars, name), bars.price_scale) for name in _PRICES},
+            "vwap": vwap, "trades": list(map(str, bars.trades.tolist())),
+            **{column: _exponent_text(units, scale) for column, (units, scale) in amounts.items()},
+            "taker_sell_ratio": ["\\N" if r != r else repr(r) for r in ratio.tolist()],
+        }
+    # A price has at most 15 significant digits and a VWAP 12: the double nearest to each is exact enough to
+    # read back equal (Django reads SQLite's REAL to 15 digits), and IEEE division gives that double.
+    with np.errstate(invalid="ignore"):
+        vwap = np.where(exponent < 0, significand / 10.0 ** np.maximum(-exponent, 0),
+                        significand * 10.0 ** np.maximum(exponent, 0))
     return {
-        "bucket_start": np.strings.add(stamps, "+00").tolist() if vendor == "postgresql" else stamps.tolist(),
-        **{name: units_text(getattr(bars, name), bars.price_scale) for name in _PRICES},
-        "vwap": kb.vwap_text(*kb.vwap_digits(bars)),
+        "bucket_start": stamps.tolist(),
+        **{name: as_float(getattr(bars, name), bars.price_scale).tolist() for name in _PRICES},
+        "vwap": [v if ok else None for v, ok in zip(vwap.tolist(), defined.tolist(), strict=True)],
         "trades": bars.trades.tolist(),
-        **{column: units_text(getattr(bars, name), bars.base_scale if "base" in name else bars.quote_scale)
-           for column, name in _AMOUNTS.items()},
-        "delta_base": units_text(bars.buy_base - bars.sell_base, bars.base_scale),
+        **{column: units_text(units, scale) for column, (units, scale) in amounts.items()},
         "taker_sell_ratio": [None if r != r else r for r in ratio.tolist()],
     }
 
@@ -289,11 +312,9 @@ def _bars_insert(instrument: Instrument, interval: str, bars: kb.KlineBars) -> i
     with connection.cursor() as cursor:
         if vendor == "postgresql":
             head = "\t".join(str(v).lower() if isinstance(v, bool) else str(v) for v in fixed.values()) + "\t"
-            body = io.StringIO()
-            for row in zip(*columns.values(), strict=True):
-                body.write(head + "\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+            body = "".join([head + "\t".join(row) + "\n" for row in zip(*columns.values(), strict=True)])
             with cursor.cursor.copy(f"COPY {_TABLE} ({', '.join(names)}) FROM STDIN") as copy:
-                copy.write(body.getvalue())
+                copy.write(body)
         else:
             constants = [itertools.repeat(v) for v in fixed.values()]
             constants[-1] = itertools.repeat(connection.ops.adapt_datetimefield_value(fixed["updated_at"]))
@@ -305,18 +326,26 @@ def _bars_insert(instrument: Instrument, interval: str, bars: kb.KlineBars) -> i
 
 
 def _bars_update(instrument: Instrument, interval: str, bars: kb.KlineBars) -> int:
-    """Rewrite kline bars of the given buckets with new values (coarser bars over more klines)."""
+    """Rewrite kline bars of the given buckets with new values (coarser bars over more klines); a few at a time."""
     if not len(bars):
         return 0
-    columns = _bar_columns(bars, vendor=connection.vendor)
-    now = timezone.now()
-    objs = [PressureBar(instrument=instrument, interval=interval, bucket_start=_dt(int(ms)), updated_at=now,
-                        **{name: columns[name][i] for name in _VARYING[1:]})
-            for i, ms in enumerate(bars.bucket_ms.tolist())]
     keys = dict(PressureBar.objects.filter(
         instrument=instrument, interval=interval, source=PressureBar.Source.KLINES,
-        bucket_start__in=[o.bucket_start for o in objs]).values_list("bucket_start", "pk"))
-    for obj in objs:
-        obj.pk = keys[obj.bucket_start]
+        bucket_start__in=[_dt(ms) for ms in bars.bucket_ms.tolist()]).values_list("bucket_start", "pk"))
+    ratio = kb.sell_ratio(bars)
+    vwap = kb.vwap_digits(bars)
+    now = timezone.now()
+    objs = []
+    for i, ms in enumerate(bars.bucket_ms.tolist()):
+        value = {name: Decimal(int(getattr(bars, name)[i])).scaleb(-bars.price_scale) for name in _PRICES}
+        for column, name in _AMOUNTS.items():
+            value[column] = Decimal(int(getattr(bars, name)[i])).scaleb(-(bars.base_scale if "base" in name
+                                                                           else bars.quote_scale))
+        objs.append(PressureBar(
+            pk=keys[_dt(ms)], trades=int(bars.trades[i]), **value,
+            delta_base=value["taker_buy_base"] - value["taker_sell_base"],
+            taker_sell_ratio=None if ratio[i] != ratio[i] else float(ratio[i]),
+            vwap=Decimal(int(vwap[0][i])).scaleb(int(vwap[1][i])) if vwap[2][i] else None, updated_at=now,
+        ))
     PressureBar.objects.bulk_update(objs, [*_VARYING[1:], "updated_at"], batch_size=500)
     return len(objs)
