@@ -131,12 +131,18 @@ def test_reimport_changes_nothing(tmp_path, capsys):
     assert "5m bars: inserted 0, unchanged 8,928" in out and "1h bars: inserted 0, unchanged 744" in out
 
 
-def test_a_conflicting_reimport_keeps_the_first_copy(tmp_path, capsys):
+@pytest.mark.parametrize(("column", "change"), [
+    (8, lambda cells: str(int(cells[8]) + 1)),  # one more trade
+    (9, lambda cells: str(Decimal(cells[9]) - Decimal("0.00000001"))),  # taker buy volume
+    (10, lambda cells: str(Decimal(cells[10]) - Decimal("0.00000001"))),  # taker buy quote volume
+    (4, lambda cells: cells[3]),  # close at the low
+])
+def test_a_conflicting_reimport_keeps_the_first_copy(tmp_path, capsys, column, change):
     lines = _month("2024-03")[:48]
     _import(_write(tmp_path, "first.csv", lines))
     before = list(PressureBar.objects.order_by("pk").values())
     cells = lines[5].split(",")
-    cells[8] = str(int(cells[8]) + 1)  # one more trade in the 6th kline
+    cells[column] = change(cells)  # in the 6th kline
     changed = [*lines[:5], ",".join(cells), *lines[6:]]
     _import(_write(tmp_path, "second.csv", changed))
     captured = capsys.readouterr()
@@ -232,9 +238,10 @@ def test_microsecond_times_make_the_same_bars(tmp_path):
 
 @pytest.mark.parametrize("packing", ["plain", "gz", "zip"])
 @pytest.mark.parametrize("header", [False, True])
-def test_header_or_not_plain_gz_or_zip(tmp_path, packing, header):
+def test_header_or_not_plain_gz_or_zip(tmp_path, capsys, packing, header):
     lines = _month("2023-11")[:30]
     _import(_write(tmp_path, "BTCUSDT-5m-2023-11.csv", lines, packing=packing, header=header), market="usdm")
+    assert "read 30, rejected 0" in capsys.readouterr().out
     _assert_bars_equal("5m", kline_bars_by_hand([line.split(",") for line in lines], 300_000))
     assert Instrument.objects.get().kind == "perp"
 

@@ -93,11 +93,21 @@ def test_vwap_is_quote_over_volume_to_12_significant_digits(pairs, base_scale, q
 
 
 def test_vwap_rounds_exact_ties_half_even():
-    """8 BTC for 8 x 12345.67890125: the VWAP is a tie at its 12th digit (float division cannot tell)."""
+    """8 BTC for 8 x 12345.67890125: the VWAP is a tie at its 12th digit, rounded half-even."""
     quotes = [8 * 1234567890125, 8 * 1234567890135, 8 * 1234567890126]  # units of 1e-8
     significand, exponent, _ = kb.vwap_digits(_bars(quotes, [8 * 10**8] * 3))
     got = [Decimal(s).scaleb(e) for s, e in zip(significand.tolist(), exponent.tolist(), strict=True)]
     assert got == [Decimal("12345.6789012"), Decimal("12345.6789014"), Decimal("12345.6789013")]
+
+
+def test_vwap_just_below_a_tie_is_not_rounded_up():
+    """Quotients a hair below ...013.5 at the 12th digit, where the float quotient is exactly ...013.5."""
+    pairs = [(24559796437919859, 1989343529357), (34646743698589670, 2806386264817)]  # units of 1e-8
+    quotes, volumes = zip(*pairs, strict=True)
+    assert all(float(q) / float(v) * 1e7 == 123456789013.5 for q, v in pairs)  # what float division sees
+    significand, exponent, _ = kb.vwap_digits(_bars(list(quotes), list(volumes)))
+    got = [Decimal(s).scaleb(e) for s, e in zip(significand.tolist(), exponent.tolist(), strict=True)]
+    assert got == [Decimal("12345.6789013")] * 2
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
