@@ -81,7 +81,7 @@ def kline_bars_by_hand(rows: list[list[str]], interval_ms: int) -> dict[int, dic
         volume = bar["buy"] + bar["sell"]
         bar["delta"] = bar["buy"] - bar["sell"]
         bar["ratio"] = float(Fraction(bar["sell"]) / Fraction(volume)) if volume else None
-        if volume:
+        if volume and bar["buy_q"] + bar["sell_q"]:  # a quote volume rounded to zero gives no VWAP
             exact = _VWAP.divide(bar["buy_q"] + bar["sell_q"], volume)
             bar["vwap"] = exact.quantize(Decimal(1).scaleb(exact.adjusted() - 11), rounding=ROUND_HALF_EVEN,
                                          context=_VWAP)

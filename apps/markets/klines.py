@@ -266,7 +266,8 @@ def _consistency_check(reasons: _Reasons, k: Klines) -> None:
     reasons.add((k.close < k.low) | (k.close > k.high), "close outside [low, high]")
     reasons.add(k.taker_buy_base > k.volume, "taker buy volume above volume")
     reasons.add(k.taker_buy_quote > k.quote_volume, "taker buy quote volume above quote volume")
-    reasons.add((k.volume == 0) != (k.quote_volume == 0), "volume and quote volume disagree (one is zero)")
+    # (A quote volume of zero beside some volume is possible: tiny trades at tiny prices round to 0.)
+    reasons.add((k.volume == 0) & (k.quote_volume != 0), "quote volume without volume")
     reasons.add((k.volume == 0) != (k.trades == 0), "volume and trade count disagree (one is zero)")
     # The quote volume is the sum of price x size over the kline's trades, each rounded to the quote's
     # last decimal: its VWAP lies within [low, high] up to that rounding.

@@ -5,7 +5,8 @@ bar's taker buy and sell volumes follow exactly: sell = volume - taker buy. What
 carry stays empty in their bars (book fields, the trade-count split, large trades). Coarser bars are
 exact rollups of finer ones. Derived fields match :func:`apps.pressure.bars.finish_bar`: delta =
 buy - sell, taker sell ratio = sell / volume (correctly rounded), VWAP = quote / volume to
-``VWAP_DIGITS`` significant digits (:func:`apps.pressure.bars.vwap_of`, computed here a column at a time).
+``VWAP_DIGITS`` significant digits (:func:`apps.pressure.bars.vwap_of`, computed here a column at a time;
+none when the quote volume is zero, as tiny trades at tiny prices can round to).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def vwap_digits(bars: KlineBars) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     volume = bars.buy_base + bars.sell_base
     quote = bars.buy_quote + bars.sell_quote
-    defined = volume != 0
+    # A quote volume rounded to zero (tiny trades at tiny prices) tells no price: no VWAP then.
+    defined = (volume != 0) & (quote != 0)
     n = len(bars)
     significand = np.zeros(n, dtype=np.int64)
     exponent = np.zeros(n, dtype=np.int64)

@@ -7,11 +7,14 @@ importer's own math.
 from __future__ import annotations
 
 import gzip
+import os
 import zipfile
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_ensure
@@ -202,14 +205,15 @@ BAD = [
     ("1711934400000,69702.3,69718.99,69600,69690.01,1,1711934699999,,10,0.5,34850,0", "quote volume missing"),
     ("1711934700000,69702.3,69718.99,69600,69690.01,0,1711934999999,0,10,0,0,0",
      "volume and trade count disagree (one is zero)"),
+    ("1711935300000,69702.3,69718.99,69600,69690.01,0,1711935599999,5,0,0,0,0", "quote volume without volume"),
 ]
 
 
 def test_bad_rows_are_rejected_with_their_reason_and_line(tmp_path, capsys):
     lines = [GOOD, *(line for line, _ in BAD)]
-    good_too = "1711935000000,69702.3,69718.99,69600,69690.01,1,1711935299999,69700,10,0.5,34850,0"
+    good_too = "1711935600000,69702.3,69718.99,69600,69690.01,1,1711935899999,69700,10,0.5,34850,0"
     path = tmp_path / "bad.csv"
-    path.write_bytes(("\n".join([*lines, good_too]) + "\n").encode() + b"1711935300000,caf\xe9\n")
+    path.write_bytes(("\n".join([*lines, good_too]) + "\n").encode() + b"1711935900000,caf\xe9\n")
     _import(path)
     err = capsys.readouterr().err
     expected: dict[str, list[int]] = {}
@@ -218,7 +222,7 @@ def test_bad_rows_are_rejected_with_their_reason_and_line(tmp_path, capsys):
     for reason, numbers in expected.items():
         where = f"line {numbers[0]}" if len(numbers) == 1 else f"lines {', '.join(map(str, numbers))}"
         assert f"bad.csv: rejected: {len(numbers)} x {reason} ({where})" in err, (reason, err)
-    assert "rejected: 1 x not UTF-8 text (line 20)" in err
+    assert "rejected: 1 x not UTF-8 text (line 21)" in err
     want = kline_bars_by_hand([GOOD.split(","), good_too.split(",")], 300_000)
     _assert_bars_equal("5m", want)
 
@@ -326,3 +330,43 @@ def test_trade_ingestion_replaces_a_kline_bar(tmp_path, shared_data, interval, h
     hour = _bars("1h")[start - start % HOUR]
     assert (hour.source, hour.trades) == ("trades", 20 + history)
     assert PressureBar.objects.filter(interval=interval, source="klines").count() == kline_count - 1
+
+
+T0 = 1_711_929_600_000  # 2024-04-01 00:00 UTC
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "15"))
+
+
+@st.composite
+def valid_klines(draw) -> list[str]:
+    """Consistent klines: OHLC within [low, high], taker buys within the volumes, quote = volume x a price."""
+    slots = draw(st.lists(st.integers(0, 40), min_size=1, max_size=25, unique=True))
+    lines = []
+    for slot in slots:
+        low = Decimal(draw(st.integers(1, 10**8))).scaleb(-draw(st.integers(0, 4)))
+        high = low + Decimal(draw(st.integers(0, 10**6))).scaleb(-4)
+        inside = [low + (high - low) * Decimal(draw(st.integers(0, 100))) / 100 for _ in range(3)]
+        inside = [x.quantize(Decimal("1e-6")) for x in inside]
+        volume = Decimal(draw(st.integers(1, 10**12))).scaleb(-8)
+        buy = (volume * Decimal(draw(st.integers(0, 100))) / 100).quantize(Decimal("1e-8"))
+        quote, buy_q = ((v * inside[2]).quantize(Decimal("1e-8")) for v in (volume, buy))
+        t = T0 + slot * 300_000
+        cells = (t, inside[0], high, low, inside[1], volume, t + 299_999, quote, draw(st.integers(1, 10**6)), buy,
+                 buy_q, 0)
+        lines.append(",".join(format(c, "f") if isinstance(c, Decimal) else str(c) for c in cells))
+    return lines
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(valid=valid_klines(), bad=st.lists(st.sampled_from([line for line, _ in BAD]), max_size=6),
+       order=st.randoms(use_true_random=False), header=st.booleans(), packing=st.sampled_from(["plain", "gz", "zip"]))
+def test_any_mix_stores_exactly_the_valid_klines(tmp_path_factory, valid, bad, order, header, packing):
+    PressureBar.objects.all().delete()
+    lines = valid + bad
+    order.shuffle(lines)
+    _import(_write(tmp_path_factory.mktemp("k"), "k.csv", lines, packing=packing, header=header))
+    rows = [line.split(",") for line in valid]
+    _assert_bars_equal("5m", kline_bars_by_hand(rows, 300_000))
+    _assert_bars_equal("1h", kline_bars_by_hand(rows, HOUR))
+    for bar in PressureBar.objects.all():
+        assert 0 <= bar.taker_sell_ratio <= 1 and 0 < bar.low <= min(bar.open, bar.close)
+        assert max(bar.open, bar.close) <= bar.high and bar.taker_buy_base >= 0 and bar.taker_sell_base >= 0
