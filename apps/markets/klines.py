@@ -205,59 +205,63 @@ def _scale(reasons: _Reasons, columns: list[Digits]) -> int:
 
 
 def _checked(cols: list[tuple[Digits, np.ndarray]], reasons: _Reasons, *, interval: str, now_ms: int) -> Klines:
-    """Every check, in column order; returns the units of all rows (meaningful where reasons.good)."""
-    interval_ms = KLINE_INTERVAL_MS[interval]
-    opened, too_long = cols[0]
-    _format_check(reasons, opened, too_long, "open time", integer=True)
-    reasons.add(opened.int_digits > 17, "open time out of range")
-    raw_open = units_of(opened, 0, reasons.good)
-    micro = raw_open >= MICROSECONDS
-    open_ms = np.where(micro, raw_open // 1000, raw_open)
-    reasons.add((micro & (raw_open % 1000 != 0)) | (open_ms % interval_ms != 0),
-                f"open time not on the {interval} grid")
-    reasons.add(open_ms < EARLIEST_MS, "open time out of range")
-    reasons.add(open_ms + interval_ms > now_ms, "kline not closed yet (it ends after now)")
-
+    """Every check: times, then prices, then volumes and counts, then how they fit together. Returns the
+    units of all rows (meaningful where reasons.good)."""
+    open_ms = _times_check(cols, reasons, interval=interval, now_ms=now_ms)
     for col, name in _PRICES:
         d, long_ = cols[col]
         _format_check(reasons, d, long_, name)
-        reasons.add(d.significant > MAX_SIGNIFICANT_DIGITS, f"{name} has more than {MAX_SIGNIFICANT_DIGITS}"
-                                                            " significant digits")
+        reasons.add(d.significant > MAX_SIGNIFICANT_DIGITS,
+                    f"{name} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
         reasons.add(d.zero, f"{name} not positive")
     price_scale = _scale(reasons, [cols[c][0] for c, _ in _PRICES])
     prices = {name: units_of(cols[c][0], price_scale, reasons.good) for c, name in _PRICES}
     for name, units in prices.items():
         reasons.add(as_float(units, price_scale) > float(MAX_PRICE), f"{name} absurdly large")
 
-    volumes = {}
-    for group in (_BASE[:1], ((6, "close time"),), _QUOTE[:1], ((8, "trade count"),), _BASE[1:], _QUOTE[1:]):
+    trades, long_ = cols[8]
+    for col, name in (*_BASE, *_QUOTE):
+        _format_check(reasons, cols[col][0], cols[col][1], name)
+        reasons.add(cols[col][0].int_digits > 18, f"{name} absurdly large")
+    _format_check(reasons, trades, long_, "trade count", integer=True)
+    reasons.add(trades.int_digits > 9, "trade count absurdly large")
+    amounts = {"trades": units_of(trades, 0, reasons.good)}
+    reasons.add(amounts["trades"] > MAX_TRADES, "trade count absurdly large")
+    scales = {group: _scale(reasons, [cols[c][0] for c, _ in group]) for group in (_BASE, _QUOTE)}
+    for group, scale in scales.items():
         for col, name in group:
-            d, long_ = cols[col]
-            _format_check(reasons, d, long_, name, integer=col in (6, 8))
-            if col == 6:
-                closed = units_of(d, 0, reasons.good & (d.int_digits <= 17))
-                step = np.where(micro, interval_ms * 1000, interval_ms)
-                reasons.add(closed != raw_open + step - 1, f"close time does not match a {interval} kline"
-                                                            f" (open time + {interval} - 1 ms)")
-            elif col == 8:
-                reasons.add(d.int_digits > 9, "trade count absurdly large")
-                volumes["trades"] = units_of(d, 0, reasons.good)
-                reasons.add(volumes["trades"] > MAX_TRADES, "trade count absurdly large")
-            else:
-                reasons.add(d.int_digits > 18, f"{name} absurdly large")
-    base_scale = _scale(reasons, [cols[c][0] for c, _ in _BASE])
-    quote_scale = _scale(reasons, [cols[c][0] for c, _ in _QUOTE])
-    for (col, name), scale in [(c, base_scale) for c in _BASE] + [(c, quote_scale) for c in _QUOTE]:
-        volumes[name] = units_of(cols[col][0], scale, reasons.good)
-        reasons.add(as_float(volumes[name], scale) > MAX_VOLUME, f"{name} absurdly large")
+            amounts[name] = units_of(cols[col][0], scale, reasons.good)
+            reasons.add(as_float(amounts[name], scale) > MAX_VOLUME, f"{name} absurdly large")
 
     klines = Klines(
         np.zeros(len(open_ms), dtype=np.int64), open_ms, prices["open"], prices["high"], prices["low"], prices["close"],
-        volumes["volume"], volumes["taker buy volume"], volumes["quote volume"], volumes["taker buy quote volume"],
-        volumes["trades"], price_scale, base_scale, quote_scale,
+        amounts["volume"], amounts["taker buy volume"], amounts["quote volume"], amounts["taker buy quote volume"],
+        amounts["trades"], price_scale, scales[_BASE], scales[_QUOTE],
     )
     _consistency_check(reasons, klines)
     return klines
+
+
+def _times_check(cols: list[tuple[Digits, np.ndarray]], reasons: _Reasons, *, interval: str, now_ms: int) -> np.ndarray:
+    """Open times in ms (from ms or us), on the interval's grid, closed before now, with the close time of a
+    kline of the interval."""
+    interval_ms = KLINE_INTERVAL_MS[interval]
+    (opened, open_long), (closed, close_long) = cols[0], cols[6]
+    _format_check(reasons, opened, open_long, "open time", integer=True)
+    reasons.add(opened.int_digits > 17, "open time out of range")
+    _format_check(reasons, closed, close_long, "close time", integer=True)
+    reasons.add(closed.int_digits > 17, "close time out of range")
+    raw_open, raw_close = units_of(opened, 0, reasons.good), units_of(closed, 0, reasons.good)
+    micro = raw_open >= MICROSECONDS
+    open_ms = np.where(micro, raw_open // 1000, raw_open)
+    reasons.add((micro & (raw_open % 1000 != 0)) | (open_ms % interval_ms != 0),
+                f"open time not on the {interval} grid")
+    reasons.add(open_ms < EARLIEST_MS, "open time out of range")
+    reasons.add(open_ms + interval_ms > now_ms, "kline not closed yet (it ends after now)")
+    step = np.where(micro, interval_ms * 1000, interval_ms)
+    reasons.add(raw_close != raw_open + step - 1,
+                f"close time does not match a {interval} kline (open time + {interval} - 1 ms)")
+    return open_ms
 
 
 def _consistency_check(reasons: _Reasons, k: Klines) -> None:

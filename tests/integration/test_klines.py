@@ -97,23 +97,33 @@ def test_1m_klines_roll_up_into_5m_and_1h(shared_data):
     assert len(_bars("1m")) == 21 and len(_bars("1h")) == 2
 
 
-def _fifteen_minute_lines(lines: list[str]) -> list[str]:
-    """15m klines built from real 5m ones (three at a time, Decimal sums): what Binance would publish."""
+def _coarser_lines(lines: list[str], per: int) -> list[str]:
+    """Klines of `per` x 5m built from real 5m ones (Decimal sums): what Binance publishes at 15m or 1h."""
     out = []
-    for i in range(0, len(lines) - 2, 3):
-        group = [line.split(",") for line in lines[i:i + 3]]
+    for i in range(0, len(lines) - per + 1, per):
+        group = [line.split(",") for line in lines[i:i + per]]
         total = [sum((Decimal(c[k]) for c in group), Decimal(0)) for k in (5, 7, 9, 10)]
         high = max(Decimal(c[2]) for c in group)
         low = min(Decimal(c[3]) for c in group)
         out.append(",".join([group[0][0], group[0][1], str(high), str(low), group[-1][4], str(total[0]),
-                             str(int(group[0][0]) + 900_000 - 1), str(total[1]),
+                             str(int(group[0][0]) + per * 300_000 - 1), str(total[1]),
                              str(sum(int(c[8]) for c in group)), str(total[2]), str(total[3]), "0"]))
     return out
 
 
+def test_1h_klines_and_the_5m_klines_of_the_same_hours_agree(tmp_path, capsys):
+    lines = _month("2024-02")[:12 * 6]
+    _import(_write(tmp_path, "BTCUSDT-1h.csv", _coarser_lines(lines, 12)), interval="1h")
+    hours = list(PressureBar.objects.order_by("pk").values())
+    _import(_write(tmp_path, "BTCUSDT-5m.csv", lines))
+    assert "1h bars: inserted 0, unchanged 6" in capsys.readouterr().out
+    assert list(PressureBar.objects.filter(interval="1h").order_by("pk").values()) == hours
+    _assert_bars_equal("1h", kline_bars_by_hand([line.split(",") for line in lines], HOUR))
+
+
 def test_15m_klines_are_stored_as_their_complete_hours(tmp_path, shared_data, capsys):
     lines = _month("2024-02")[:12 * 24]  # the first day
-    fifteen = _fifteen_minute_lines(lines)
+    fifteen = _coarser_lines(lines, 3)
     path = _write(tmp_path, "BTCUSDT-15m-2024-02-01.csv", fifteen[:-1])  # the day's last quarter-hour missing
     _import(path, interval="15m")
     out = capsys.readouterr().out
