@@ -1,5 +1,6 @@
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,13 +8,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps.markets.archives import FileProblem
 from apps.markets.importers import ReadStats
-from apps.markets.klines import KLINE_INTERVAL_MS, read_klines
+from apps.markets.klines import KLINE_INTERVAL_MS, Klines, read_klines
 from apps.markets.management.commands.import_trades import KINDS, _lines, split_symbol
 from apps.markets.services import instrument_ensure, source_status_record
 from apps.pressure.kline_services import KlineStoreResult, kline_bars_store
 
 _COUNTS = ("inserted", "updated", "unchanged", "conflicts", "trade_built", "incomplete")
 _LABELS = {"trade_built": "kept trade-built", "incomplete": "incomplete hours not stored"}
+
+
+def _read(path: Path, interval: str) -> tuple[Klines | None, ReadStats, str]:
+    stats = ReadStats()
+    try:
+        return read_klines(path, interval=interval, stats=stats), stats, ""
+    except FileProblem as exc:
+        return None, stats, str(exc)
 
 
 class Command(BaseCommand):
@@ -39,18 +48,22 @@ class Command(BaseCommand):
         per_interval: dict[str, Counter] = {}
         problems: list[str] = []
         started = time.perf_counter()
+        # The next file is read (pure numpy, no database) while the current one is written.
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[klines]:,} klines"), TimeElapsedColumn()) as progress:
+                      TextColumn("{task.fields[klines]:,} klines"), TimeElapsedColumn()) as progress, \
+                ThreadPoolExecutor(max_workers=1) as reader:
             task = progress.add_task(f"{symbol} {interval} klines", total=len(paths), klines=0)
-            for path in paths:
+            ahead = reader.submit(_read, paths[0], interval)
+            for i, path in enumerate(paths):
                 progress.update(task, description=path.name)
-                stats = ReadStats()
+                klines, stats, problem = ahead.result()
+                if i + 1 < len(paths):
+                    ahead = reader.submit(_read, paths[i + 1], interval)
                 result = KlineStoreResult()
-                try:
-                    klines = read_klines(path, interval=interval, stats=stats)
+                if problem:
+                    problems.append(problem)
+                else:
                     result = kline_bars_store(instrument=instrument, klines=klines, interval=interval)
-                except FileProblem as exc:
-                    problems.append(str(exc))
                 self._report(path, stats, result)
                 rejected = sum(stats.unreadable.values())
                 totals.update(read=stats.read, rejected=rejected, duplicates=result.duplicates)
