@@ -262,43 +262,45 @@ def _bars_of_rows(rows: list[tuple]) -> kb.KlineBars:
 # --- writing -------------------------------------------------------------------------------------------
 
 
-def _exponent_text(units: np.ndarray, scale: int) -> list[str]:
-    """Exact decimal texts in exponent form ("2696257e-2"): what PostgreSQL's numeric input takes, cheaply."""
-    return list(map(f"%de-{scale}".__mod__, units.tolist())) if scale else list(map(str, units.tolist()))
-
-
-def _bar_columns(bars: kb.KlineBars, *, vendor: str) -> dict[str, list]:
-    """The varying columns of the bars as the database takes them: PostgreSQL COPY text (nulls as \\N); SQLite
-    values (exact decimals as plain text, prices and VWAP as the doubles SQLite keeps for them, nulls as None)."""
+def _copy_text(bars: kb.KlineBars, head: str) -> str:
+    """PostgreSQL COPY text of the bars' varying columns after `head` (the constant columns). Decimals go in
+    exponent form ("2696257e-2"), which numeric input takes exactly: one format per row, no per-value strings."""
     stamps = np.datetime_as_string(bars.bucket_ms.astype("datetime64[ms]").astype("datetime64[s]"), unit="s")
-    stamps = np.strings.replace(stamps, "T", " ")
-    ratio = kb.sell_ratio(bars)
+    significand, exponent, defined = kb.vwap_digits(bars)
+    vwap = [f"{s}e{e}" if ok else "\\N" for s, e, ok in zip(significand.tolist(), exponent.tolist(),
+                                                               defined.tolist(), strict=True)]
+    ratio = ["\\N" if r != r else repr(r) for r in kb.sell_ratio(bars).tolist()]
+
+    def number(scale: int) -> str:
+        return f"%de-{scale}" if scale else "%d"
+
+    price, base, quote = number(bars.price_scale), number(bars.base_scale), number(bars.quote_scale)
+    row = "\t".join([head + "%s+00", price, price, price, price, "%s", "%d", base, base, quote, quote, base, "%s"])
+    columns = [np.strings.replace(stamps, "T", " ").tolist(), *(getattr(bars, name).tolist() for name in _PRICES),
+               vwap, bars.trades.tolist(), *(getattr(bars, name).tolist() for name in _AMOUNTS.values()),
+               (bars.buy_base - bars.sell_base).tolist(), ratio]
+    return "".join([row % values + "\n" for values in zip(*columns, strict=True)])
+
+
+def _bar_columns(bars: kb.KlineBars) -> dict[str, list]:
+    """The varying columns of the bars as SQLite takes them: exact decimals as plain text; prices and VWAP as
+    doubles (a price has at most 15 significant digits and a VWAP 12: the nearest double reads back equal, as
+    Django reads SQLite's REAL to 15 digits, and IEEE division gives that double); nulls as None."""
+    stamps = np.datetime_as_string(bars.bucket_ms.astype("datetime64[ms]").astype("datetime64[s]"), unit="s")
     significand, exponent, defined = kb.vwap_digits(bars)
     amounts = {column: (getattr(bars, name), bars.base_scale if "base" in name else bars.quote_scale)
                for column, name in _AMOUNTS.items()}
     amounts["delta_base"] = (bars.buy_base - bars.sell_base, bars.base_scale)
-    if vendor == "postgresql":
-        vwap = [f"{s}e{e}" if ok else "\\N" for s, e, ok in zip(significand.tolist(), exponent.tolist(),
-                                                                   defined.tolist(), strict=True)]
-        return {
-            "bucket_start": np.strings.add(stamps, "+00").tolist(),
-            **{name: _exponent_text(getattr(bars, name), bars.price_scale) for name in _PRICES},
-            "vwap": vwap, "trades": list(map(str, bars.trades.tolist())),
-            **{column: _exponent_text(units, scale) for column, (units, scale) in amounts.items()},
-            "taker_sell_ratio": ["\\N" if r != r else repr(r) for r in ratio.tolist()],
-        }
-    # A price has at most 15 significant digits and a VWAP 12: the double nearest to each is exact enough to
-    # read back equal (Django reads SQLite's REAL to 15 digits), and IEEE division gives that double.
     with np.errstate(invalid="ignore"):
         vwap = np.where(exponent < 0, significand / 10.0 ** np.maximum(-exponent, 0),
                         significand * 10.0 ** np.maximum(exponent, 0))
     return {
-        "bucket_start": stamps.tolist(),
+        "bucket_start": np.strings.replace(stamps, "T", " ").tolist(),
         **{name: as_float(getattr(bars, name), bars.price_scale).tolist() for name in _PRICES},
         "vwap": [v if ok else None for v, ok in zip(vwap.tolist(), defined.tolist(), strict=True)],
         "trades": bars.trades.tolist(),
         **{column: units_text(units, scale) for column, (units, scale) in amounts.items()},
-        "taker_sell_ratio": [None if r != r else r for r in ratio.tolist()],
+        "taker_sell_ratio": [None if r != r else r for r in kb.sell_ratio(bars).tolist()],
     }
 
 
@@ -313,17 +315,15 @@ def _sqlite_literal(value) -> str:
 def _bars_insert(instrument: Instrument, interval: str, bars: kb.KlineBars) -> int:
     if not len(bars):
         return 0
-    vendor = connection.vendor
-    columns = _bar_columns(bars, vendor=vendor)
     fixed = {"instrument_id": instrument.pk, "interval": interval, **_FIXED, "updated_at": timezone.now()}
     names = [*fixed, *_VARYING]
     with connection.cursor() as cursor:
-        if vendor == "postgresql":
+        if connection.vendor == "postgresql":
             head = "\t".join(str(v).lower() if isinstance(v, bool) else str(v) for v in fixed.values()) + "\t"
-            body = "".join([head + "\t".join(row) + "\n" for row in zip(*columns.values(), strict=True)])
             with cursor.cursor.copy(f"COPY {_TABLE} ({', '.join(names)}) FROM STDIN") as copy:
-                copy.write(body)
+                copy.write(_copy_text(bars, head.replace("%", "%%")))
         else:
+            columns = _bar_columns(bars)
             # The constants as SQL literals (ours, not the file's): half the parameters to bind per row.
             fixed["updated_at"] = connection.ops.adapt_datetimefield_value(fixed["updated_at"])
             literals = ", ".join(_sqlite_literal(v) for v in fixed.values())
