@@ -318,6 +318,13 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- History from data.binance.vision (manage.py backfill) ----------------------------------------
+BINANCE_VISION_URL = env("BINANCE_VISION_URL", default="https://data.binance.vision")
+BACKFILL_DIR = Path(env("BACKFILL_DIR", default=str(BASE_DIR / "var" / "backfill")))  # verified archives, kept
+BACKFILL_RETRIES = env.int("BACKFILL_RETRIES", default=5)  # per request: 429 (after Retry-After), 5xx, drops
+BACKFILL_RETRY_AFTER_MAX = env.int("BACKFILL_RETRY_AFTER_MAX", default=300)  # seconds a Retry-After may ask
+BACKFILL_TIMEOUT = env.float("BACKFILL_TIMEOUT", default=30.0)  # seconds to connect, and between bytes
+
 # --- Exchange flows (on-chain) ------------------------------------------------------------------
 ESPLORA_URL = env("ESPLORA_URL", default="https://mempool.space/api")
 ETH_RPC_URL = env("ETH_RPC_URL", default="")  # empty: Ethereum polling off

@@ -239,8 +239,9 @@ def minute_bars_extend(
     counts = _trade_counts(t, sell)
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
                               start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
-    stored = PressureBar.objects.filter(
-        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    stored = PressureBar.objects.filter(  # a kline bar of the minute is replaced, never grown by trades
+        instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,
+        bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
     ).values("bucket_start", "open", "high", "low", "close", "large_trade_sell_share", *_ADDITIVE)
     bars: dict[int, dict] = {}
     for row in stored:
@@ -337,7 +338,7 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
         # A bar built from trades replaces an imported kline bar of its bucket: the two never mix.
         PressureBar.objects.bulk_create(
             objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
-            update_fields=[*BAR_FIELDS, "source", "updated_at"],
+            update_fields=[*BAR_FIELDS, "source", "updated_at"],  # a trade-built bar replaces a kline bar
         )
         # Cached ranges of this instrument are stale from the moment this commits.
         bars_version_bump_on_commit(instrument.pk)
@@ -356,6 +357,14 @@ def _provisional_due(instrument_id: int, clock_ms: int) -> bool:
         return False
     _provisional_at[instrument_id] = clock_ms
     return True
+
+
+def _kline_buckets(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[int]:
+    """Pks of imported kline bars in [start, end): trade-built bars replace them, and a replaced bar is
+    not final until the trades' own clock says so."""
+    return list(PressureBar.objects.filter(instrument=instrument, source=PressureBar.Source.KLINES,
+                                           bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms))
+                .values_list("pk", flat=True))
 
 
 def bars_refresh(
@@ -377,6 +386,9 @@ def bars_refresh(
         rows = minute_bars_extend(instrument=instrument, appended=appended, start_ms=lo, end_ms=hi)
     if rows is None:
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
+    hour = barmath.INTERVAL_MS["1h"]
+    replaced = _kline_buckets(instrument=instrument, start_ms=lo - lo % hour,
+                              end_ms=(hi - 1) - (hi - 1) % hour + hour)
     changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
     clock = clock_ms or now_ms()
     late = lo + minute + settings.BAR_FINAL_GRACE_MS <= clock  # a final (or due) minute changed
@@ -387,11 +399,10 @@ def bars_refresh(
             for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                 setattr(bar, name, value)
     # One read of the minutes of every touched hour serves the 5m and the 1h rollups.
-    hour = barmath.INTERVAL_MS["1h"]
     minutes = [
         {"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
         for bucket, *values in PressureBar.objects.filter(
-            instrument=instrument, interval="1m",
+            instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,  # kline minutes stay out
             bucket_start__gte=_ms_to_dt(lo - lo % hour), bucket_start__lt=_ms_to_dt((hi - 1) - (hi - 1) % hour + hour),
         ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
     ]
@@ -407,6 +418,8 @@ def bars_refresh(
             for bar in changed[interval]:
                 for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                     setattr(bar, name, value)
+    if replaced:
+        PressureBar.objects.filter(pk__in=replaced, source=PressureBar.Source.TRADES).update(final=False)
     return changed
 
 
