@@ -12,6 +12,10 @@ from apps.markets.klines import KLINE_INTERVAL_MS, Klines, read_klines
 from apps.markets.management.commands.import_trades import KINDS, _lines, split_symbol
 from apps.markets.services import instrument_ensure, source_status_record
 from apps.pressure.kline_services import KlineStoreResult, kline_bars_store
+from apps.pressure.models import INTERVALS
+from apps.pressure.services.history import history_index_refresh
+
+INTERVAL_ORDER = list(INTERVALS)
 
 _COUNTS = ("inserted", "updated", "unchanged", "conflicts", "trade_built", "incomplete")
 _LABELS = {"trade_built": "kept trade-built", "incomplete": "incomplete hours not stored"}
@@ -38,8 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--market", choices=sorted(KINDS), default="spot")
         parser.add_argument("--symbol", required=True)
         parser.add_argument("--interval", choices=list(KLINE_INTERVAL_MS), required=True)
+        parser.add_argument("--no-index", action="store_true",
+                            help="store the bars only; the index, regimes and episodes follow with evaluate_spi "
+                                 "--reindex")
 
-    def handle(self, *args, paths, exchange, market, symbol, interval, **options):
+    def handle(self, *args, paths, exchange, market, symbol, interval, no_index, **options):
         symbol = symbol.upper()
         base, quote = split_symbol(symbol)
         instrument = instrument_ensure(exchange_slug=exchange, market=market, symbol=symbol, base=base,
@@ -48,6 +55,7 @@ class Command(BaseCommand):
         per_interval: dict[str, Counter] = {}
         problems: list[str] = []
         started = time.perf_counter()
+        span = (2**62, -1)
         # The next file is read (pure numpy, no database) while the current one is written.
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[klines]:,} klines"), TimeElapsedColumn()) as progress, \
@@ -64,6 +72,8 @@ class Command(BaseCommand):
                     problems.append(problem)
                 else:
                     result = kline_bars_store(instrument=instrument, klines=klines, interval=interval)
+                    if len(klines.open_ms):
+                        span = (min(span[0], int(klines.open_ms.min())), max(span[1], int(klines.open_ms.max())))
                 self._report(path, stats, result)
                 rejected = sum(stats.unreadable.values())
                 totals.update(read=stats.read, rejected=rejected, duplicates=result.duplicates)
@@ -84,9 +94,24 @@ class Command(BaseCommand):
             shown = ", ".join(f"{_LABELS.get(key, key)} {counts[key]:,}" for key in _COUNTS
                               if counts[key] or key in ("inserted", "unchanged"))
             self.stdout.write(f"  {name} bars: {shown}")
+        if not no_index and span[1] >= 0:
+            self._index(instrument, sorted(per_interval, key=INTERVAL_ORDER.index), span)
         if problems:
             raise CommandError(problems[0] if len(problems) == 1 else
                                f"{len(problems)} files could not be read in full: " + " | ".join(problems))
+
+    def _index(self, instrument, intervals: list[str], span: tuple[int, int]) -> None:
+        """The index, calibrated regimes and episodes of the imported bars (walk-forward, as live)."""
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} bars"),
+                      TimeElapsedColumn()) as progress:
+            for name in intervals:
+                task = progress.add_task(f"index of the {name} bars", total=None)
+                done = history_index_refresh(
+                    instrument=instrument, interval=name, start_ms=span[0], end_ms=span[1] + KLINE_INTERVAL_MS["1h"],
+                    progress=lambda n, t=task: progress.update(t, completed=n))
+                progress.update(task, completed=done, total=max(done, 1))
+        self.stdout.write("  the index is computed; `manage.py evaluate_spi` fits the drop-risk forecast and the "
+                          "track record")
 
     def _report(self, path: Path, stats: ReadStats, result: KlineStoreResult) -> None:
         for reason, count in stats.unreadable.most_common():
