@@ -248,12 +248,12 @@ def roc_figure(curves: dict, signals: dict, *, theme: str = "dark") -> str:
 def reliability_figure(bins: list[dict], *, theme: str = "dark") -> str:
     """The forecast's reliability diagram: mean predicted probability against the observed frequency per bin."""
     t = THEMES.get(theme, THEMES["dark"])
-    top = max([b.get("predicted") or 0 for b in bins] + [b.get("observed") or 0 for b in bins] + [0.01]) * 1.1
+    top = max([b["mean_predicted"] for b in bins] + [b["observed_frequency"] for b in bins] + [0.01]) * 1.1
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfect calibration",
                              line={"dash": "dot", "color": "#888", "width": 1}, hoverinfo="skip"))
     fig.add_trace(go.Scatter(
-        x=[b.get("predicted") for b in bins], y=[b.get("observed") for b in bins], mode="lines+markers",
+        x=[b["mean_predicted"] for b in bins], y=[b["observed_frequency"] for b in bins], mode="lines+markers",
         name="Drop-risk forecast", line={"color": SIGNAL_STYLES["drop_risk"][1], "width": 2},
         customdata=[b.get("count") for b in bins],
         hovertemplate="predicted %{x:.2%}<br>observed %{y:.2%}<br>%{customdata:,} bars<extra></extra>"))

@@ -319,6 +319,8 @@ def walk_forward(frame: pd.DataFrame, *, spec: DropRiskSpec) -> tuple[pd.DataFra
     tr = _Training.of(frame, spec)
     t = frame.index.to_numpy(dtype=np.int64)
     times = refit_times(int(t[0]), int(t[-1]))
+    if not times:  # history within one month: no refit time, no model yet
+        return out, {}
     models: dict[int, DropRiskModel] = {}
     model = None
     for refit, until in zip(times, [*times[1:], int(t[-1]) + 1], strict=True):

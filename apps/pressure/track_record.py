@@ -220,6 +220,8 @@ def roc_points(y: np.ndarray, score: np.ndarray, *, points: int = 201) -> list[l
 
 def reliability(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> list[dict]:
     """Equal-count bins of the predicted probability: mean predicted, observed frequency, count."""
+    if not len(p):
+        return []
     order = np.argsort(p, kind="stable")
     return [{"mean_predicted": float(p[i].mean()), "observed_frequency": float(y[i].mean()), "count": len(i)}
             for i in np.array_split(order, min(bins, len(p))) if len(i)]

@@ -175,3 +175,15 @@ def shared_klines():
     from bench.track_record import DATA, read_klines
 
     return read_klines(DATA)
+
+
+def test_walk_forward_over_less_than_a_month_fits_nothing_and_says_so():
+    index = pd.Index(np.arange(200, dtype=np.int64) * 300_000 + 1_700_006_400_000)
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0,
+                          "taker_sell_ratio": 0.5}, index=index)
+    predicted, models = forecast.walk_forward(frame, spec=forecast.DropRiskSpec(interval_ms=300_000))
+    assert models == {} and predicted["drop_risk"].isna().all()
+
+
+def test_reliability_of_nothing_is_empty():
+    assert track_record.reliability(np.array([]), np.array([])) == []
