@@ -30,6 +30,8 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("open_interest_change", "Open interest change", "% per bar", "open-interest", "oi_change_pct"),
     Metric("netflow_z", "Exchange netflow z-score", "z", "netflow-z-score", "netflow_z", scope="flows"),
     Metric("whale_ratio", "Exchange whale ratio", "ratio 0-1", "exchange-whale-ratio", "whale_ratio", scope="flows"),
+    Metric("drop_risk", "Drop risk (the forecast's probability of the configured drop within its horizon)",
+           "probability 0-1", "drop-risk", "drop_risk"),
     Metric("episode_start", "Selling-pressure episode start", "1 = an episode was confirmed on this bar",
            "selling-pressure-episode", "episode_start"),
 )}

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import numpy as np
 import orjson
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import OuterRef, Subquery
@@ -17,7 +18,7 @@ from django.utils.safestring import SafeString
 from apps.markets.models import Instrument
 from apps.pressure.downsample import lttb_indices
 from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
-from apps.pressure.models import INTERVALS, Episode, PressureBar, RegimeCalibration, TrackRecord
+from apps.pressure.models import INTERVALS, Episode, ForecastModel, PressureBar, RegimeCalibration, TrackRecord
 from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import (
     ScriptElement,
@@ -443,6 +444,14 @@ def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
     return None if isinstance(found, str) else found
 
 
+def _base_rate(instrument: Instrument, interval: str, version: str) -> float | None:
+    """How often the forecast's drop followed a bar in its model's training history: "normal" drop risk."""
+    if not version:
+        return None
+    return (ForecastModel.objects.filter(instrument=instrument, interval=interval, version=version)
+            .values_list("base_rate", flat=True).first())
+
+
 _REGIME_PERCENTILES = dict(zip(("elevated", "high", "extreme"), (round(100 * q) for q in REGIME_QUANTILES),
                                strict=True))
 
@@ -474,10 +483,14 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
         return None
     day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
     calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
+    normal = _base_rate(instrument, interval, bar.drop_risk_model)
     return {
         "bucket_start": iso_z(bar.bucket_start), "interval": interval, "spi": bar.spi, "regime": bar.regime or None,
         "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),
-        "drop_risk": bar.drop_risk, "missing": list(bar.spi_missing or []),
+        "drop_risk": bar.drop_risk, "drop_risk_normal": normal,
+        "drop_risk_ratio": bar.drop_risk / normal if normal and bar.drop_risk is not None else None,
+        "drop_risk_horizon_minutes": settings.DROP_RISK_HORIZON_MINUTES, "drop_risk_pct": settings.DROP_RISK_PCT,
+        "missing": list(bar.spi_missing or []),
         "thresholds": calibration.thresholds if calibration else None,
     }
 
