@@ -17,6 +17,7 @@ from django.urls import reverse
 from apps.flows import selectors, services
 from apps.flows.consumers import FlowsConsumer
 from apps.flows.models import ExchangeWallet, FlowBar
+from apps.live.consumers import CLOSE_UNSUPPORTED_DATA
 from tests.unit.flows.builders import LABELS_DIR, read_labels
 
 from .scenarios import TIP, basic_history
@@ -163,7 +164,7 @@ async def test_the_consumer_streams_updates_and_refuses_client_frames():
     assert msg == {"type": "flows", "chain": "btc", "asset": "BTC", "bars": [{"exchange": "all"}], "pending": []}
     await communicator.send_to(text_data='{"type":"subscribe"}')
     closed = await communicator.receive_output(timeout=5)
-    assert closed == {"type": "websocket.close", "code": 1003}
+    assert closed == {"type": "websocket.close", "code": CLOSE_UNSUPPORTED_DATA}
     await communicator.disconnect()
 
 
