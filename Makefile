@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Runs the whole app: embedded Redis (unless REDIS_URL is set), Daphne, Celery worker and beat.
+# Runs the whole app under supervisord (supervisord.conf, the Procfile's commands): embedded Redis (unless REDIS_URL
+# is set), Daphne, Celery worker and beat. A process that dies is restarted without taking the others down.
+# Email links point at this server unless SITE_URL is set.
 run: export DEBUG ?= 1
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/python manage.py migrate --no-input
@@ -28,7 +31,7 @@ run: $(STAMP)
 	@echo ""
 	@echo "  PressureWeb is starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
 	@echo ""
-	WEB_PORT=$(PORT) $(BIN)/honcho start $(if $(REDIS_URL),web worker beat,)
+	WEB_PORT=$(PORT) PW_RUN_REDIS=$(if $(REDIS_URL),false,true) exec $(BIN)/supervisord -c supervisord.conf
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
