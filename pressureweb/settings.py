@@ -220,6 +220,9 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+# The live indicator says "stale" after this long without a bar update (pushed about every second); the flows
+# page allows three FLOWS_POLL_SECONDS.
+LIVE_STALE_SECONDS = env.float("LIVE_STALE_SECONDS", default=5.0)
 # Page payloads (bars, flows) of the current data versions kept in each web process's memory
 # (pressureweb/page_payloads.py); the rest come from Redis.
 PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)

@@ -50,6 +50,13 @@ def test_the_page_without_data_says_what_to_do(client):
     assert "ESPLORA_URL" in html and "ETH_RPC_URL" in html
 
 
+@pytest.mark.django_db
+def test_the_live_indicator_allows_three_polls_before_it_says_stale(client, settings):
+    settings.FLOWS_POLL_SECONDS = 120
+    html = client.get(reverse("flows:page")).content.decode()
+    assert 'id="conn-status" data-state="connecting" data-stale-after-ms="360000"' in html
+
+
 def test_the_page_with_data(client, recent):
     resp = client.get(reverse("flows:page"), {"asset": "BTC", "range": "24h"})
     assert resp.status_code == 200
