@@ -12,7 +12,7 @@ import psutil
 import pytest
 from celery import Celery
 
-from tests.conftest import BIN, ROOT, free_port, redis_start, wait_for
+from tests.conftest import ROOT, free_port, redis_start, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,25 +55,28 @@ def test_a_killed_worker_comes_back_while_web_answers_and_ctrl_c_stops_every_chi
     redis_port, web_port = free_port(), free_port()
     redis = redis_start(redis_port, tmp_path)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}", "REDIS_URL": redis_url,
-           "DEBUG": "1", "PYTHONUNBUFFERED": "1", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "WEB_PORT": str(web_port), "PW_RUN_REDIS": "false", "SITE_URL": f"http://127.0.0.1:{web_port}"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "MAKEFLAGS", "MAKELEVEL")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}", "REDIS_URL": redis_url, "DEBUG": "1",
+            "PYTHONUNBUFFERED": "1"}
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=300)
     log_path = tmp_path / "runner.log"
     url = f"http://127.0.0.1:{web_port}"
     control = Celery(broker=redis_url)
     with open(log_path, "ab") as log:  # append: supervisord reopens /dev/stdout for the children's output
-        proc = subprocess.Popen([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")], cwd=ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        # `make serve` is `make run` after its setup steps; a session of its own, as a terminal's job is.
+        proc = subprocess.Popen(["make", "--no-print-directory", "serve", f"PORT={web_port}"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     runner = psutil.Process(proc.pid)
     seen: set[psutil.Process] = set()
-    logs = lambda: log_path.read_text(errors="replace")[-4000:]  # noqa: E731
+    logs = lambda: log_path.read_text(errors="replace")  # noqa: E731
     try:
         wait_for(lambda: _web_status(url) in (200, 503) and _worker_pongs(control), 90,
-                 "the runner never served")
+                 f"the runner never served\n{logs()[-4000:]}")
         worker, web = _role(runner, "celery", "worker"), _role(runner, "daphne", "pressureweb.asgi:application")
-        assert worker and web and _role(runner, "celery", "beat"), logs()
+        assert worker and web and _role(runner, "celery", "beat"), logs()[-4000:]
+        assert "spawned: 'web'" in logs() and "spawned: 'redis'" not in logs()  # REDIS_URL is set
+        assert web.environ()["SITE_URL"] == url  # email links point at this server
         seen.update(runner.children(recursive=True))
 
         worker.kill()
@@ -88,18 +91,22 @@ def test_a_killed_worker_comes_back_while_web_answers_and_ctrl_c_stops_every_chi
             seen.update(runner.children(recursive=True))
             return _worker_pongs(control)
 
-        wait_for(back, 90, f"the worker did not come back\n{logs()}")
-        assert all(status in (200, 503) for status in answers), (answers, logs())
+        wait_for(back, 90, f"the worker did not come back\n{logs()[-4000:]}")
+        assert all(status in (200, 503) for status in answers), answers
         assert web.is_running() and _role(runner, "daphne", "pressureweb.asgi:application") == web
         assert "exited: worker" in logs() and "exited: web" not in logs()
 
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert proc.wait(60) == 0, logs()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: to every process of the terminal's job
+        proc.wait(60)
         left = [p for p in seen if _alive(p)]
-        assert left == [], (left, logs())
-        assert _web_status(url) is None
+        assert left == [], (left, logs()[-4000:])
+        assert "stopped: web" in logs() and _web_status(url) is None
     finally:
-        for p in [runner, *seen]:
+        if proc.poll() is None:  # the test failed before stopping it
+            seen.update(runner.children(recursive=True))
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(60)
+        for p in seen:
             if _alive(p):
                 p.kill()
         control.close()
