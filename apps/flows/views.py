@@ -50,6 +50,8 @@ def page(request):
         "z_window_days": getattr(settings, "NETFLOW_Z_WINDOW_DAYS", 30),
         "whale_n": getattr(settings, "WHALE_TOP_N", 10),
         "api": f"{api}?chain={chain}&asset={asset}&exchange=all&interval=1h",
+        # Flow bars are pushed once per poll at most: "stale" after three polls without one.
+        "flows_stale_ms": 3 * getattr(settings, "FLOWS_POLL_SECONDS", 300) * 1000,
         "live_config": {
             "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,
             "rangeMs": int((end - start).total_seconds() * 1000), "nowHour": now_hour,
