@@ -8,6 +8,7 @@ development months, the last 3 the held-out check. Writes nothing; prints the fi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -112,9 +113,16 @@ def main() -> None:
     print(f"{len(bars):,} bars from {DATA} ({time.perf_counter() - t0:.1f} s to read), "
           f"{pd.Timestamp(bars.index[0], unit='ms')} .. {pd.Timestamp(bars.index[-1], unit='ms')} UTC")
     horizons = [int(h) for h in sys.argv[1:]] or [15, 5, 60]
+    summary: dict = {"bars": len(bars), "horizons": {}}
     for horizon in horizons:
         ev = evaluate(bars, horizon, 1.0)
         show(horizon, 1.0, ev)
+        summary["horizons"][str(horizon)] = {
+            window: {"bars": res["bars"], "events": res["events"], "base_rate": res["base_rate"],
+                     **{f"{name}_{key}": res["signals"][name].get(key) for name in
+                        ("drop_risk", "reference_logistic", "baseline_volatility", "baseline_taker_sell_ratio")
+                        for key in ("auc", "brier_skill") if key in res["signals"][name]}}
+            for window, res in ev["results"].items()}
         if horizon == 15:
             print("  reliability (held-out, drop_risk):")
             for row in ev["results"]["held-out"]["curves"]["drop_risk"]["reliability"]:
@@ -123,11 +131,13 @@ def main() -> None:
             last = ev["models"][max(ev["models"])]
             print(f"  last model {last.version}: {last.train_bars} bars, {last.train_events} events, "
                   f"{len(last.to_json())} bytes of JSON")
-    year_timing(bars)
-    print(f"\ntotal {time.perf_counter() - t0:.1f} s")
+    summary.update(year_timing(bars))
+    summary["total_s"] = round(time.perf_counter() - t0, 1)
+    print(f"\ntotal {summary['total_s']:.1f} s")
+    print(json.dumps(summary))
 
 
-def year_timing(bars: pd.DataFrame) -> None:
+def year_timing(bars: pd.DataFrame) -> dict:
     """A year of 5m bars: the 9 real months followed by their first 3 months again, re-timed to follow on."""
     first3 = bars.loc[: ms("2024-01-01") - 1]
     shift = ms("2024-07-01") - ms("2023-10-01")
@@ -139,6 +149,14 @@ def year_timing(bars: pd.DataFrame) -> None:
     total = time.perf_counter() - t0
     print(f"\nwalk-forward track record over a year of 5m bars ({len(year):,} bars, {len(models)} monthly fits, "
           f"{len(res['signals'])} signals with curves): {total:.1f} s (forecast fits and predictions {fit_s:.1f} s)")
+    # One final bar's prediction as the live task makes it: the newest bar, 30 days of bars before it.
+    model = models[max(models)]
+    recent = year.loc[year.index[-1] - forecast.HISTORY_DAYS * 86_400_000:]
+    t1 = time.perf_counter()
+    for _ in range(20):
+        model.predict(recent, last=1)
+    return {"year_bars": len(year), "year_fits": len(models), "year_track_record_s": round(total, 1),
+            "year_fit_s": round(fit_s, 1), "predict_one_bar_ms": round((time.perf_counter() - t1) / 20 * 1000, 1)}
 
 
 if __name__ == "__main__":
