@@ -75,7 +75,8 @@ def section_ingest() -> list[str]:
                      f"{r['bar_math_s']:.3f} s | {r['bar_loop_s']:.3f} s (a Python loop doing the same) | "
                      f"< 1 s {_ok(r['bar_math_s'] < 1)} |")
         lines.append(f"| {r['vendor']} | re-ingest 50,000 duplicates | {r['duplicate_batch_s']:.3f} s | | |")
-        lines.append(f"| {r['vendor']} | 1m bars from the database (trades + book) | {r['minute_bars_full_s']:.3f} s | | |")
+        lines.append(f"| {r['vendor']} | 1m bars from the database (trades + book) | "
+                     f"{r['minute_bars_full_s']:.3f} s | | |")
     return lines
 
 
