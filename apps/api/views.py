@@ -126,7 +126,7 @@ _SIGNAL_FIELDS = ("auc", "brier", "brier_skill", "precision", "recall", "lift", 
 
 
 @router.get("/track-record", response={200: TrackRecordOut, **ERRORS}, url_name="track-record",
-            operation_id="track_record", openapi_extra=openapi_extra(),
+            operation_id="track-record", openapi_extra=openapi_extra(),
             summary="How the index, its regimes and the drop-risk forecast foresaw drops, beside baselines")
 def track_record(request: HttpRequest, query: Query[TrackRecordQuery]) -> HttpResponse:
     instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
