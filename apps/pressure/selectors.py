@@ -12,14 +12,15 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
+from apps.pressure import bars as barmath
 from apps.pressure.downsample import lttb_indices
 from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
 from apps.pressure.models import INTERVALS, Episode, ForecastModel, PressureBar, RegimeCalibration, TrackRecord
-from pressureweb.lib.times import iso_z
+from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
 from pressureweb.page_payloads import (
     ScriptElement,
     cached_while_rebuilt,
@@ -315,10 +316,32 @@ def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60,
     return out
 
 
+def bars_due_final_cutoffs(clock_ms: int) -> dict[str, datetime]:
+    """Per interval, the latest bar start that is due to be final at `clock_ms`: its bucket ended a grace ago."""
+    clock = clock_ms - settings.BAR_FINAL_GRACE_MS
+    return {interval: ms_to_dt(clock - size) for interval, size in barmath.INTERVAL_MS.items()}
+
+
+def bars_due_final(*, instrument: Instrument | None = None, clock_ms: int | None = None) -> Q:
+    """Bars not final yet but due, as a filter.
+
+    With `clock_ms` (the newest event time a batch brought: the feed's own clock) a bar is due once that
+    clock passed its end by the grace: a feed catching up never finalises a minute it has not delivered.
+    Without it (nothing arrives), a bar is due once the wall clock passed its end by the grace and the bar
+    has not changed for BAR_FINAL_QUIET_MS: a quiet market's last bar still becomes final.
+    """
+    quiet = clock_ms is None
+    due = Q()
+    for interval, cutoff in bars_due_final_cutoffs(now_ms() if quiet else clock_ms).items():
+        due |= Q(interval=interval, bucket_start__lte=cutoff)
+    found = Q(final=False) & due
+    if quiet:
+        found &= Q(updated_at__lte=ms_to_dt(now_ms() - settings.BAR_FINAL_QUIET_MS))
+    return found & Q(instrument=instrument) if instrument is not None else found
+
+
 def instruments_with_due_bars() -> list[Instrument]:
     """Instruments with a bar due to be final although no batch arrived to make it so (a quiet market)."""
-    from apps.pressure.services.index import bars_due_final
-
     ids = PressureBar.objects.filter(bars_due_final()).values_list("instrument_id", flat=True).distinct()
     return list(Instrument.objects.with_exchange().filter(pk__in=list(ids)))
 
