@@ -35,6 +35,7 @@ from apps.markets.models import Exchange, Instrument
 from apps.markets.services import instrument_ensure, source_status_record
 from apps.markets.validation import Validated
 from apps.pressure.services import market_batch_ingest
+from pressureweb.lib.http import retry_after_header
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def source_call(source: Source, adapter: ExchangeAdapter, fn: Callable, *args, *
     except ccxt.BaseError as exc:
         status, headers = adapter.last_response()
         outcome = ratelimit.classify(exc, status)
-        retry_after = ratelimit.retry_after_s(headers)
+        retry_after = retry_after_header(headers)
         source_outcome_record(source_id=source.pk, outcome=outcome, retry_after=retry_after,
                               error=f"{type(exc).__name__}: {exc}")
         if outcome == ratelimit.CLIENT_ERROR:

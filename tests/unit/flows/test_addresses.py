@@ -1,6 +1,7 @@
 import hashlib
 
 import pytest
+
 from apps.flows.addresses import (
     btc_address_kind,
     keccak256,
