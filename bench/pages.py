@@ -657,7 +657,7 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
             if name.startswith("instrument"):
                 bumps[name] = lambda: bars_version_bump(instruments[SHOWN].pk)
             elif name.startswith("flows"):
-                bumps[name] = flows_version_bump  # every flow write does (services.flows_changed)
+                bumps[name] = flows_version_bump  # every flow write does (services._flows_changed)
         checks = {name: flows_check(bases[0], path) for name, path in pages.items() if name.startswith("flows")}
         instrument_checks = {name: instrument_check(bases[0], path) for name, path in pages.items()
                              if name.startswith("instrument")}
