@@ -52,7 +52,7 @@ def page(request):
         "whale_n": settings.WHALE_TOP_N,
         "api": f"{api}?chain={chain}&asset={asset}&exchange=all&interval=1h",
         # Flow bars are pushed once per poll at most: "stale" after three polls without one.
-        "flows_stale_ms": 3 * getattr(settings, "FLOWS_POLL_SECONDS", 300) * 1000,
+        "flows_stale_ms": 3 * settings.FLOWS_POLL_SECONDS * 1000,
         "live_config": {
             "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,
             "rangeMs": int((end - start).total_seconds() * 1000), "nowHour": now_hour,
