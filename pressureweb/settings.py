@@ -347,6 +347,20 @@ FLOWS_POLL_SECONDS = env.int("FLOWS_POLL_SECONDS", default=300)
 NETFLOW_Z_WINDOW_DAYS = env.int("NETFLOW_Z_WINDOW_DAYS", default=30)
 NETFLOW_Z_MIN_HOURS = env.int("NETFLOW_Z_MIN_HOURS", default=24)
 WHALE_TOP_N = env.int("WHALE_TOP_N", default=10)
+ETHERSCAN_URL = env("ETHERSCAN_URL", default="https://api.etherscan.io/v2/api")
+ETHERSCAN_PAGE_SIZE = env.int("ETHERSCAN_PAGE_SIZE", default=1000)  # transactions per Etherscan request
+FLOWS_HTTP_TIMEOUT = env.float("FLOWS_HTTP_TIMEOUT", default=20.0)  # seconds per request to an on-chain source
+FLOWS_TIP_CACHE_SECONDS = env.int("FLOWS_TIP_CACHE_SECONDS", default=10)  # one tip height shared by the syncs
+FLOWS_SYNC_LOCK_SECONDS = env.int("FLOWS_SYNC_LOCK_SECONDS", default=600)  # one walk of an address at a time
+FLOWS_BTC_MAX_PAGES = env.int("FLOWS_BTC_MAX_PAGES", default=40)  # pages of an address walk per run
+FLOWS_PENDING_RECHECK_MINUTES = env.float("FLOWS_PENDING_RECHECK_MINUTES", default=30.0)
+ETH_START_BLOCK = env.int("ETH_START_BLOCK", default=None)  # None: ETH_BACKFILL_BLOCKS below the tip
+ETH_BACKFILL_BLOCKS = env.int("ETH_BACKFILL_BLOCKS", default=300)
+ETH_MAX_BLOCKS_PER_RUN = env.int("ETH_MAX_BLOCKS_PER_RUN", default=2000)
+ETH_LOGS_CHUNK_BLOCKS = env.int("ETH_LOGS_CHUNK_BLOCKS", default=2000)  # blocks per eth_getLogs request
+ETH_LOGS_WALLETS_PER_QUERY = env.int("ETH_LOGS_WALLETS_PER_QUERY", default=500)
+ETH_BLOCK_HASHES_KEPT = env.int("ETH_BLOCK_HASHES_KEPT", default=10_000)  # for reorg checks
+ETH_NATIVE_START_BLOCK = env.int("ETH_NATIVE_START_BLOCK", default=0)
 if FLOWS_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
         "flows-btc-poll": {"task": "apps.flows.tasks.btc_wallets_poll", "schedule": float(FLOWS_POLL_SECONDS),
@@ -368,6 +382,9 @@ EXCHANGE_DEFAULT_BASES = env.list("EXCHANGE_DEFAULT_BASES", default=["BTC", "ETH
 EXCHANGE_TIMEOUT_MS = env.int("EXCHANGE_TIMEOUT_MS", default=10_000)
 EXCHANGE_LAGGING_SECONDS = env.int("EXCHANGE_LAGGING_SECONDS", default=10)
 EXCHANGE_STALE_SECONDS = env.int("EXCHANGE_STALE_SECONDS", default=60)
+# Point every exchange URL at another server (the offline test exchange); unset: the real exchanges.
+EXCHANGE_API_BASE = env("EXCHANGE_API_BASE", default=None)
+EXCHANGE_WS_BASE = env("EXCHANGE_WS_BASE", default=None)
 if EXCHANGES_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
         "exchanges-registry": {"task": "apps.exchanges.tasks.registry_sync", "schedule": 300.0},
