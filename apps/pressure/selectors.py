@@ -99,8 +99,12 @@ def bars_version_bump_on_commit(instrument_id: int) -> None:
     from django.db import connection, transaction
 
     pending = _bumps_pending.get(instrument_id)
-    if pending is not None and any(func is pending for _, func, _ in connection.run_on_commit):
-        return  # still queued (a rolled-back transaction drops it, and the next write queues a new one)
+    # Still queued by this transaction (registered at this savepoint level or an outer one of it): a rolled-back
+    # transaction drops it, and the next write queues a new one.
+    current = set(connection.savepoint_ids)
+    if pending is not None and any(func is pending and set(sids) <= current
+                                   for sids, func, _ in connection.run_on_commit):
+        return
 
     def bump():
         _bumps_pending.pop(instrument_id, None)
