@@ -29,7 +29,7 @@ from apps.pressure.models import PressureBar
 from apps.replay.models import ReplayStream
 from apps.replay.services import replay_advance, replay_streams_ensure
 from tests.conftest import ROOT, database_url, wait_for
-from tests.integration.test_faults import assert_equals_a_clean_run
+from tests.integrity import assert_replay_stored_exactly_the_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -58,11 +58,12 @@ def _blocked_by(dba: psycopg.Connection, locker_pid: int) -> list[int]:
 
 
 def assert_no_partial_batch_visible() -> None:
-    """One consistent snapshot: every stream's trades are exactly those up to its clock, bars match them."""
+    """One consistent snapshot: every stream's trades are exactly the raw source up to its clock, and the bars
+    equal a by-hand recomputation from them."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        assert_equals_a_clean_run()
+        assert_replay_stored_exactly_the_source()
 
 
 def _rows() -> dict[str, list[tuple]]:
