@@ -68,7 +68,7 @@ class WriterProbe:
             if is_ready and self.active():
                 return
             assert time.monotonic() < deadline, message
-            time.sleep(0.005)
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.conn.close()
@@ -131,7 +131,6 @@ def test_redis_killed_and_restarted_five_times_under_load_the_worker_resumes_and
         stack.check_alive()
         assert stack.procs["worker"] is worker, "the worker was restarted"
         assert "Unrecoverable error" not in stack.log("worker"), stack.logs()
-        stack.procs.pop("beat").terminate()
         stack.stop()  # warm shutdown: the running tick finishes
         assert worker.returncode == 0, stack.logs()
     finally:
