@@ -18,14 +18,15 @@ RECORDING = "spot_ethusdt_20240808.gz"
 
 
 class DropAfter:
-    """Fail the Nth statement the way a dropped connection does (an execute wrapper at the DB edge)."""
+    """Fail the Nth statement and every one after it, the way a dropped connection does (an execute wrapper at
+    the DB edge)."""
 
     def __init__(self, n: int):
         self.n = n
 
     def __call__(self, execute, sql, params, many, context):
         self.n -= 1
-        if self.n == 0:
+        if self.n <= 0:
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
 
