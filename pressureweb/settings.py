@@ -176,6 +176,12 @@ CACHES = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis outage of any length: the worker keeps retrying (the default gives up after 100 tries, ~50 minutes).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the broker goes away finishes its work (every task here is idempotent, so its redelivery
+# is harmless); cancelling it left the worker stuck after a reconnect in our Redis-restart trials.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -14,10 +14,10 @@ RAW = DATA / "binance-raw-feed"
 
 
 @cache
-def raw_trades(name: str) -> tuple[tuple, ...]:
+def raw_trades(name: str, directory: Path = RAW) -> tuple[tuple, ...]:
     """(trade_id, T, price_str, qty_str, taker_sell) straight from the raw JSON lines."""
     out = []
-    with gzip.open(RAW / name, "rt") as fh:
+    with gzip.open(directory / name, "rt") as fh:
         for line in fh:
             _, _, body = line.partition(" ")
             msg = json.loads(body)
