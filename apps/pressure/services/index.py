@@ -8,8 +8,6 @@ event seen). Regimes, episodes, alerts and the headline act on final bars only.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import numpy as np
 import pandas as pd
 from django.conf import settings
@@ -19,10 +17,11 @@ from django.utils import timezone
 from apps.markets.models import Instrument
 from apps.pressure import bars as barmath
 from apps.pressure import spi as spi_math
-from apps.pressure.indicators import crossvenue, derivatives
+from apps.pressure.indicators import crossvenue
 from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.indicators import index as index_math
 from apps.pressure.models import Episode, PressureBar, RegimeCalibration
+from apps.pressure.providers import components_external
 from apps.pressure.selectors import bars_due_final, bars_version_bump_on_commit
 from pressureweb.lib.times import dt_to_ms, ms_to_dt
 
@@ -52,46 +51,14 @@ def _bars_frame(*, instrument: Instrument, interval: str, start_ms: int, end_ms:
 
 def _external_components(*, instrument: Instrument, interval: str, start_ms: int,
                          end_ms: int) -> pd.DataFrame | None:
-    """Components from outside the instrument's own bars: exchange flows of its base asset (hourly,
-    applied to the bars of each hour) and spot-vs-perp divergence against the sibling market."""
-    from apps.flows.selectors import flow_components_hourly
-
-    size = _interval_ms(interval)
-    parts = []
-    flows = flow_components_hourly(asset=instrument.base, start=ms_to_dt(start_ms), end=ms_to_dt(end_ms))
-    if not flows.empty:
-        grid = np.arange(start_ms - start_ms % size, end_ms, size)
-        hour_bars = max(1, 3_600_000 // size)
-        parts.append(flows.reindex(flows.index.union(grid)).ffill(limit=hour_bars).reindex(grid))
-    found = _derivatives_components(instrument=instrument, interval=interval, start_ms=start_ms, end_ms=end_ms)
-    if found is not None:
-        parts.append(found)
+    """Components from outside the instrument's own bars: what the registered providers supply (exchange flows,
+    derivatives), and the spot-vs-perp divergence against the sibling market."""
+    parts = components_external(instrument=instrument, interval=interval, interval_ms=_interval_ms(interval),
+                                start_ms=start_ms, end_ms=end_ms)
     divergence = _spot_perp_divergence(instrument=instrument, interval=interval, start_ms=start_ms, end_ms=end_ms)
     if divergence is not None:
         parts.append(divergence)
     return pd.concat(parts, axis=1) if parts else None
-
-
-def _derivatives_components(*, instrument: Instrument, interval: str, start_ms: int,
-                            end_ms: int) -> pd.DataFrame | None:
-    """Long liquidations, funding drop, open-interest drop with falling price and DVOL rise, per bar."""
-    from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, VolIndex
-    from apps.derivatives.selectors import derivatives_bars
-
-    has_own = any(m.objects.filter(instrument=instrument).exists() for m in (FundingRate, OpenInterest, Liquidation))
-    if not has_own and not VolIndex.objects.filter(currency=instrument.base.upper()).exists():
-        return None
-    rows = derivatives_bars(instrument=instrument, interval=interval, start=ms_to_dt(start_ms), end=ms_to_dt(end_ms))
-    if not rows:
-        return None
-    frame = pd.DataFrame(rows)
-    frame.index = [dt_to_ms(datetime.fromisoformat(r.replace("Z", "+00:00"))) for r in frame.pop("bucket_start")]
-    inputs = pd.DataFrame({
-        "long_liquidation_quote": frame["liq_long_usd"] if has_own else np.nan,
-        "funding_rate": frame["funding_rate"], "open_interest": frame["oi_base"], "dvol": frame["dvol"],
-        "close": frame["close"],
-    }, index=frame.index).astype(np.float64)
-    return derivatives.derivatives_components(inputs.dropna(axis=1, how="all"))
 
 
 def _spot_perp_divergence(*, instrument: Instrument, interval: str, start_ms: int,

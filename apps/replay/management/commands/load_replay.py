@@ -17,8 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Re-anchor existing streams to now - history.")
 
     def handle(self, *args, history, reset, **options):
-        # Bar writes invalidate cached ranges in Redis; with the embedded default, run it meanwhile.
-        context = contextlib.nullcontext() if settings.REDIS_URL_SET else embedded_redis.running()
+        # Bar writes invalidate cached ranges in Redis; with the embedded default, run it meanwhile (unless it
+        # already runs, e.g. for a test session: this command only needs a Redis, it does not own one).
+        own = not settings.REDIS_URL_SET and not embedded_redis.is_running()
+        context = embedded_redis.running() if own else contextlib.nullcontext()
         try:
             with context:
                 self._load(history=history, reset=reset)
