@@ -1,4 +1,5 @@
-"""The pressure app's writes: ingestion and bars (ingest), and the index, final bars, regimes and episodes (index)."""
+"""The pressure app's writes: ingestion and bars (ingest, minutes), the index, final bars, regimes and episodes
+(index), the drop-risk forecast and track record (forecast), history in bulk (history)."""
 
 from apps.pressure.services.forecast import (
     drop_risk_history_refresh,
@@ -15,16 +16,18 @@ from apps.pressure.services.index import (
     spi_refresh,
 )
 from apps.pressure.services.ingest import (
-    BAR_FIELDS,
-    AppendedTrades,
     IngestResult,
-    appended_trades,
     bars_finalize_due,
     bars_publish,
     bars_refresh,
-    book_arrays,
     drop_risk_publish,
     market_batch_ingest,
+)
+from apps.pressure.services.minutes import (
+    BAR_FIELDS,
+    AppendedTrades,
+    appended_trades,
+    book_arrays,
     minute_bars_compute,
     minute_bars_extend,
     trade_arrays,
