@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test fuzz lint bench clean
+.PHONY: install run serve test fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Runs the whole app: embedded Redis (unless REDIS_URL is set), Daphne, Celery worker and beat.
+# Runs the whole app: migrate and load the replay data, then `serve`.
 run: export DEBUG ?= 1
 run: export STATIC_COLLECTED ?= 1
 run: $(STAMP)
@@ -27,10 +27,19 @@ run: $(STAMP)
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py import_wallet_labels
 	$(BIN)/python manage.py load_replay
+	@$(MAKE) --no-print-directory serve
+
+# The processes alone, under supervisord (supervisord.conf runs the Procfile's commands): embedded Redis (unless
+# REDIS_URL is set), Daphne, Celery worker and beat. One that dies is restarted; the others keep running. Ctrl-C
+# stops them all. Email links point at this server unless SITE_URL is set.
+serve: export DEBUG ?= 1
+serve: export SITE_URL ?= http://127.0.0.1:$(PORT)
+serve:
+	@mkdir -p var/staticfiles
 	@echo ""
 	@echo "  PressureWeb is starting on http://127.0.0.1:$(PORT)  (Ctrl-C stops everything)"
 	@echo ""
-	WEB_PORT=$(PORT) $(BIN)/honcho start $(if $(REDIS_URL),web worker beat,)
+	WEB_PORT=$(PORT) PW_RUN_REDIS=$(if $(REDIS_URL),false,true) exec $(BIN)/supervisord -c supervisord.conf
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

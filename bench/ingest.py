@@ -1,4 +1,5 @@
-"""One backend's ingest and bar benchmark; run by bench/run.py with DATABASE_URL set.
+"""One backend's ingest and bar-math benchmark; run by bench/run.py with DATABASE_URL set (the live
+stored path per 1-second batch is bench/live.py).
 
 Trades are the real Binance spot BTCUSDT recording, looped with shifted ids and times to
 reach the wanted count. Prints one JSON object.
@@ -24,7 +25,8 @@ from apps.markets.models import Trade  # noqa: E402
 from apps.markets.services import instrument_ensure, trades_store  # noqa: E402
 from apps.markets.validation import TradeRow  # noqa: E402
 from apps.pressure import bars as barmath  # noqa: E402
-from apps.pressure.services import market_batch_ingest, minute_bars_compute, trade_arrays  # noqa: E402
+from apps.pressure.models import PressureBar  # noqa: E402
+from apps.pressure.services import minute_bars_compute, trade_arrays  # noqa: E402
 from tests.recordings import raw_trades  # noqa: E402
 
 
@@ -101,45 +103,28 @@ def main() -> None:
     minute_bars_compute(instrument=inst, start_ms=first, end_ms=last + 1)
     result["minute_bars_full_s"] = time.perf_counter() - start
 
-    # Baseline for the bar math: a plain Python loop over the same arrays.
+    # Baseline for the bar math: a plain Python loop doing the same work over the same arrays (open, high,
+    # low, close, trades, taker buy and sell volume and quote, in exact integers).
     t, price, qty, sell = (a.tolist() for a in arrays)
     start = time.perf_counter()
     acc: dict[int, list] = {}
     for i in range(len(t)):
-        b = acc.setdefault(t[i] - t[i] % 60_000, [price[i], price[i], price[i], 0, 0, 0])
-        b[1] = max(b[1], price[i])
-        b[2] = min(b[2], price[i])
-        b[3] += 1
-        b[4 if sell[i] else 5] += qty[i]
+        p, q = price[i], qty[i]
+        b = acc.get(t[i] - t[i] % 60_000)
+        if b is None:
+            b = acc[t[i] - t[i] % 60_000] = [p, p, p, p, 0, 0, 0, 0, 0]
+        if p > b[1]:
+            b[1] = p
+        if p < b[2]:
+            b[2] = p
+        b[3] = p
+        b[4] += 1
+        side = 5 if sell[i] else 6
+        b[side] += q
+        b[side + 2] += p * q
     result["bar_loop_s"] = time.perf_counter() - start
-    assert len(acc) == len(bars) and np.array_equal(bars.trades, [v[3] for _, v in sorted(acc.items())])
-
-    # Live path: 1-second batches through market_batch_ingest (store, 1m/5m/1h bars, SPI over the
-    # trailing window, episodes) after five hours of history, as the replay or a collector feeds it.
-    Trade.objects.filter(instrument=inst).delete()
-    history_end = rows[0].time_ms + 5 * 3600 * 1000
-    history = [r for r in rows if r.time_ms < history_end]
-    for i in range(0, len(history), 50_000):
-        market_batch_ingest(instrument=inst, trades=history[i:i + 50_000], source="bench", publish=False)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # what autovacuum does after a bulk load; the planner needs it
-            cursor.execute("ANALYZE markets_trade, markets_booksample, pressure_pressurebar")
-    live = [r for r in rows if history_end <= r.time_ms < history_end + 120_000]
-    by_second: dict[int, list] = {}
-    for r in live:
-        by_second.setdefault(r.time_ms // 1000, []).append(r)
-    timings = []
-    for second in sorted(by_second):
-        start = time.perf_counter()
-        market_batch_ingest(instrument=inst, trades=by_second[second], source="bench", publish=False)
-        timings.append(time.perf_counter() - start)
-    result["live_1s_batches"] = len(timings)
-    result["live_1s_trades_mean"] = len(live) / max(len(timings), 1)
-    result["live_1s_batch_ms_p50"] = float(np.percentile(timings, 50) * 1000)
-    result["live_1s_batch_ms_p95"] = float(np.percentile(timings, 95) * 1000)
-    from apps.pressure.models import PressureBar
-
-    result["live_spi_defined"] = PressureBar.objects.filter(instrument=inst, interval="1m").exclude(spi=None).count()
+    assert len(acc) == len(bars) and np.array_equal(bars.trades, [v[4] for _, v in sorted(acc.items())])
+    assert [int(x) for x in bars.sell_quote] == [v[7] for _, v in sorted(acc.items())]
     PressureBar.objects.filter(instrument=inst).delete()
     Trade.objects.filter(instrument=inst).delete()
     print(json.dumps(result))

@@ -19,8 +19,9 @@ Per page, three figures of time to first byte (p50/p95) and the response size:
   overview bumps every instrument (every row rebuilt, as at a minute rollover), the instrument pages
   bump the instrument shown;
 - warm: CLIENTS concurrent clients for SECONDS, no writes;
-- live: the same load while bars of a few instruments (including the one the instrument pages show)
-  are written and their versions bumped WRITES_PER_SECOND times a second each, as live ingestion does;
+- live: the same load while real ingestion (market_batch_ingest of a second of the real BTCUSDT recording,
+  re-timed to now) writes into a few instruments (including the one the instrument pages show)
+  WRITES_PER_SECOND times a second each;
   and, as new blocks arrive (Ethereum every ~12 s, Bitcoin every ~10 min), one final BTC transaction
   every FLOW_WRITE_SECONDS: its FlowTx row inserted, the newest hour's bars of its exchange and of
   ``all`` updated in place, and flows_version_bump() after commit, which invalidates every cached
@@ -492,28 +493,33 @@ class PacedWriter(threading.Thread):
 
 
 class Writer(PacedWriter):
-    """Writes the newest 1m bar of a few instruments and bumps their bars version, as ingestion does."""
+    """Real ingestion into a few instruments: each write stores the next second of the real Binance BTCUSDT
+    recording, re-timed to now, through market_batch_ingest (trades, bars, the index, finalisation, publish)."""
 
     period_s = 1 / WRITES_PER_SECOND
 
     def __init__(self, instruments):
         super().__init__()
         self.instruments = instruments
+        from bench.ingest import looped_trades
+
+        by_second: dict[int, list] = {}
+        for row in looped_trades(200_000):
+            by_second.setdefault(row.time_ms // 1000, []).append(row)
+        self.seconds = [by_second[k] for k in sorted(by_second)]
+        self.next_id = 10**12  # above any seeded or recorded trade id
 
     def write(self, n: int) -> None:
-        from django.db import transaction
+        from apps.pressure.services import market_batch_ingest
 
-        from apps.pressure.models import PressureBar
-        from apps.pressure.selectors import bars_version_bump
-
+        batch = self.seconds[n % len(self.seconds)]
+        now = int(time.time() * 1000)
         for inst in self.instruments:
-            with transaction.atomic():
-                bar = (PressureBar.objects.select_for_update().filter(instrument=inst, interval="1m")
-                       .order_by("-bucket_start").first())
-                bar.trades += 1
-                bar.taker_sell_ratio = 0.4 + (n % 20) / 100
-                bar.save(update_fields=["trades", "taker_sell_ratio", "updated_at"])
-                transaction.on_commit(lambda pk=inst.pk: bars_version_bump(pk))
+            rows = []
+            for row in batch:
+                self.next_id += 1
+                rows.append(row._replace(trade_id=self.next_id, time_ms=now - 1000 + row.time_ms % 1000))
+            market_batch_ingest(instrument=inst, trades=rows, source="bench-pages")
             self.writes += 1
 
 

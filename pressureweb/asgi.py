@@ -8,14 +8,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from apps.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # An unknown socket path is refused at the handshake (403) rather than failing the router (500).
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(
+            [*websocket_urlpatterns, re_path(r"", WebsocketDenier.as_asgi())]))),
     }
 )
 

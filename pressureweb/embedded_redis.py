@@ -51,17 +51,31 @@ def server_command() -> list[str]:
     ]
 
 
-def start(wait: float = 10.0) -> subprocess.Popen | None:
-    """Start the server in the background unless one already answers; return the process."""
-    if is_running():
-        return None
+class PortTaken(RuntimeError):
+    """Something already listens on the port: reusing it could mean another project's Redis and data."""
+
+
+def refuse_taken_port() -> None:
+    """Raise PortTaken, with what to do about it in one line, if anything accepts connections on the port."""
+    try:
+        with socket.create_connection((HOST, PORT), timeout=0.2):
+            pass
+    except OSError:
+        return
+    raise PortTaken(f"embedded Redis: {HOST}:{PORT} is already in use; stop what listens there, or set "
+                    f"EMBEDDED_REDIS_PORT to a free port (or REDIS_URL to a Redis of your own)")
+
+
+def start(wait: float = 10.0) -> subprocess.Popen:
+    """Start the server in the background and return the process; PortTaken if the port is already in use."""
+    refuse_taken_port()
     proc = subprocess.Popen(server_command(), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if is_running():
-            return proc
         if proc.poll() is not None:
             raise RuntimeError(f"embedded redis exited with {proc.returncode}")
+        if is_running():
+            return proc
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"embedded redis did not answer on {HOST}:{PORT} within {wait}s")
@@ -69,22 +83,21 @@ def start(wait: float = 10.0) -> subprocess.Popen | None:
 
 @contextlib.contextmanager
 def running():
-    """The embedded server for the length of a block (e.g. a setup command before the Procfile starts it)."""
+    """The embedded server for the length of a block (e.g. a setup command before the runner starts it)."""
     proc = start()
     try:
         yield url()
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+        proc.terminate()
+        proc.wait(10)
 
 
 def main() -> None:
-    """Run in the foreground (the Procfile's redis role)."""
-    if is_running():
-        print(f"embedded redis already running on {url()}", flush=True)
-        while is_running():
-            time.sleep(2)
+    """Run in the foreground (the Procfile's redis role); exit 1 with one line if the port is already in use."""
+    try:
+        refuse_taken_port()
+    except PortTaken as exc:
+        print(exc, file=sys.stderr, flush=True)
         sys.exit(1)
     os.execv(server_command()[0], server_command())  # noqa: S606 - a fixed binary, no shell
 

@@ -132,18 +132,26 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[PressureWeb] "
-# allauth counts attempts in the cache, which is Redis, so every web process shares the limits.
+ACCOUNT_ADAPTER = "apps.accounts.adapter.AccountAdapter"  # client IPs from pressureweb/client_ip.py
+# allauth counts attempts in the cache, which is Redis, so every web process shares the limits (they fail open
+# while Redis is unreachable: pressureweb/cache.py). Failed logins count per account ("key") and per client IP;
+# the IP allows more, so one account's failures do not lock out everyone behind the same address.
+ALERT_TEST_EMAILS_PER_10_MIN = 3
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": env("LOGIN_FAILED_RATE", default="5/5m/ip,5/5m/key"),
+    "login_failed": env("LOGIN_FAILED_RATE", default="20/5m/ip,5/5m/key"),
     "login": "30/m/ip",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
     "confirm_email": "1/3m/key",
+    # Not an account action, but the same counters: the alerts page's "Send test email".
+    "alert_test_email": f"{ALERT_TEST_EMAILS_PER_10_MIN}/10m/user",
 }
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/"
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# The public base URL of email links (alerts, one-click unsubscribe). Required in production: `check --deploy`
+# fails without it (apps/alerts/checks.py); `make run` sets it from its port.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
 ADMIN_URL = env("ADMIN_URL", default="admin/")
 
 # --- Redis: broker, channel layer, cache ----------------------------------------------------
@@ -158,7 +166,7 @@ CHANNEL_LAYERS = {
 }
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "pressureweb.cache.ThrottleFailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "pw-cache",
         "TIMEOUT": 300,
@@ -167,6 +175,12 @@ CACHES = {
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis outage of any length: the worker keeps retrying (the default gives up after 100 tries, ~50 minutes).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the broker goes away finishes its work (every task here is idempotent, so its redelivery
+# is harmless); cancelling it left the worker stuck after a reconnect in our Redis-restart trials.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -197,6 +211,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("BARS_FINALIZE_SECONDS", default=2.0),
         "options": {"expires": 10},
     },
+    "forecast-refit": {
+        "task": "apps.pressure.tasks.forecast_models_refit",
+        "schedule": crontab(hour=0, minute=7),  # a month's model once its first day starts
+        "options": {"expires": 3600},
+    },
+    "track-records": {
+        "task": "apps.pressure.tasks.track_records_refresh",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3000},
+    },
     "heartbeat": {
         "task": "apps.health.tasks.heartbeat",
         "schedule": 10.0,
@@ -209,6 +233,9 @@ BAR_INTERVALS = ("1m", "5m", "1h")
 BOOK_DEPTH_BANDS = (0.1, 0.5, 1.0, 2.0)  # percent of mid
 BOOK_SAMPLE_INTERVAL_MS = env.int("BOOK_SAMPLE_INTERVAL_MS", default=1000)
 CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
+# The live indicator says "stale" after this long without a bar update (pushed about every second); the flows
+# page allows three FLOWS_POLL_SECONDS.
+LIVE_STALE_SECONDS = env.float("LIVE_STALE_SECONDS", default=5.0)
 # Page payloads (bars, flows) of the current data versions kept in each web process's memory
 # (pressureweb/page_payloads.py); the rest come from Redis.
 PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)
@@ -222,6 +249,13 @@ SPI_CLIP = 4.0
 SPI_REGIME_THRESHOLDS = tuple(env.list("SPI_REGIME_THRESHOLDS", cast=float, default=[64.0, 74.0, 82.0]))
 SPI_REGIME_MIN_BARS = env.int("SPI_REGIME_MIN_BARS", default=500)
 BAR_FINAL_GRACE_MS = env.int("BAR_FINAL_GRACE_MS", default=2000)  # late trades a bar still waits for once it ends
+# The drop-risk forecast: the probability that the price falls at least DROP_RISK_PCT % within
+# DROP_RISK_HORIZON_MINUTES (apps/pressure/forecast.py), and the level alerts and the track record use.
+DROP_RISK_PCT = env.float("DROP_RISK_PCT", default=1.0)
+DROP_RISK_HORIZON_MINUTES = env.int("DROP_RISK_HORIZON_MINUTES", default=15)
+DROP_RISK_ALERT = env.float("DROP_RISK_ALERT", default=0.10)
+TRACK_RECORD_HORIZONS = (5, 15, 60)
+SPI_PROVISIONAL_MS = env.int("SPI_PROVISIONAL_MS", default=5000)  # the forming bar's index, at most this often
 BAR_FINAL_QUIET_MS = env.int("BAR_FINAL_QUIET_MS", default=10_000)  # a bar unchanged this long after its end is final
 EPISODE_CONFIRM_MINUTES = env.float("EPISODE_CONFIRM_MINUTES", default=10)  # in high this long starts an episode
 EPISODE_END_MINUTES = env.float("EPISODE_END_MINUTES", default=10)  # below elevated this long ends it
@@ -229,7 +263,6 @@ SPI_WEIGHTS = env.json("SPI_WEIGHTS", default={}) or None  # None: DEFAULT_WEIGH
 SPI_COMPONENT_WINDOW = 30  # bars for the CVD slope, Kyle's lambda and the book baselines
 VPIN_BUCKETS = 50  # bars of |buy - sell| / volume averaged into VPIN
 SPI_LARGE_TRADES = {"quantile": 0.95, "window": 5_000, "min_trades": 500}
-LARGE_TRADE_QUANTILE = SPI_LARGE_TRADES["quantile"]
 RAW_DATA_RETENTION_DAYS = env.int("RAW_DATA_RETENTION_DAYS", default=30)  # trades and book samples; bars stay
 REPLAY_DIR = Path(env("REPLAY_DIR", default=str(BASE_DIR / "data" / "replay")))
 REPLAY_SPEED = env.float("REPLAY_SPEED", default=1.0)
@@ -305,6 +338,13 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- History from data.binance.vision (manage.py backfill) ----------------------------------------
+BINANCE_VISION_URL = env("BINANCE_VISION_URL", default="https://data.binance.vision")
+BACKFILL_DIR = Path(env("BACKFILL_DIR", default=str(BASE_DIR / "var" / "backfill")))  # verified archives, kept
+BACKFILL_RETRIES = env.int("BACKFILL_RETRIES", default=5)  # per request: 429 (after Retry-After), 5xx, drops
+BACKFILL_RETRY_AFTER_MAX = env.int("BACKFILL_RETRY_AFTER_MAX", default=300)  # seconds a Retry-After may ask
+BACKFILL_TIMEOUT = env.float("BACKFILL_TIMEOUT", default=30.0)  # seconds to connect, and between bytes
+
 # --- Exchange flows (on-chain) ------------------------------------------------------------------
 ESPLORA_URL = env("ESPLORA_URL", default="https://mempool.space/api")
 ETH_RPC_URL = env("ETH_RPC_URL", default="")  # empty: Ethereum polling off
@@ -316,6 +356,20 @@ FLOWS_POLL_SECONDS = env.int("FLOWS_POLL_SECONDS", default=300)
 NETFLOW_Z_WINDOW_DAYS = env.int("NETFLOW_Z_WINDOW_DAYS", default=30)
 NETFLOW_Z_MIN_HOURS = env.int("NETFLOW_Z_MIN_HOURS", default=24)
 WHALE_TOP_N = env.int("WHALE_TOP_N", default=10)
+ETHERSCAN_URL = env("ETHERSCAN_URL", default="https://api.etherscan.io/v2/api")
+ETHERSCAN_PAGE_SIZE = env.int("ETHERSCAN_PAGE_SIZE", default=1000)  # transactions per Etherscan request
+FLOWS_HTTP_TIMEOUT = env.float("FLOWS_HTTP_TIMEOUT", default=20.0)  # seconds per request to an on-chain source
+FLOWS_TIP_CACHE_SECONDS = env.int("FLOWS_TIP_CACHE_SECONDS", default=10)  # one tip height shared by the syncs
+FLOWS_SYNC_LOCK_SECONDS = env.int("FLOWS_SYNC_LOCK_SECONDS", default=600)  # one walk of an address at a time
+FLOWS_BTC_MAX_PAGES = env.int("FLOWS_BTC_MAX_PAGES", default=40)  # pages of an address walk per run
+FLOWS_PENDING_RECHECK_MINUTES = env.float("FLOWS_PENDING_RECHECK_MINUTES", default=30.0)
+ETH_START_BLOCK = env.int("ETH_START_BLOCK", default=None)  # None: ETH_BACKFILL_BLOCKS below the tip
+ETH_BACKFILL_BLOCKS = env.int("ETH_BACKFILL_BLOCKS", default=300)
+ETH_MAX_BLOCKS_PER_RUN = env.int("ETH_MAX_BLOCKS_PER_RUN", default=2000)
+ETH_LOGS_CHUNK_BLOCKS = env.int("ETH_LOGS_CHUNK_BLOCKS", default=2000)  # blocks per eth_getLogs request
+ETH_LOGS_WALLETS_PER_QUERY = env.int("ETH_LOGS_WALLETS_PER_QUERY", default=500)
+ETH_BLOCK_HASHES_KEPT = env.int("ETH_BLOCK_HASHES_KEPT", default=10_000)  # for reorg checks
+ETH_NATIVE_START_BLOCK = env.int("ETH_NATIVE_START_BLOCK", default=0)
 if FLOWS_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
         "flows-btc-poll": {"task": "apps.flows.tasks.btc_wallets_poll", "schedule": float(FLOWS_POLL_SECONDS),
@@ -337,6 +391,9 @@ EXCHANGE_DEFAULT_BASES = env.list("EXCHANGE_DEFAULT_BASES", default=["BTC", "ETH
 EXCHANGE_TIMEOUT_MS = env.int("EXCHANGE_TIMEOUT_MS", default=10_000)
 EXCHANGE_LAGGING_SECONDS = env.int("EXCHANGE_LAGGING_SECONDS", default=10)
 EXCHANGE_STALE_SECONDS = env.int("EXCHANGE_STALE_SECONDS", default=60)
+# Point every exchange URL at another server (the offline test exchange); unset: the real exchanges.
+EXCHANGE_API_BASE = env("EXCHANGE_API_BASE", default=None)
+EXCHANGE_WS_BASE = env("EXCHANGE_WS_BASE", default=None)
 if EXCHANGES_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
         "exchanges-registry": {"task": "apps.exchanges.tasks.registry_sync", "schedule": 300.0},

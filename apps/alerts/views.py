@@ -1,3 +1,5 @@
+from allauth.core import ratelimit
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -71,6 +73,9 @@ def event_detail(request, pk):
 def test_email(request):
     if not request.user.email:
         messages.error(request, "Your account has no email address.")
+    elif not ratelimit.consume(request, action="alert_test_email", user=request.user):
+        messages.error(request, f"You have asked for {settings.ALERT_TEST_EMAILS_PER_10_MIN} test emails in the "
+                                "last 10 minutes; try again in a few minutes.")
     else:
         tasks.test_email_send.delay(request.user.pk)
         messages.success(request, f"A test email is on its way to {request.user.email}.")

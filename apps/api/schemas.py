@@ -210,3 +210,56 @@ class Episodes(Schema):
     episodes: list[Episode] = Field(description="Newest first, at most 1,000")
     outcomes: dict[str, Outcome] | None = Field(
         default=None, description="With an instrument: how its ended episodes went, per source label")
+
+
+class TrackRecordQuery(Schema):
+    """How the index, its regimes, the drop-risk forecast and the baselines foresaw drops on one instrument's
+    final bars starting in [start, end) (default: its whole history)."""
+
+    exchange: Exchange
+    market: Market
+    symbol: Symbol
+    interval: Interval = "5m"
+    horizon_minutes: Annotated[int, Field(ge=1, le=1439, description="H: the drop must happen within these minutes "
+                                                                     "after the bar (5, 15 and 60 offered)")] = 15
+    drop_pct: Annotated[float, Field(gt=0, le=50, description="X: the drop, in percent of the bar's close")] = 1.0
+    start: Start = None
+    end: End = None
+    format: Format = "json"
+
+    @model_validator(mode="after")
+    def _window(self):
+        if (self.start is None) != (self.end is None):
+            raise BadRequest("give start and end together, or neither for the whole history")
+        if self.start is not None and self.start >= self.end:
+            raise BadRequest("start must be before end")
+        if (self.horizon_minutes * 60_000) % int(INTERVALS[self.interval].total_seconds() * 1000):
+            raise BadRequest(f"horizon_minutes must be a whole number of {self.interval} bars")
+        return self
+
+
+class SignalRecord(Schema):
+    auc: float | None = Field(description="Area under the ROC curve, ties counting half; 0.5 = no better than "
+                                          "chance")
+    brier: float | None = Field(default=None, description="Probabilistic signals: mean squared error")
+    brier_skill: float | None = Field(default=None, description="1 - Brier / Brier of always predicting the base "
+                                                                "rate")
+    precision: float | None = Field(default=None, description="Alerting signals: events among alert bars")
+    recall: float | None = Field(default=None, description="Alerting signals: alert bars among event bars")
+    lift: float | None = Field(default=None, description="precision / base rate")
+    lead_time_minutes_median: float | None = Field(default=None, description="From the alert to the drop")
+    false_alarms_per_day: float | None = Field(default=None, description="Alert runs not followed by a drop")
+
+
+class TrackRecordOut(Schema):
+    instrument: Instrument
+    interval: Literal[tuple(INTERVALS)]
+    horizon_minutes: int
+    drop_pct: float
+    bars: int = Field(description="Bars starting in [start, end) with their whole horizon after them")
+    events: int = Field(description="Of those, bars followed by a drop of at least drop_pct within horizon_minutes")
+    base_rate: float | None = Field(description="events / bars")
+    history_days: float = Field(description="Days of final bars the evaluation could read")
+    signals: dict[str, SignalRecord] = Field(description="spi, drop_risk, regime_elevated, regime_high, "
+                                                         "regime_extreme, baseline_taker_sell_ratio, "
+                                                         "baseline_volatility, baseline_return")

@@ -11,7 +11,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router
 
 from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
-from apps.api.schemas import BarQuery, Bars, EpisodeQuery, Episodes, Pressure, PressureQuery
+from apps.api.schemas import (
+    BarQuery,
+    Bars,
+    EpisodeQuery,
+    Episodes,
+    Pressure,
+    PressureQuery,
+    TrackRecordOut,
+    TrackRecordQuery,
+)
 from apps.flows.selectors import iso
 from apps.markets.models import Instrument
 from apps.pressure.indicators.index import DEFAULT_WEIGHTS
@@ -25,6 +34,8 @@ from apps.pressure.selectors import (
     instrument_lookup,
 )
 from apps.pressure.selectors import pressure_for_range as pressure_rows
+from apps.pressure.services import track_record_compute
+from pressureweb.lib.times import dt_to_ms
 
 router = Router(tags=["pressure"])
 
@@ -108,3 +119,29 @@ def episodes(request: HttpRequest, query: Query[EpisodeQuery]) -> HttpResponse:
     if instrument is not None:
         body["outcomes"] = episode_outcomes(instrument=instrument, interval=query.interval or "1m")
     return JsonResponse(body)
+
+
+_SIGNAL_FIELDS = ("auc", "brier", "brier_skill", "precision", "recall", "lift", "lead_time_minutes_median",
+                  "false_alarms_per_day")
+
+
+@router.get("/track-record", response={200: TrackRecordOut, **ERRORS}, url_name="track-record",
+            operation_id="track-record", openapi_extra=openapi_extra(),
+            summary="How the index, its regimes and the drop-risk forecast foresaw drops, beside baselines")
+def track_record(request: HttpRequest, query: Query[TrackRecordQuery]) -> HttpResponse:
+    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
+    result = track_record_compute(
+        instrument=instrument, interval=query.interval, horizon_minutes=query.horizon_minutes,
+        drop_pct=query.drop_pct, start_ms=dt_to_ms(query.start) if query.start else None,
+        end_ms=dt_to_ms(query.end) if query.end else None)
+    signals = {name: {k: values.get(k) for k in _SIGNAL_FIELDS} for name, values in result["signals"].items()}
+    if query.format == "csv":
+        rows = [{"signal": name, **values} for name, values in signals.items()]
+        return csv_response(filename=f"{instrument.symbol}_track_record.csv", fieldnames=["signal", *_SIGNAL_FIELDS],
+                            rows=rows)
+    return JsonResponse({
+        "instrument": _instrument_info(instrument), "interval": query.interval,
+        "horizon_minutes": query.horizon_minutes, "drop_pct": query.drop_pct, "bars": result["bars"],
+        "events": result["events"], "base_rate": result["base_rate"], "history_days": result["history_days"],
+        "signals": signals,
+    })

@@ -209,3 +209,86 @@ def episode_shapes(episodes, *, end_iso: str) -> list[dict]:
         "x1": e.end.isoformat().replace("+00:00", "Z") if e.end else end_iso, "y0": 0, "y1": 1,
         "fillcolor": "rgba(239,83,80,0.10)", "line": {"width": 0}, "layer": "below",
     } for e in episodes]
+
+
+SIGNAL_STYLES = {  # name -> (label, colour); colour-blind safe (Okabe-Ito)
+    "drop_risk": ("Drop-risk forecast", "#E69F00"),
+    "spi": ("Selling Pressure Index", "#0072B2"),
+    "baseline_volatility": ("Baseline: trailing 60-min volatility", "#009E73"),
+    "baseline_return": ("Baseline: minus the trailing return", "#CC79A7"),
+    "baseline_taker_sell_ratio": ("Baseline: taker sell ratio", "#999999"),
+}
+
+
+def roc_figure(curves: dict, signals: dict, *, theme: str = "dark") -> str:
+    """ROC curves of the index, the forecast and the baselines (a diagonal = no better than chance)."""
+    t = THEMES.get(theme, THEMES["dark"])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUC 0.5)",
+                             line={"dash": "dot", "color": "#888", "width": 1}, hoverinfo="skip"))
+    for name, (label, color) in SIGNAL_STYLES.items():
+        points = (curves.get(name) or {}).get("roc")
+        if not points:
+            continue
+        auc = (signals.get(name) or {}).get("auc")
+        fig.add_trace(go.Scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], mode="lines", line={"color": color, "width": 2},
+            name=f"{label} (AUC {auc:.3f})" if auc is not None else label,
+            hovertemplate="false positive rate %{x:.1%}<br>true positive rate %{y:.1%}<extra></extra>"))
+    fig.update_layout(template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=420,
+                      margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                      xaxis={"title": "False positive rate (share of calm bars flagged)", "range": [0, 1],
+                             "tickformat": ".0%"},
+                      yaxis={"title": "True positive rate (share of drops flagged)", "range": [0, 1],
+                             "tickformat": ".0%"},
+                      legend={"orientation": "h", "y": -0.25, "x": 0})
+    return pio.to_json(fig, validate=False, pretty=False)
+
+
+def reliability_figure(bins: list[dict], *, theme: str = "dark") -> str:
+    """The forecast's reliability diagram: mean predicted probability against the observed frequency per bin."""
+    t = THEMES.get(theme, THEMES["dark"])
+    top = max([b["mean_predicted"] for b in bins] + [b["observed_frequency"] for b in bins] + [0.01]) * 1.1
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfect calibration",
+                             line={"dash": "dot", "color": "#888", "width": 1}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=[b["mean_predicted"] for b in bins], y=[b["observed_frequency"] for b in bins], mode="lines+markers",
+        name="Drop-risk forecast", line={"color": SIGNAL_STYLES["drop_risk"][1], "width": 2},
+        customdata=[b.get("count") for b in bins],
+        hovertemplate="predicted %{x:.2%}<br>observed %{y:.2%}<br>%{customdata:,} bars<extra></extra>"))
+    fig.update_layout(template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=420,
+                      margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                      xaxis={"title": "Predicted probability of the drop", "tickformat": ".1%", "range": [0, top]},
+                      yaxis={"title": "Observed frequency", "tickformat": ".1%", "range": [0, top]},
+                      legend={"orientation": "h", "y": -0.25, "x": 0})
+    return pio.to_json(fig, validate=False, pretty=False)
+
+
+def timeline_figure(rows: list[dict], *, quote: str, theme: str = "dark") -> str:
+    """Price with the drops that followed (markers on the bars they followed), and below it the forecast and
+    the index, so a reader sees what warned of what."""
+    t = THEMES.get(theme, THEMES["dark"])
+    x = [r["bucket_start"] for r in rows]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45],
+                        specs=[[{}], [{"secondary_y": True}]],
+                        subplot_titles=[f"Close ({quote}) and the bars a drop followed",
+                                        "Drop-risk forecast (%) and Selling Pressure Index"])
+    fig.add_trace(go.Scatter(x=x, y=[r["close"] for r in rows], mode="lines", name=f"close ({quote})",
+                             line={"color": "#bbbbbb" if theme == "dark" else "#333333", "width": 1}), row=1, col=1)
+    events = [r for r in rows if r["event"]]
+    fig.add_trace(go.Scatter(x=[r["bucket_start"] for r in events], y=[r["close"] for r in events], mode="markers",
+                             name="followed by a drop",
+                             marker={"color": "#D55E00", "size": 6, "symbol": "triangle-down"}), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=[None if r["drop_risk"] is None else 100 * r["drop_risk"] for r in rows],
+                             mode="lines", name="drop risk (%)", line={"color": SIGNAL_STYLES["drop_risk"][1]}),
+                  row=2, col=1, secondary_y=False)
+    fig.add_trace(go.Scatter(x=x, y=[r["spi"] for r in rows], mode="lines", name="SPI (0-100)",
+                             line={"color": SIGNAL_STYLES["spi"][1], "width": 1}), row=2, col=1, secondary_y=True)
+    fig.update_yaxes(title_text="%", row=2, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="SPI", range=[0, 100], row=2, col=1, secondary_y=True)
+    fig.update_xaxes(title_text="Time (UTC)", row=2, col=1)
+    fig.update_layout(template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=520,
+                      margin={"l": 60, "r": 60, "t": 40, "b": 40}, hovermode="x unified",
+                      legend={"orientation": "h", "y": -0.15, "x": 0})
+    return pio.to_json(fig, validate=False, pretty=False)

@@ -1,4 +1,5 @@
 import logging
+import math
 import time
 import zlib
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from django.utils.safestring import mark_safe
 
 from apps.dashboard import charts
 from apps.dashboard.ranges import PRESETS, chart_range_parse
+from apps.pressure.forecast import MIN_TRAIN_DAYS
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
 from apps.pressure.selectors import (
@@ -29,7 +31,9 @@ from apps.pressure.selectors import (
     interval_for_points,
     latest_bars,
     range_key,
+    track_records,
 )
+from apps.pressure.services.forecast import track_record_timeline
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
 from pressureweb.page_payloads import process_payloads, render_with_payloads
@@ -153,3 +157,41 @@ def instrument(request, exchange, market, symbol):
 def episodes_page(request):
     episodes = list(episodes_list()[:300])
     return render(request, "dashboard/episodes.html", {"episodes": episodes})
+
+
+def track_record_page(request):
+    """What the index, its regimes and the drop-risk forecast foresaw, per stored evaluation (evaluate_spi)."""
+    records = list(track_records())
+    chosen = next((r for r in records if str(r.pk) == request.GET.get("record")), None)
+    if chosen is None:
+        chosen = next((r for r in records if r.horizon_minutes == settings.DROP_RISK_HORIZON_MINUTES), None)
+    context = {"records": records, "record": chosen, "min_train_days": MIN_TRAIN_DAYS,
+               "drop_risk_alert": settings.DROP_RISK_ALERT}
+    if chosen is not None:
+        result, theme = chosen.result, _theme(request)
+        curves = result.get("curves") or {}
+        context.update({
+            "result": result, "signal_rows": _signal_rows(result),
+            "more_days": max(0, math.ceil(MIN_TRAIN_DAYS + 1 - (result.get("history_days") or 0))),
+            "roc_figure": charts.roc_figure(curves, result.get("signals") or {}, theme=theme),
+            "reliability_figure": charts.reliability_figure((curves.get("drop_risk") or {}).get("reliability") or [],
+                                                            theme=theme),
+            "timeline_figure": charts.timeline_figure(track_record_timeline(
+                instrument=chosen.instrument, interval=chosen.interval, horizon_minutes=chosen.horizon_minutes,
+                drop_pct=chosen.drop_pct), quote=chosen.instrument.quote, theme=theme),
+        })
+    return render(request, "dashboard/track_record.html", context)
+
+
+_SIGNAL_LABELS = {
+    "drop_risk": "Drop-risk forecast", "spi": "Selling Pressure Index", "regime_elevated": "Regime elevated or above",
+    "regime_high": "Regime high or above", "regime_extreme": "Regime extreme",
+    "baseline_volatility": "Baseline: trailing 60-min volatility", "baseline_return": "Baseline: minus the return",
+    "baseline_taker_sell_ratio": "Baseline: taker sell ratio",
+}
+
+
+def _signal_rows(result: dict) -> list[dict]:
+    signals = result.get("signals") or {}
+    return [{"name": name, "label": label, **signals[name]} for name, label in _SIGNAL_LABELS.items()
+            if name in signals]

@@ -4,15 +4,12 @@ Every table has a unique key on what identifies a reading at the exchange, so po
 overlap (or a worker retried after a crash) upsert instead of duplicating.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import models
 
 from apps.markets.models import Instrument
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+from pressureweb.lib.times import ms_to_dt
 
 
 class FundingRate(models.Model):
@@ -33,7 +30,7 @@ class FundingRate(models.Model):
 
     @property
     def time(self) -> datetime:
-        return _dt(self.time_ms)
+        return ms_to_dt(self.time_ms)
 
 
 class OpenInterest(models.Model):

@@ -9,13 +9,14 @@ over the bucket. Changes are against the previous bucket.
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
 
 from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
 from apps.markets.models import Instrument
 from apps.pressure.models import INTERVALS, PressureBar
+from pressureweb.lib.times import dt_to_ms, iso_z, ms_to_dt
 
 FIELDS = (
     "funding_rate", "funding_change", "oi_base", "oi_usd", "oi_change_base", "oi_change_usd", "oi_change_pct",
@@ -23,14 +24,6 @@ FIELDS = (
     "exch_taker_buy_base", "exch_taker_sell_base", "exch_taker_sell_ratio", "taker_sell_ratio", "close",
     "dvol", "dvol_change", "atm_iv",
 )
-
-
-def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
 def _levels(rows: list[tuple], buckets: list[int], size: int) -> list:
@@ -54,31 +47,16 @@ def _f(value) -> float | None:
     return None if value is None else float(value)
 
 
-def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
-    """One row per bucket in [start, end) with every derivatives field (None where unknown)."""
-    size = int(INTERVALS[interval].total_seconds() * 1000)
-    lo, hi = _ms(start), _ms(end)
-    lo -= lo % size
-    buckets = list(range(lo, hi, size))
-    if not buckets:
-        return []
-    currency = instrument.base.upper()
+def _level_rows(model, value_fields: tuple[str, ...], *, lo: int, hi: int, **flt) -> list[tuple]:
+    """(time_ms, *values) ascending: the last reading before ``lo`` (carried forward) and those in [lo, hi)."""
+    before = (model.objects.filter(time_ms__lt=lo, **flt).order_by("-time_ms")
+              .values_list("time_ms", *value_fields)[:1])
+    inside = (model.objects.filter(time_ms__gte=lo, time_ms__lt=hi, **flt).order_by("time_ms")
+              .values_list("time_ms", *value_fields))
+    return list(before) + list(inside)
 
-    def levels(model, value_field, **flt):
-        before = (model.objects.filter(time_ms__lt=lo, **flt).order_by("-time_ms")
-                  .values_list("time_ms", *value_field)[:1])
-        inside = (model.objects.filter(time_ms__gte=lo, time_ms__lt=hi, **flt).order_by("time_ms")
-                  .values_list("time_ms", *value_field))
-        return list(before) + list(inside)
 
-    funding_rows = levels(FundingRate, ("rate",), instrument=instrument)
-    funding = _levels([(t, r) for t, r in funding_rows], buckets, size)
-    oi_rows = levels(OpenInterest, ("oi_base", "oi_usd"), instrument=instrument)
-    oi_base = _levels([(t, b) for t, b, _ in oi_rows if b is not None], buckets, size)
-    oi_usd = _levels([(t, u) for t, _, u in oi_rows if u is not None], buckets, size)
-    dvol = _levels(levels(VolIndex, ("dvol",), currency=currency), buckets, size)
-    atm = _levels(levels(OptionIV, ("atm_iv",), currency=currency), buckets, size)
-
+def _liquidations_by_bucket(*, instrument: Instrument, lo: int, hi: int, size: int) -> dict[int, dict]:
     liq: dict[int, dict] = {}
     for t, side, qty, notional, sampled in (
         Liquidation.objects.filter(instrument=instrument, time_ms__gte=lo, time_ms__lt=hi)
@@ -90,24 +68,49 @@ def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, 
         b[f"{side}_base"] += qty
         b["n"] += 1
         b["sampled"] = b["sampled"] or sampled
+    return liq
 
+
+def _taker_by_bucket(*, instrument: Instrument, lo: int, hi: int, size: int) -> dict[int, list[Decimal]]:
     taker: dict[int, list[Decimal]] = {}
     for t, buy, sell in (TakerRatio.objects.filter(instrument=instrument, time_ms__gte=lo, time_ms__lt=hi)
                          .values_list("time_ms", "buy_vol", "sell_vol")):
         acc = taker.setdefault(t - t % size, [Decimal(0), Decimal(0)])
         acc[0] += buy
         acc[1] += sell
+    return taker
 
-    ours = {
-        _ms(bucket): (ratio, close) for bucket, ratio, close in
-        PressureBar.objects.filter(instrument=instrument, interval=interval, bucket_start__gte=_dt(lo),
-                                   bucket_start__lt=_dt(hi)).values_list("bucket_start", "taker_sell_ratio", "close")
+
+def _levels_by_bucket(*, instrument: Instrument, buckets: list[int], size: int, hi: int) -> dict[str, list]:
+    lo, currency = buckets[0], instrument.base.upper()
+    oi_rows = _level_rows(OpenInterest, ("oi_base", "oi_usd"), lo=lo, hi=hi, instrument=instrument)
+    return {
+        "funding": _levels(_level_rows(FundingRate, ("rate",), lo=lo, hi=hi, instrument=instrument), buckets, size),
+        "oi_base": _levels([(t, b) for t, b, _ in oi_rows if b is not None], buckets, size),
+        "oi_usd": _levels([(t, u) for t, _, u in oi_rows if u is not None], buckets, size),
+        "dvol": _levels(_level_rows(VolIndex, ("dvol",), lo=lo, hi=hi, currency=currency), buckets, size),
+        "atm": _levels(_level_rows(OptionIV, ("atm_iv",), lo=lo, hi=hi, currency=currency), buckets, size),
     }
 
-    funding_change = _change(funding)
-    oi_change_base = _change(oi_base)
-    oi_change_usd = _change(oi_usd)
-    dvol_change = _change(dvol)
+
+def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
+    """One row per bucket in [start, end) with every derivatives field (None where unknown)."""
+    size = int(INTERVALS[interval].total_seconds() * 1000)
+    lo, hi = dt_to_ms(start), dt_to_ms(end)
+    lo -= lo % size
+    buckets = list(range(lo, hi, size))
+    if not buckets:
+        return []
+    lv = _levels_by_bucket(instrument=instrument, buckets=buckets, size=size, hi=hi)
+    liq = _liquidations_by_bucket(instrument=instrument, lo=lo, hi=hi, size=size)
+    taker = _taker_by_bucket(instrument=instrument, lo=lo, hi=hi, size=size)
+    bars = PressureBar.objects.filter(instrument=instrument, interval=interval, bucket_start__gte=ms_to_dt(lo),
+                                      bucket_start__lt=ms_to_dt(hi))
+    ours = {dt_to_ms(bucket): (ratio, close)
+            for bucket, ratio, close in bars.values_list("bucket_start", "taker_sell_ratio", "close")}
+    funding, oi_base, oi_usd, dvol = lv["funding"], lv["oi_base"], lv["oi_usd"], lv["dvol"]
+    funding_change, oi_change_base, oi_change_usd, dvol_change = (
+        _change(funding), _change(oi_base), _change(oi_usd), _change(dvol))
     rows = []
     for i, b in enumerate(buckets):
         prev_oi = oi_base[i - 1] if i else None
@@ -116,7 +119,7 @@ def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, 
         tk = taker.get(b)
         ratio, close = ours.get(b, (None, None))
         rows.append({
-            "bucket_start": _iso(b),
+            "bucket_start": iso_z(ms_to_dt(b)),
             "funding_rate": _f(funding[i]), "funding_change": _f(funding_change[i]),
             "oi_base": _f(oi_base[i]), "oi_usd": _f(oi_usd[i]),
             "oi_change_base": _f(oi_change_base[i]), "oi_change_usd": _f(oi_change_usd[i]), "oi_change_pct": _f(pct),
@@ -127,13 +130,9 @@ def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, 
             "exch_taker_buy_base": _f(tk[0]) if tk else None, "exch_taker_sell_base": _f(tk[1]) if tk else None,
             "exch_taker_sell_ratio": _f(tk[1] / (tk[0] + tk[1])) if tk and (tk[0] + tk[1]) else None,
             "taker_sell_ratio": ratio, "close": _f(close),
-            "dvol": _f(dvol[i]), "dvol_change": _f(dvol_change[i]), "atm_iv": _f(atm[i]),
+            "dvol": _f(dvol[i]), "dvol_change": _f(dvol_change[i]), "atm_iv": _f(lv["atm"][i]),
         })
     return rows
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def derivatives_latest(*, instrument: Instrument) -> dict:

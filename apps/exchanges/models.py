@@ -1,9 +1,10 @@
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import models
 
 from apps.exchanges import ratelimit
 from apps.markets.models import Exchange, Instrument
+from pressureweb.lib.times import ms_to_dt
 
 
 class Source(models.Model):
@@ -90,4 +91,4 @@ class Feed(models.Model):
 
     @property
     def last_event_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.last_event_ms / 1000, tz=UTC) if self.last_event_ms else None
+        return ms_to_dt(self.last_event_ms) if self.last_event_ms else None

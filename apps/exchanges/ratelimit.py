@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 
 import ccxt
 
+from pressureweb.lib.http import SOURCE_BACKOFF
+
 OK, BACKOFF, RATE_LIMITED, BANNED, UNREACHABLE = "ok", "backoff", "rate_limited", "banned", "unreachable"
 STATES = (OK, BACKOFF, RATE_LIMITED, BANNED, UNREACHABLE)
 
-BASE_DELAY_S = 1.0
-MAX_DELAY_S = 300.0
 DEFAULT_BAN_S = 120.0  # Binance's shortest ban, used when a 418 comes without Retry-After
 UNREACHABLE_AFTER = 3
 
@@ -55,25 +55,8 @@ class Health:
         return self.state
 
 
-def backoff_s(failures: int, *, rng: random.Random | None = None) -> float:
-    """Exponential back-off with "equal jitter": half fixed, half random, so retries of many
-    workers spread out but never come back sooner than half the nominal delay."""
-    nominal = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** max(0, failures - 1))
-    r = (rng or random).random()
-    return nominal / 2 + r * nominal / 2
-
-
-def retry_after_s(headers: dict | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare here)."""
-    if not headers:
-        return None
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except (TypeError, ValueError):
-                return None
-    return None
+# The project's one back-off (pressureweb.lib.http); the collector's reconnects use it too.
+backoff_s = SOURCE_BACKOFF.backoff_s
 
 
 def classify(exc: BaseException | None, status: int | None) -> str:
@@ -106,7 +89,7 @@ def transition(h: Health, outcome: str, *, now_ms: int, retry_after: float | Non
         wait = retry_after if retry_after is not None else max(DEFAULT_BAN_S, backoff_s(h.failures + 1, rng=rng))
         return replace(h, state=BANNED, until_ms=now_ms + int(wait * 1000), failures=h.failures + 1)
     if outcome == RATE_LIMIT:
-        wait = retry_after if retry_after is not None else backoff_s(h.failures + 1, rng=rng)
+        wait = SOURCE_BACKOFF.wait_s(h.failures + 1, retry_after=retry_after, rng=rng)
         return replace(h, state=RATE_LIMITED, until_ms=now_ms + int(wait * 1000), failures=h.failures + 1)
     if outcome == SERVER_ERROR:
         failures = h.failures + 1

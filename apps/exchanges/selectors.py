@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,11 +9,10 @@ from django.conf import settings
 
 from apps.exchanges import ratelimit
 from apps.exchanges.models import Feed, Source
+from pressureweb.lib.times import dt_to_ms
 
-# A feed is live while messages arrive within LAGGING_AFTER_S, lagging up to STALE_AFTER_S, then stale.
-LAGGING_AFTER_S = 10
-STALE_AFTER_S = 60
-
+# A feed is live while messages arrive within EXCHANGE_LAGGING_SECONDS, lagging up to EXCHANGE_STALE_SECONDS,
+# then stale.
 LIVE, LAGGING, STALE, RATE_LIMITED, UNREACHABLE, IDLE = (
     "live", "lagging", "stale", "rate-limited", "unreachable", "not started",
 )
@@ -26,15 +24,14 @@ BADGES = {LIVE: "ok", LAGGING: "replay", STALE: "down", RATE_LIMITED: "down", UN
 
 
 def status_thresholds() -> tuple[float, float]:
-    return (float(getattr(settings, "EXCHANGE_LAGGING_SECONDS", LAGGING_AFTER_S)),
-            float(getattr(settings, "EXCHANGE_STALE_SECONDS", STALE_AFTER_S)))
+    return float(settings.EXCHANGE_LAGGING_SECONDS), float(settings.EXCHANGE_STALE_SECONDS)
 
 
 def feed_status(*, feed: Feed, source: Source, now: datetime | None = None) -> str:
     """The source's request state wins (a banned source is not 'stale', it is rate-limited);
     otherwise the age of the newest message, and of the newest book update when the feed has one."""
     now = now or datetime.now(tz=UTC)
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = dt_to_ms(now)
     state = source.health.status(now_ms)
     if state in (ratelimit.RATE_LIMITED, ratelimit.BANNED):
         return RATE_LIMITED
@@ -84,7 +81,7 @@ class SourceRow:
 
 def sources_overview(*, now: datetime | None = None) -> list[SourceRow]:
     now = now or datetime.now(tz=UTC)
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = dt_to_ms(now)
     feeds_by_source: dict[int, list[Feed]] = {}
     for feed in Feed.objects.select_related("instrument__exchange").order_by("instrument__symbol"):
         feeds_by_source.setdefault(feed.source_id, []).append(feed)
@@ -103,7 +100,3 @@ def sources_overview(*, now: datetime | None = None) -> list[SourceRow]:
 
 def sources_exist() -> bool:
     return Source.objects.exists()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

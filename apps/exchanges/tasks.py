@@ -2,17 +2,18 @@
 
 A rate-limited or banned source raises SourceDeferred without sending anything; the next beat
 tick tries again, so those are not retried here. Failures worth retrying soon (a 5xx, a timeout)
-retry with exponential back-off and jitter, and so does a dropped database connection: every
-poll stores in one transaction from a cursor, so a rerun stores the same rows once.
+retry with the project's source-task back-off (pressureweb.lib.http.SOURCE_TASK_RETRY), and so does a
+dropped database connection: every poll stores in one transaction from a cursor, so a rerun stores the
+same rows once.
 """
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from apps.exchanges import services
+from pressureweb.lib.http import SOURCE_TASK_RETRY
 
-RETRY = {"autoretry_for": (services.SourceRequestFailed, OperationalError, InterfaceError), "retry_backoff": 5,
-         "retry_backoff_max": 120, "retry_jitter": True, "max_retries": 3}
+RETRY = SOURCE_TASK_RETRY.celery_options(services.SourceRequestFailed, OperationalError, InterfaceError)
 
 
 def _deferred_ok(fn, **kwargs) -> int:

@@ -36,6 +36,7 @@ from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
 from apps.api.schemas import DecimalText, End, Float, Format, Start, one_of
 from apps.flows import selectors
 from apps.flows.models import ALL_EXCHANGES
+from pressureweb.lib.times import iso_z
 
 CHAIN_ASSETS = {"btc": ("BTC",), "eth": ("USDT", "USDC")}
 INTERVALS = ("1h", "block")
@@ -153,6 +154,6 @@ def flows(request: HttpRequest, query: Query[FlowQuery]) -> HttpResponse:
                             rows=rows)
     return JsonResponse({
         "chain": q.chain, "asset": q.asset, "unit": q.asset, "exchange": q.exchange, "interval": q.interval,
-        "start": selectors.iso(q.start), "end": selectors.iso(q.end),
+        "start": iso_z(q.start), "end": iso_z(q.end),
         "bars": [{k: row[k] for k in fields} for row in rows],
     })

@@ -17,18 +17,17 @@ import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
 
+from pressureweb.lib.http import retry_after_s
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "PressureWeb/0.1 (exchange flows)"
 DEFAULT_TIMEOUT = 20.0
-MAX_RETRY_AFTER = 3600.0
 CHAIN_PAGE_SIZE = 25  # confirmed transactions per page of /address/:a/txs[/chain/:last]
 _SNIPPET = 200
 
@@ -75,26 +74,6 @@ class RpcError(SourceError):
         self.code = code
 
 
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), clamped to [0, 1 hour]; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(tz=UTC))).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
 def _snippet(content: bytes) -> str:
     return content[:_SNIPPET].decode("utf-8", errors="replace")
 
@@ -132,7 +111,7 @@ class _HttpSource:
             raise SourceUnavailable(f"request failed: {exc}", source=self.source, url=url) from exc
         status = resp.status_code
         if status == 429 or status >= 500:
-            wait = retry_after_seconds(resp.headers.get("Retry-After"))
+            wait = retry_after_s(resp.headers.get("Retry-After"))
             logger.warning("%s: %s %s -> HTTP %s (retry after %s s): %s", self.source, method, url, status, wait,
                            _snippet(resp.content))
             what = "rate limited" if status == 429 else "server error"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.flows.services import FLOWS_GROUP
+from apps.live.consumers import CLOSE_UNSUPPORTED_DATA
 
 
 class FlowsConsumer(AsyncJsonWebsocketConsumer):
@@ -21,7 +22,7 @@ class FlowsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(FLOWS_GROUP, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        await self.close(code=1003)  # clients only listen on this stream
+        await self.close(code=CLOSE_UNSUPPORTED_DATA)  # clients only listen on this stream
 
     async def flows_update(self, event):
         await self.send_json({"type": "flows", "chain": event["chain"], "asset": event["asset"],

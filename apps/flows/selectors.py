@@ -23,6 +23,8 @@ from apps.flows.models import (
     ReserveSnapshot,
 )
 from apps.pressure.models import PressureBar
+from pressureweb.lib.times import dt_to_ms, iso_z, ms_to_dt
+from pressureweb.lib.times import iso_z as iso  # noqa: F401 - apps.api.views still imports it from here
 from pressureweb.page_payloads import cached_while_rebuilt, script_element, version_get
 
 logger = logging.getLogger(__name__)
@@ -50,10 +52,6 @@ def floor_hour(dt: datetime) -> datetime:
 def ceil_hour(dt: datetime) -> datetime:
     floor = floor_hour(dt)
     return floor if floor == dt else floor + HOUR
-
-
-def iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def coins(units, decimals: int) -> str | None:
@@ -153,7 +151,7 @@ def reserves_by_hour(*, chain: str, asset: str, start: datetime, end: datetime) 
 
 def flow_bar_serialize(bar: FlowBar) -> dict:
     decimals = ASSET_DECIMALS[bar.asset]
-    row = {"bucket_start": iso(bar.bucket_start), "chain": bar.chain, "asset": bar.asset, "exchange": bar.exchange}
+    row = {"bucket_start": iso_z(bar.bucket_start), "chain": bar.chain, "asset": bar.asset, "exchange": bar.exchange}
     for name in _AMOUNTS:
         row[name] = coins(getattr(bar, name), decimals)
     row["inflow_txs"] = bar.inflow_txs
@@ -254,7 +252,7 @@ def flow_components_hourly(*, asset: str, start: datetime, end: datetime) -> pd.
                                    bucket_start__gte=floor_hour(start), bucket_start__lt=end)
             .order_by("bucket_start").values_list("bucket_start", "netflow_z", "whale_ratio"))
     frame = pd.DataFrame(list(rows), columns=["bucket_start", "netflow_z", "whale_ratio"])
-    frame.index = [int(ts.timestamp() * 1000) for ts in frame.pop("bucket_start")]
+    frame.index = [dt_to_ms(ts) for ts in frame.pop("bucket_start")]
     return frame.astype("float64")
 
 
@@ -277,8 +275,8 @@ def flow_blocks(*, chain: str, asset: str, start: datetime, end: datetime, excha
     for row in frame.reset_index(drop=True).to_dict("records"):
         if pd.isna(row["block_time"]):
             continue
-        item = {"block_height": int(row["block_height"]), "block_time": iso(datetime.fromtimestamp(
-            int(row["block_time"]), tz=UTC)), "exchange": row["exchange"]}
+        item = {"block_height": int(row["block_height"]), "block_time": iso_z(ms_to_dt(
+            int(row["block_time"]) * 1000)), "exchange": row["exchange"]}
         for name in ("inflow", "outflow", "netflow", "internal", "fee"):
             item[name] = coins(int(row[name]), decimals)
         item["inflow_txs"], item["outflow_txs"] = int(row["inflow_txs"]), int(row["outflow_txs"])
@@ -328,8 +326,8 @@ def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, t
         pending = pending_inflows(chain=chain, asset=asset)
         everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
         figure = charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending,
-                                     now_hour=iso(floor_hour(datetime.now(tz=UTC))), start=iso(start), end=iso(end),
-                                     theme=theme)
+                                     now_hour=iso_z(floor_hour(datetime.now(tz=UTC))), start=iso_z(start),
+                                     end=iso_z(end), theme=theme)
         return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
                 "totals": flow_totals(chain=chain, asset=asset, start=start, end=end),
                 # Only the empty state shows it, and it counts every stored flow (most of a rebuild's time).

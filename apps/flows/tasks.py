@@ -10,17 +10,13 @@ from django.db import InterfaceError, OperationalError
 from apps.flows import selectors, services
 from apps.flows.clients import SourceUnavailable
 from apps.flows.models import Chain
+from pressureweb.lib.http import SOURCE_TASK_RETRY
 
 # A dropped database connection is retried too: each sync commits in transactions and is idempotent.
 DB_ERRORS = (OperationalError, InterfaceError)
 DB_RETRY = {"autoretry_for": DB_ERRORS, "retry_backoff": 1, "retry_backoff_max": 30, "retry_jitter": True,
             "max_retries": 5}
-RETRY = {"autoretry_for": (SourceUnavailable, *DB_ERRORS), "retry_backoff": 5, "retry_backoff_max": 600,
-         "retry_jitter": True, "max_retries": 5}
-
-
-def _poll_seconds() -> int:
-    return int(getattr(settings, "FLOWS_POLL_SECONDS", 60))
+RETRY = SOURCE_TASK_RETRY.celery_options(SourceUnavailable, *DB_ERRORS)
 
 
 def _honour_retry_after(task, exc: SourceUnavailable):
@@ -38,8 +34,8 @@ def btc_wallets_poll() -> int:
     ids = selectors.wallet_ids_to_poll(chain=Chain.BTC)
     # A sync still queued when the next poll fans out is redundant: let it expire.
     for wallet_id in ids:
-        btc_address_sync.apply_async((wallet_id,), expires=_poll_seconds())
-    btc_pending_recheck.apply_async(expires=_poll_seconds())
+        btc_address_sync.apply_async((wallet_id,), expires=settings.FLOWS_POLL_SECONDS)
+    btc_pending_recheck.apply_async(expires=settings.FLOWS_POLL_SECONDS)
     services.btc_reserves_snapshot()
     return len(ids)
 
@@ -81,7 +77,7 @@ def eth_native_poll() -> int:
         return 0
     ids = selectors.wallet_ids_to_poll(chain=Chain.ETH)
     for wallet_id in ids:
-        eth_native_sync.apply_async((wallet_id,), expires=_poll_seconds())
+        eth_native_sync.apply_async((wallet_id,), expires=settings.FLOWS_POLL_SECONDS)
     return len(ids)
 
 

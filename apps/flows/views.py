@@ -6,6 +6,7 @@ from django.urls import reverse
 from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.flows import charts, selectors
 from apps.flows.models import ASSET_CHAIN
+from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import render_with_payloads
 
 PAGE_ASSETS = ("BTC", "USDT", "USDC")
@@ -35,7 +36,7 @@ def page(request):
     data = selectors.flows_page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES,
                                      theme=_theme(request))
     exchanges = data["exchanges"]
-    now_hour = selectors.iso(selectors.floor_hour(datetime.now(tz=UTC)))
+    now_hour = iso_z(selectors.floor_hour(datetime.now(tz=UTC)))
     api = reverse("api:flows")
     return render_with_payloads(request, "flows/page.html", {
         "asset": asset, "chain": chain, "assets": PAGE_ASSETS, "asset_error": asset_error,
@@ -44,12 +45,14 @@ def page(request):
         "totals": data["totals"], "latest": data["latest"], "pending": data["pending"], "summary": data["summary"],
         "has_data": data["latest"] is not None,
         "rows_script": data["rows_script"], "figure_script": data["figure_script"],
-        "esplora_url": getattr(settings, "ESPLORA_URL", "https://mempool.space/api"),
-        "eth_rpc_set": bool(getattr(settings, "ETH_RPC_URL", "")),
-        "min_confirmations": getattr(settings, "BTC_MIN_CONFIRMATIONS", 2),
-        "z_window_days": getattr(settings, "NETFLOW_Z_WINDOW_DAYS", 30),
-        "whale_n": getattr(settings, "WHALE_TOP_N", 10),
+        "esplora_url": settings.ESPLORA_URL,
+        "eth_rpc_set": bool(settings.ETH_RPC_URL),
+        "min_confirmations": settings.BTC_MIN_CONFIRMATIONS,
+        "z_window_days": settings.NETFLOW_Z_WINDOW_DAYS,
+        "whale_n": settings.WHALE_TOP_N,
         "api": f"{api}?chain={chain}&asset={asset}&exchange=all&interval=1h",
+        # Flow bars are pushed once per poll at most: "stale" after three polls without one.
+        "flows_stale_ms": 3 * settings.FLOWS_POLL_SECONDS * 1000,
         "live_config": {
             "asset": asset, "chain": chain, "live": chart_range.live, "exchanges": exchanges,
             "rangeMs": int((end - start).total_seconds() * 1000), "nowHour": now_hour,

@@ -9,6 +9,9 @@ from apps.live.relay import group_relay
 from apps.markets.models import Instrument
 
 MAX_CLIENT_FRAME = 4096
+# Application close codes: Daphne (autobahn) only sends 1000 or 3000-4999; 1003/1009 became a 1011 and a traceback.
+CLOSE_UNSUPPORTED_DATA = 4003  # a binary frame, or anything on a stream clients only listen to
+CLOSE_TOO_BIG = 4009  # a client frame over MAX_CLIENT_FRAME characters
 
 
 class PushConsumer(AsyncJsonWebsocketConsumer):
@@ -63,8 +66,11 @@ class BarsConsumer(PushConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         # Clients only listen; anything but a small ping is a protocol error.
-        if bytes_data is not None or text_data is None or len(text_data) > MAX_CLIENT_FRAME:
-            await self.close(code=1009 if text_data and len(text_data) > MAX_CLIENT_FRAME else 1003)
+        if text_data is None:
+            await self.close(code=CLOSE_UNSUPPORTED_DATA)
+            return
+        if len(text_data) > MAX_CLIENT_FRAME:
+            await self.close(code=CLOSE_TOO_BIG)
             return
         if text_data.strip() == '{"type":"ping"}':
             await self.send_json({"type": "pong"})
@@ -95,7 +101,7 @@ class NotificationsConsumer(PushConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        await self.close(code=1003)  # nothing to say to us on this stream
+        await self.close(code=CLOSE_UNSUPPORTED_DATA)  # nothing to say to us on this stream
 
     async def alert_fired(self, event):
         await self.send_json({"type": "alert", "event": event["event"]})

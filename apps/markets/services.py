@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import psycopg
-from django.db import DatabaseError, connection, transaction
+from django.db import DataError, IntegrityError, InternalError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -167,7 +167,10 @@ def _insert_trades_generic(cursor, pk: int, rows: list[TradeRow]) -> int:
     return Trade.objects.filter(instrument_id=pk).count() - before
 
 
-_REFUSALS = (DatabaseError, psycopg.Error, OverflowError, ValueError, TypeError)
+# What a database answers when it refuses the rows themselves. A dropped connection (OperationalError,
+# InterfaceError) is not one of them: it fails the batch, whose retry then lands whole.
+_REFUSALS = (DataError, IntegrityError, InternalError, psycopg.errors.DataError, psycopg.errors.IntegrityError,
+             psycopg.errors.InternalError, psycopg.errors.RaiseException, OverflowError, ValueError, TypeError)
 
 
 def _insert_splitting(cursor, pk: int, rows: list[TradeRow], refused: list[tuple[TradeRow, str]]) -> int:

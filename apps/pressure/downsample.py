@@ -1,26 +1,24 @@
-"""Largest-Triangle-Three-Buckets (Steinarsson 2013): keep the points that preserve a line's shape."""
+"""Thinning long chart series with Largest-Triangle-Three-Buckets (Steinarsson 2013), from tsdownsample."""
 
 from __future__ import annotations
 
 import numpy as np
+from tsdownsample import LTTBDownsampler
 
 
 def lttb_indices(x: np.ndarray, y: np.ndarray, threshold: int) -> np.ndarray:
-    """Indices of the points to keep (always the first and last), at most `threshold` of them."""
+    """Ascending indices of the points to keep: at most ``threshold``, always the first and the last.
+
+    A series no longer than ``threshold`` is kept whole; with ``threshold`` 2 only the ends remain.
+    ``x`` must ascend. A missing y (NaN) counts as 0, so a gap stays visible in the thinned line.
+    """
     n = len(x)
-    if threshold >= n or threshold < 3:
+    if threshold < 2:
+        raise ValueError(f"threshold must be at least 2 (the first and the last point), got {threshold}")
+    if n <= threshold:
         return np.arange(n)
-    x = np.asarray(x, dtype=float)
-    y = np.nan_to_num(np.asarray(y, dtype=float), nan=0.0)
-    keep = np.empty(threshold, dtype=np.int64)
-    keep[0], keep[-1] = 0, n - 1
-    edges = np.linspace(1, n - 1, threshold - 1).astype(np.int64)
-    a = 0
-    for i in range(threshold - 2):
-        lo, hi = edges[i], edges[i + 1]
-        nxt_lo, nxt_hi = edges[i + 1], edges[i + 2] if i + 2 < len(edges) else n
-        avg_x, avg_y = x[nxt_lo:max(nxt_hi, nxt_lo + 1)].mean(), y[nxt_lo:max(nxt_hi, nxt_lo + 1)].mean()
-        area = np.abs((x[a] - avg_x) * (y[lo:hi] - y[a]) - (x[a] - x[lo:hi]) * (avg_y - y[a]))
-        a = lo + int(np.argmax(area))
-        keep[i + 1] = a
-    return keep
+    if threshold == 2:  # tsdownsample's LTTB needs 3 buckets: the first point, one middle, the last
+        return np.array([0, n - 1])
+    x = np.asarray(x, dtype=np.float64)
+    y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0)
+    return LTTBDownsampler().downsample(x, y, n_out=threshold).astype(np.int64)

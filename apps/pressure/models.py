@@ -176,3 +176,46 @@ class RegimeCalibration(models.Model):
     @property
     def thresholds(self) -> tuple[float, float, float]:
         return (self.elevated, self.high, self.extreme)
+
+
+class ForecastModel(models.Model):
+    """A fitted drop-risk model (apps.pressure.forecast), refit walk-forward: from the final bars before
+    ``train_end`` only. Predictions name its version."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="forecast_models")
+    interval = models.CharField(max_length=3, choices=PressureBar.Interval.choices)
+    horizon_minutes = models.PositiveSmallIntegerField()
+    drop_pct = models.FloatField()
+    train_end = models.DateTimeField(help_text="Fitted on bars whose whole horizon ended before this.")
+    version = models.CharField(max_length=40)
+    base_rate = models.FloatField(help_text="Share of training bars followed by the drop.")
+    params = models.TextField(help_text="The fitted model as JSON (plain coefficients).")
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instrument", "interval", "horizon_minutes", "drop_pct",
+                                                       "train_end"], name="forecastmodel_unique_fit")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.interval} {self.version}"
+
+
+class TrackRecord(models.Model):
+    """A walk-forward evaluation of the index, its regimes, the drop-risk forecast and the baselines over an
+    instrument's final bars (apps.pressure.track_record), stored for the pages."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="track_records")
+    interval = models.CharField(max_length=3, choices=PressureBar.Interval.choices)
+    horizon_minutes = models.PositiveSmallIntegerField()
+    drop_pct = models.FloatField()
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    result = models.JSONField(help_text="bars, events, base_rate, signals, curves, timeline")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instrument", "interval", "horizon_minutes", "drop_pct"],
+                                               name="trackrecord_unique_spec")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} {self.interval} H={self.horizon_minutes} X={self.drop_pct}"

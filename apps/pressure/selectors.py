@@ -9,16 +9,18 @@ from decimal import Decimal
 
 import numpy as np
 import orjson
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
+from apps.pressure import bars as barmath
 from apps.pressure.downsample import lttb_indices
-from apps.pressure.indicators.index import REGIME_WINDOW_MS
-from apps.pressure.models import INTERVALS, Episode, PressureBar
-from pressureweb.lib.times import iso_z
+from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
+from apps.pressure.models import INTERVALS, Episode, ForecastModel, PressureBar, RegimeCalibration, TrackRecord
+from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
 from pressureweb.page_payloads import (
     ScriptElement,
     cached_while_rebuilt,
@@ -87,6 +89,29 @@ def bars_versions(instrument_ids) -> dict[int, int] | None:
 
 def bars_version_bump(instrument_id: int) -> None:
     version_bump(_version_key(instrument_id))
+
+
+_bumps_pending: dict[int, object] = {}  # instrument id -> its bump waiting for the current transaction's commit
+
+
+def bars_version_bump_on_commit(instrument_id: int) -> None:
+    """bars_version_bump once the current transaction commits, once however many writes ask for it."""
+    from django.db import connection, transaction
+
+    pending = _bumps_pending.get(instrument_id)
+    # Still queued by this transaction (registered at this savepoint level or an outer one of it): a rolled-back
+    # transaction drops it, and the next write queues a new one.
+    current = set(connection.savepoint_ids)
+    if pending is not None and any(func is pending and set(sids) <= current
+                                   for sids, func, _ in connection.run_on_commit):
+        return
+
+    def bump():
+        _bumps_pending.pop(instrument_id, None)
+        bars_version_bump(instrument_id)
+
+    _bumps_pending[instrument_id] = bump
+    transaction.on_commit(bump)
 
 
 # Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
@@ -295,12 +320,50 @@ def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60,
     return out
 
 
+def bars_due_final_cutoffs(clock_ms: int) -> dict[str, datetime]:
+    """Per interval, the latest bar start that is due to be final at `clock_ms`: its bucket ended a grace ago."""
+    clock = clock_ms - settings.BAR_FINAL_GRACE_MS
+    return {interval: ms_to_dt(clock - size) for interval, size in barmath.INTERVAL_MS.items()}
+
+
+def bars_due_final(*, instrument: Instrument | None = None, clock_ms: int | None = None) -> Q:
+    """Bars not final yet but due, as a filter.
+
+    With `clock_ms` (the newest event time a batch brought: the feed's own clock) a bar is due once that
+    clock passed its end by the grace: a feed catching up never finalises a minute it has not delivered.
+    Without it (nothing arrives), a bar is due once the wall clock passed its end by the grace and the bar
+    has not changed for BAR_FINAL_QUIET_MS: a quiet market's last bar still becomes final.
+    """
+    quiet = clock_ms is None
+    due = Q()
+    for interval, cutoff in bars_due_final_cutoffs(now_ms() if quiet else clock_ms).items():
+        due |= Q(interval=interval, bucket_start__lte=cutoff)
+    found = Q(final=False) & due
+    if quiet:
+        found &= Q(updated_at__lte=ms_to_dt(now_ms() - settings.BAR_FINAL_QUIET_MS))
+    return found & Q(instrument=instrument) if instrument is not None else found
+
+
 def instruments_with_due_bars() -> list[Instrument]:
     """Instruments with a bar due to be final although no batch arrived to make it so (a quiet market)."""
-    from apps.pressure.services.index import bars_due_final
-
     ids = PressureBar.objects.filter(bars_due_final()).values_list("instrument_id", flat=True).distinct()
     return list(Instrument.objects.with_exchange().filter(pk__in=list(ids)))
+
+
+def instruments_with_final_bars() -> list[tuple[Instrument, str]]:
+    """(instrument, interval) of every active instrument and interval that has final bars."""
+    pairs = set(PressureBar.objects.filter(final=True).values_list("instrument_id", "interval").distinct())
+    instruments = {i.pk: i for i in Instrument.objects.active().with_exchange().filter(
+        pk__in={pk for pk, _ in pairs})}
+    return sorted(((instruments[pk], interval) for pk, interval in pairs if pk in instruments),
+                  key=lambda p: (p[0].pk, p[1]))
+
+
+def track_records(*, instrument: Instrument | None = None):
+    """Stored track records (newest evaluations), with their instruments."""
+    found = TrackRecord.objects.select_related("instrument__exchange").order_by(
+        "instrument__exchange__slug", "instrument__symbol", "interval", "horizon_minutes")
+    return found.filter(instrument=instrument) if instrument is not None else found
 
 
 def instrument_lookup(*, exchange: str, market: str, symbol: str) -> Instrument | None:
@@ -408,7 +471,16 @@ def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
     return None if isinstance(found, str) else found
 
 
-_REGIME_PERCENTILES = {"elevated": 80, "high": 95, "extreme": 99}
+def _base_rate(instrument: Instrument, interval: str, version: str) -> float | None:
+    """How often the forecast's drop followed a bar in its model's training history: "normal" drop risk."""
+    if not version:
+        return None
+    return (ForecastModel.objects.filter(instrument=instrument, interval=interval, version=version)
+            .values_list("base_rate", flat=True).first())
+
+
+_REGIME_PERCENTILES = dict(zip(("elevated", "high", "extreme"), (round(100 * q) for q in REGIME_QUANTILES),
+                               strict=True))
 
 
 def regime_meaning(regime: str | None, calibration) -> str | None:
@@ -424,7 +496,8 @@ def regime_meaning(regime: str | None, calibration) -> str | None:
                "yet for this market's own percentiles)"
     days = REGIME_WINDOW_MS // 86_400_000
     if regime == "calm":
-        return f"calm: below the 80th percentile of the last {days} days (index < {levels['elevated']:.1f})"
+        return (f"calm: below the {_REGIME_PERCENTILES['elevated']}th percentile of the last {days} days "
+                f"(index < {levels['elevated']:.1f})")
     return (f"{regime}: above {_REGIME_PERCENTILES[regime]}% of the last {days} days' final values "
             f"(index >= {levels[regime]:.1f})")
 
@@ -435,14 +508,16 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
     bar = bar_latest_with_spi(instrument=instrument, version=version, interval=interval)
     if bar is None:
         return None
-    from apps.pressure.models import RegimeCalibration
-
     day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
     calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
+    normal = _base_rate(instrument, interval, bar.drop_risk_model)
     return {
         "bucket_start": iso_z(bar.bucket_start), "interval": interval, "spi": bar.spi, "regime": bar.regime or None,
         "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),
-        "drop_risk": bar.drop_risk, "missing": list(bar.spi_missing or []),
+        "drop_risk": bar.drop_risk, "drop_risk_normal": normal,
+        "drop_risk_ratio": bar.drop_risk / normal if normal and bar.drop_risk is not None else None,
+        "drop_risk_horizon_minutes": settings.DROP_RISK_HORIZON_MINUTES, "drop_risk_pct": settings.DROP_RISK_PCT,
+        "missing": list(bar.spi_missing or []),
         "thresholds": calibration.thresholds if calibration else None,
     }
 

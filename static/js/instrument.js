@@ -85,7 +85,11 @@
       document.getElementById("spi-meaning").textContent = h.regime_meaning || "";
       const risk = document.getElementById("drop-risk");
       risk.hidden = h.drop_risk === null || h.drop_risk === undefined;
-      if (!risk.hidden) document.getElementById("drop-risk-value").textContent = `${(100 * h.drop_risk).toFixed(1)}%`;
+      if (!risk.hidden) {
+        document.getElementById("drop-risk-value").textContent = `${(100 * h.drop_risk).toFixed(1)}%`;
+        document.getElementById("drop-risk-normal").textContent = h.drop_risk_normal
+          ? `(${h.drop_risk_ratio.toFixed(1)}× normal, ${(100 * h.drop_risk_normal).toFixed(1)}%)` : "";
+      }
       box.dataset.bucketStart = h.bucket_start;
     };
 

@@ -3,15 +3,35 @@
   "use strict";
   const PW = (window.PW = window.PW || {});
 
+  // "1 min", "45 s": how long ago, for the live indicator.
+  PW.ago = (ms) => {
+    const s = Math.floor(ms / 1000);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min`;
+    return `${Math.floor(s / 3600)} h`;
+  };
+
   PW.connect = function (path, { onMessage, onOpen, statusEl }) {
     let attempt = 0;
     let everOpened = false;
     let socket = null;
+    // An open socket is not enough to say "live": with the worker or a feed stopped, nothing comes. After
+    // data-stale-after-ms without an update the indicator says "stale" and how old the data is. The page was
+    // rendered with fresh data, so the clock starts now.
+    const staleAfterMs = statusEl ? Number(statusEl.dataset.staleAfterMs) || 0 : 0;
+    let lastUpdate = Date.now();
     const setStatus = (state, text) => {
       if (!statusEl) return;
       statusEl.dataset.state = state;
       statusEl.textContent = text;
     };
+    const showFreshness = () => {
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
+      const age = Date.now() - lastUpdate;
+      if (staleAfterMs && age > staleAfterMs) setStatus("stale", `stale · last update ${PW.ago(age)} ago`);
+      else setStatus("live", "live");
+    };
+    if (staleAfterMs) setInterval(showFreshness, Math.min(1000, staleAfterMs));
     const open = () => {
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       socket = new WebSocket(scheme + location.host + path);
@@ -20,12 +40,16 @@
         const reconnected = everOpened;
         everOpened = true;
         attempt = 0;
-        setStatus("live", "live");
+        showFreshness();
         if (onOpen) onOpen({ reconnected });
       };
       socket.onmessage = (event) => {
         let msg;
         try { msg = JSON.parse(event.data); } catch (e) { return; }
+        if (msg.type !== "hello" && msg.type !== "pong") {
+          lastUpdate = Date.now();
+          showFreshness();
+        }
         if (onMessage) onMessage(msg);
       };
       socket.onclose = () => {

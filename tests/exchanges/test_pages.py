@@ -103,7 +103,8 @@ def test_derivatives_bars_align_to_bar_buckets_with_changes_and_lower_bounds():
     VolIndex.objects.create(currency="BTC", time_ms=_ms(t0) + 2 * m, dvol=Decimal("47"))
     OptionIV.objects.create(currency="BTC", time_ms=_ms(t0) + m, atm_iv=Decimal("44.2"), expiry_ms=0)
     rows = dsel.derivatives_bars(instrument=inst, interval="1m", start=t0, end=t0 + timedelta(minutes=3))
-    assert [r["bucket_start"] for r in rows] == [(t0 + timedelta(minutes=i)).isoformat() for i in range(3)]
+    # ISO 8601 with a "Z", like the pressure bars beside them.
+    assert [r["bucket_start"] for r in rows] == ["2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z", "2026-11-25T10:02:00Z"]
     assert [r["funding_rate"] for r in rows] == [0.0001, 0.0001, -0.0002]  # carried forward from before
     assert rows[2]["funding_change"] == pytest.approx(-0.0003)
     assert [r["oi_base"] for r in rows] == [100, 110, 110]

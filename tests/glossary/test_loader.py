@@ -146,3 +146,22 @@ def test_the_bundled_files_are_valid(tmp_path):
     copy = tmp_path / "terms"
     shutil.copytree(TERMS_DIR, copy)
     assert len(term_sources_read(directory=copy)) == len(list(TERMS_DIR.glob("*.md")))
+
+
+def test_an_upgraded_database_gets_the_new_and_corrected_terms_from_migrate():
+    # Upgrades run `migrate` only: the 0003 data migration reloads the files into a database that had the old set.
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    assert ("glossary", "0003_reload_terms_issue16") in MigrationLoader(connection).graph.leaf_nodes()
+    Term.objects.filter(slug__in=["drop-risk", "final-bar"]).delete()
+    Term.objects.filter(slug="vpin").update(title="VPIN", computation="Trades are accumulated into buckets.")
+    migration = importlib.import_module("apps.glossary.migrations.0003_reload_terms_issue16")
+    migration.reload_terms(apps, None)
+    assert Term.objects.filter(slug__in=["drop-risk", "final-bar"]).count() == 2
+    vpin = Term.objects.get(slug="vpin")
+    assert vpin.title == "VPIN (bar proxy)" and "bar proxy" in vpin.computation
+    assert Term.objects.count() == len(list(TERMS_DIR.glob("*.md")))

@@ -145,7 +145,8 @@ def test_regime_thresholds_default_when_unset(client, settings):
     if hasattr(settings, "SPI_REGIME_THRESHOLDS"):
         del settings.SPI_REGIME_THRESHOLDS
     html = client.get(reverse("glossary:term", args=["selling-pressure-index"])).content.decode()
-    assert "calm &lt; 40, elevated 40\u201360, high 60\u201380, extreme ≥ 80" in html
+    # The engine's defaults (apps.pressure.indicators.index.DEFAULT_REGIME_THRESHOLDS), not a glossary copy.
+    assert "calm &lt; 64, elevated 64\u201374, high 74\u201382, extreme ≥ 82" in html
 
 
 def test_a_term_with_script_in_its_body_is_sanitised_on_the_page(client):

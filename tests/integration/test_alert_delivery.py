@@ -10,7 +10,7 @@ from apps.accounts.models import User
 from apps.alerts.models import AlertEvent, AlertRule, AlertRuleState
 from apps.markets.services import instrument_ensure
 from apps.markets.validation import TradeRow
-from apps.pressure.services import market_batch_ingest
+from apps.pressure.services import bars_finalize_due, market_batch_ingest
 from tests.recordings import raw_trades
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,11 @@ def _wait(predicate, timeout=30, message="condition"):
     raise AssertionError(f"timed out waiting for {message}")
 
 
-def test_a_recorded_sell_off_emails_once_then_not_in_cooldown_then_again_after_rearm(stack_factory, smtp_sink):
+def test_a_recorded_sell_off_emails_once_then_not_in_cooldown_then_again_after_rearm(stack_factory, smtp_sink,
+                                                                                     settings):
+    # Rules act on final bars: each recorded minute is made final right after it is fed, as if the market
+    # then went quiet (the quiet rule with no wait).
+    settings.BAR_FINAL_QUIET_MS = 0
     stack = stack_factory(extra_env={"EMAIL_URL": smtp_sink.url})
     inst = instrument_ensure(exchange_slug="binance", market="spot", symbol="ETHUSDT", base="ETH", quote="USDT")
     user = _user()
@@ -59,6 +63,7 @@ def test_a_recorded_sell_off_emails_once_then_not_in_cooldown_then_again_after_r
 
     def feed(i):
         market_batch_ingest(instrument=inst, trades=minutes[i], source="test")
+        bars_finalize_due(instrument=inst)
         _wait(lambda: AlertRuleState.objects.filter(rule=rule, last_value__gt=ratios[i] - 1e-9,
                                                     last_value__lt=ratios[i] + 1e-9).exists(),
               message=f"evaluation of minute {i}\n{stack.logs()}")

@@ -107,7 +107,7 @@ def test_every_operation_declares_its_400_and_429_answers(client):
     spec = client.get("/api/v1/openapi.json").json()
     operations = {(path, method): op for path, item in spec["paths"].items() for method, op in item.items()}
     assert sorted(operations) == [("/api/v1/bars", "get"), ("/api/v1/episodes", "get"), ("/api/v1/flows", "get"),
-                                  ("/api/v1/pressure", "get")]
+                                  ("/api/v1/pressure", "get"), ("/api/v1/track-record", "get")]
     for (path, _), op in operations.items():
         assert op["operationId"] == path.rsplit("/", 1)[1]
         assert set(op["responses"]["200"]["content"]) == {"application/json", "text/csv"}, path

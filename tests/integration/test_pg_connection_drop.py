@@ -27,14 +27,15 @@ from django.db import connection, transaction
 from apps.markets.models import BookSample, SourceStatus, Trade
 from apps.pressure.models import PressureBar
 from apps.replay.models import ReplayStream
-from apps.replay.services import replay_advance, replay_streams_ensure
+from apps.replay.services import replay_advance
 from tests.conftest import ROOT, database_url, wait_for
-from tests.integration.test_faults import assert_equals_a_clean_run
+from tests.integration.test_faults import replay_only_eth
+from tests.integrity import assert_replay_stored_exactly_the_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-HISTORY_MINUTES = 3  # the first tick catches up 3 one-minute batches per stream
+HISTORY_MINUTES = 3  # the first tick catches up 3 one-minute batches
 TASK = "apps.replay.tasks.replay_tick"
 
 
@@ -58,11 +59,12 @@ def _blocked_by(dba: psycopg.Connection, locker_pid: int) -> list[int]:
 
 
 def assert_no_partial_batch_visible() -> None:
-    """One consistent snapshot: every stream's trades are exactly those up to its clock, bars match them."""
+    """One consistent snapshot: every stream's trades are exactly the raw source up to its clock, and the bars
+    equal a by-hand recomputation from them."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        assert_equals_a_clean_run()
+        assert_replay_stored_exactly_the_source()
 
 
 def _rows() -> dict[str, list[tuple]]:
@@ -85,7 +87,8 @@ def test_connection_killed_mid_batch_is_retried_whole_and_stores_exactly_a_clean
         return
     from apps.replay.tasks import replay_tick
 
-    streams = replay_streams_ensure(history_minutes=HISTORY_MINUTES)
+    replay_only_eth(history_minutes=HISTORY_MINUTES)
+    streams = list(ReplayStream.objects.filter(enabled=True))
     stack = request.getfixturevalue("stack_factory")()
     with psycopg.connect(database_url(), autocommit=True) as dba, psycopg.connect(database_url()) as locker:
         locker.execute("LOCK TABLE pressure_pressurebar IN SHARE MODE")  # held until locker.rollback()
@@ -122,7 +125,7 @@ def test_connection_killed_mid_batch_is_retried_whole_and_stores_exactly_a_clean
     assert _log_count(stack, retried) == 1, stack.logs()
     assert Trade.objects.exists()
     assert_no_partial_batch_visible()
-    clocks_first = dict(ReplayStream.objects.values_list("pk", "clock_ms"))
+    clocks_first = dict(ReplayStream.objects.filter(enabled=True).values_list("pk", "clock_ms"))
     assert min(clocks_first.values()) >= HISTORY_MINUTES * 60_000 - 5_000
 
     # The worker survived (same process, same pool) and goes on with the next tick.
@@ -133,7 +136,7 @@ def test_connection_killed_mid_batch_is_retried_whole_and_stores_exactly_a_clean
     stack.check_alive()  # the one worker process, never restarted: no WorkerLostError either
     assert "WorkerLostError" not in (stack.tmp / "worker.log").read_text(errors="replace")
     assert_no_partial_batch_visible()
-    clocks_second = dict(ReplayStream.objects.values_list("pk", "clock_ms"))
+    clocks_second = dict(ReplayStream.objects.filter(enabled=True).values_list("pk", "clock_ms"))
     assert all(clocks_second[pk] > clocks_first[pk] for pk in clocks_first)
     stack.stop()
     faulted = _rows()

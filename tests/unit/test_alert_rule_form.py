@@ -64,6 +64,7 @@ TYPED_AND_STORED = [
     ("open_interest_change", "instrument", "-2", -2.0),
     ("netflow_z", "asset", "2", 2.0),
     ("whale_ratio", "asset", "85", 0.85),
+    ("drop_risk", "instrument", "25", 0.25),
 ]
 
 

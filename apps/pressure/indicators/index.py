@@ -90,7 +90,7 @@ LABELS: dict[str, str] = {
     "cvd_slope": "falling CVD",
     "trade_count_imbalance": "sell-heavy trade count",
     "large_trade_sell_share": "large-trade selling",
-    "vpin": "toxic order flow (VPIN)",
+    "vpin": "toxic order flow (VPIN bar proxy)",
     "kyles_lambda": "high price impact",
     "ofi": "negative order-flow imbalance",
     "ofi_beta": "OFI price impact",

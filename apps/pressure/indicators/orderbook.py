@@ -78,11 +78,13 @@ def book_sample_sums(
 def book_means(sums: pd.DataFrame, bands: tuple[str, ...]) -> pd.DataFrame:
     """Per-bar means from :func:`book_sample_sums`: ``spread_bps``, ``imbalance_<b>``,
     ``bid_depth_<b>``, ``ask_depth_<b>`` (NaN for bars without samples) and ``samples``."""
-    def mean(total: str, count: str) -> pd.Series:
-        n = sums[count]
-        return sums[total] / n.where(n > 0)
+    def mean(total: str, count: str) -> np.ndarray:
+        # Plain arrays: this runs on every live batch, where pandas' per-column overhead was most of it.
+        n = sums[count].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > 0, sums[total].to_numpy() / np.where(n > 0, n, 1.0), np.nan)
 
-    out = {"samples": sums["samples"], "spread_bps": mean("spread_sum", "spread_n")}
+    out = {"samples": sums["samples"].to_numpy(), "spread_bps": mean("spread_sum", "spread_n")}
     for band in bands:
         out[f"imbalance_{band}"] = mean(f"imbalance_sum_{band}", f"imbalance_n_{band}")
         out[f"bid_depth_{band}"] = mean(f"bid_depth_sum_{band}", f"depth_n_{band}")

@@ -1,5 +1,13 @@
 """The pressure app's writes: ingestion and bars (ingest), and the index, final bars, regimes and episodes (index)."""
 
+from apps.pressure.services.forecast import (
+    drop_risk_history_refresh,
+    drop_risk_predict,
+    final_bars_frame,
+    forecast_model_refit,
+    track_record_compute,
+    track_record_refresh,
+)
 from apps.pressure.services.index import (
     bars_finalize,
     episodes_refresh,
@@ -15,6 +23,7 @@ from apps.pressure.services.ingest import (
     bars_publish,
     bars_refresh,
     book_arrays,
+    drop_risk_publish,
     market_batch_ingest,
     minute_bars_compute,
     minute_bars_extend,
@@ -31,11 +40,18 @@ __all__ = [
     "bars_publish",
     "bars_refresh",
     "book_arrays",
+    "drop_risk_history_refresh",
+    "drop_risk_predict",
+    "drop_risk_publish",
     "episodes_refresh",
+    "final_bars_frame",
+    "forecast_model_refit",
     "market_batch_ingest",
     "minute_bars_compute",
     "minute_bars_extend",
     "regime_calibration_get",
     "spi_refresh",
+    "track_record_compute",
+    "track_record_refresh",
     "trade_arrays",
 ]

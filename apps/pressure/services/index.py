@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.markets.models import Instrument
@@ -24,8 +23,8 @@ from apps.pressure.indicators import crossvenue, derivatives
 from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.indicators import index as index_math
 from apps.pressure.models import Episode, PressureBar, RegimeCalibration
-from apps.pressure.selectors import bars_version_bump
-from pressureweb.lib.times import dt_to_ms, ms_to_dt, now_ms
+from apps.pressure.selectors import bars_due_final, bars_version_bump_on_commit
+from pressureweb.lib.times import dt_to_ms, ms_to_dt
 
 SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]
 
@@ -204,30 +203,6 @@ def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, interval:
 # --- final bars ---------------------------------------------------------------------------------------------
 
 
-def bars_due_final_cutoffs(clock_ms: int) -> dict[str, datetime]:
-    """Per interval, the latest bar start that is due to be final at `clock_ms`: its bucket ended a grace ago."""
-    clock = clock_ms - settings.BAR_FINAL_GRACE_MS
-    return {interval: ms_to_dt(clock - size) for interval, size in barmath.INTERVAL_MS.items()}
-
-
-def bars_due_final(*, instrument: Instrument | None = None, clock_ms: int | None = None) -> Q:
-    """Bars not final yet but due, as a filter.
-
-    With `clock_ms` (the newest event time a batch brought: the feed's own clock) a bar is due once that
-    clock passed its end by the grace: a feed catching up never finalises a minute it has not delivered.
-    Without it (nothing arrives), a bar is due once the wall clock passed its end by the grace and the bar
-    has not changed for BAR_FINAL_QUIET_MS: a quiet market's last bar still becomes final.
-    """
-    quiet = clock_ms is None
-    due = Q()
-    for interval, cutoff in bars_due_final_cutoffs(now_ms() if quiet else clock_ms).items():
-        due |= Q(interval=interval, bucket_start__lte=cutoff)
-    found = Q(final=False) & due
-    if quiet:
-        found &= Q(updated_at__lte=ms_to_dt(now_ms() - settings.BAR_FINAL_QUIET_MS))
-    return found & Q(instrument=instrument) if instrument is not None else found
-
-
 def bars_finalize(*, instrument: Instrument, clock_ms: int | None = None) -> dict[str, list[PressureBar]]:
     """Make the bars that are due (bars_due_final) final: their index computed on their complete data, their
     regime from the calibration in force, then the episodes of those bars. Returns them by interval.
@@ -255,7 +230,7 @@ def bars_finalize(*, instrument: Instrument, clock_ms: int | None = None) -> dic
                                                         bucket_start__in=[ms_to_dt(b) for b in starts])
                              .order_by("bucket_start"))
     # Cached ranges and headlines of this instrument are stale from the moment this commits.
-    transaction.on_commit(lambda: bars_version_bump(instrument.pk))
+    bars_version_bump_on_commit(instrument.pk)
     return out
 
 

@@ -25,7 +25,8 @@ from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
 from apps.pressure.indicators import ofi, orderbook, orderflow
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import bars_version_bump
+from apps.pressure.selectors import bars_version_bump_on_commit
+from apps.pressure.services.forecast import drop_risk_predict
 from apps.pressure.services.index import bars_finalize, spi_refresh
 from apps.pressure.signals import bars_changed, bars_finalized
 from pressureweb.lib.times import dt_to_ms as _dt_to_ms
@@ -238,8 +239,9 @@ def minute_bars_extend(
     counts = _trade_counts(t, sell)
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
                               start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
-    stored = PressureBar.objects.filter(
-        instrument=instrument, interval="1m", bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    stored = PressureBar.objects.filter(  # a kline bar of the minute is replaced, never grown by trades
+        instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,
+        bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
     ).values("bucket_start", "open", "high", "low", "close", "large_trade_sell_share", *_ADDITIVE)
     bars: dict[int, dict] = {}
     for row in stored:
@@ -336,11 +338,33 @@ def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> 
         # A bar built from trades replaces an imported kline bar of its bucket: the two never mix.
         PressureBar.objects.bulk_create(
             objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
-            update_fields=[*BAR_FIELDS, "source", "updated_at"],
+            update_fields=[*BAR_FIELDS, "source", "updated_at"],  # a trade-built bar replaces a kline bar
         )
         # Cached ranges of this instrument are stale from the moment this commits.
-        transaction.on_commit(lambda: bars_version_bump(instrument.pk))
+        bars_version_bump_on_commit(instrument.pk)
     return objs
+
+
+# When each instrument's forming bar last got its provisional index, by event time (this process).
+_provisional_at: dict[int, int] = {}
+
+
+def _provisional_due(instrument_id: int, clock_ms: int) -> bool:
+    """The forming bar's index is provisional: recomputed at most every SPI_PROVISIONAL_MS of the feed's clock
+    (bars, prices and volumes still update on every batch; the final index is computed when the bar is final)."""
+    last = _provisional_at.get(instrument_id)
+    if last is not None and 0 <= clock_ms - last < settings.SPI_PROVISIONAL_MS:
+        return False
+    _provisional_at[instrument_id] = clock_ms
+    return True
+
+
+def _kline_buckets(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[int]:
+    """Pks of imported kline bars in [start, end): trade-built bars replace them, and a replaced bar is
+    not final until the trades' own clock says so."""
+    return list(PressureBar.objects.filter(instrument=instrument, source=PressureBar.Source.KLINES,
+                                           bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms))
+                .values_list("pk", flat=True))
 
 
 def bars_refresh(
@@ -362,19 +386,23 @@ def bars_refresh(
         rows = minute_bars_extend(instrument=instrument, appended=appended, start_ms=lo, end_ms=hi)
     if rows is None:
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
+    hour = barmath.INTERVAL_MS["1h"]
+    replaced = _kline_buckets(instrument=instrument, start_ms=lo - lo % hour,
+                              end_ms=(hi - 1) - (hi - 1) % hour + hour)
     changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
-    if changed["1m"]:
+    clock = clock_ms or now_ms()
+    late = lo + minute + settings.BAR_FINAL_GRACE_MS <= clock  # a final (or due) minute changed
+    if changed["1m"] and (late or _provisional_due(instrument.pk, clock)):
         # The SPI of the touched minutes, also set on the copies that bars_upsert returned.
         spi = spi_refresh(instrument=instrument, start_ms=lo, end_ms=hi - 1)
         for bar in changed["1m"]:
             for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                 setattr(bar, name, value)
     # One read of the minutes of every touched hour serves the 5m and the 1h rollups.
-    hour = barmath.INTERVAL_MS["1h"]
     minutes = [
         {"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
         for bucket, *values in PressureBar.objects.filter(
-            instrument=instrument, interval="1m",
+            instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,  # kline minutes stay out
             bucket_start__gte=_ms_to_dt(lo - lo % hour), bucket_start__lt=_ms_to_dt((hi - 1) - (hi - 1) % hour + hour),
         ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
     ]
@@ -390,6 +418,8 @@ def bars_refresh(
             for bar in changed[interval]:
                 for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                     setattr(bar, name, value)
+    if replaced:
+        PressureBar.objects.filter(pk__in=replaced, source=PressureBar.Source.TRADES).update(final=False)
     return changed
 
 
@@ -463,3 +493,15 @@ def bars_finalize_due(*, instrument: Instrument, publish: bool = True) -> dict[s
         if publish and finalized:
             transaction.on_commit(lambda: bars_publish(instrument=instrument, changed={}, finalized=finalized))
     return finalized
+
+
+def drop_risk_publish(*, instrument: Instrument, interval: str, bucket_ms: int) -> float | None:
+    """Predict a newly final bar's drop risk, then push the bar and its headline again (alerts on drop risk
+    are evaluated then: the bar's other values were final already)."""
+    with transaction.atomic():
+        risk = drop_risk_predict(instrument=instrument, interval=interval, bucket_ms=bucket_ms)
+        if risk is not None:
+            bar = PressureBar.objects.get(instrument=instrument, interval=interval, bucket_start=_ms_to_dt(bucket_ms))
+            transaction.on_commit(lambda: bars_publish(instrument=instrument, changed={interval: [bar]},
+                                                       finalized={interval: [bar]}))
+    return risk

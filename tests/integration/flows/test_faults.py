@@ -8,11 +8,11 @@ import pytest
 from django.db import OperationalError
 
 from apps.flows import services, tasks
-from apps.flows.clients import EsploraClient, MalformedResponse, SourceUnavailable, retry_after_seconds
+from apps.flows.clients import EsploraClient, MalformedResponse, SourceUnavailable
 from apps.flows.models import AddressCursor, ExchangeWallet, FlowTx
 from apps.markets.models import SourceStatus
 
-from .scenarios import BTC, TIP, USERS, deposits
+from .scenarios import TIP, USERS, deposits
 
 pytestmark = pytest.mark.django_db
 T0 = 1_719_000_000 - 1_719_000_000 % 3600
@@ -119,11 +119,3 @@ def test_client_errors_are_typed_with_context(flowserver):
         client.address(USERS[0])
     assert caught.value.status == 503 and caught.value.retry_after == 0.0  # a date in the past: now
     assert client.tx_status("ab" * 32) is None  # 404: unknown to the server
-
-
-def test_retry_after_parsing():
-    assert retry_after_seconds("120") == 120.0
-    assert retry_after_seconds("999999") == 3600.0
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
-    assert BTC == 100_000_000

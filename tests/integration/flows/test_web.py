@@ -17,6 +17,7 @@ from django.urls import reverse
 from apps.flows import selectors, services
 from apps.flows.consumers import FlowsConsumer
 from apps.flows.models import ExchangeWallet, FlowBar
+from apps.live.consumers import CLOSE_UNSUPPORTED_DATA
 from tests.unit.flows.builders import LABELS_DIR, read_labels
 
 from .scenarios import TIP, basic_history
@@ -47,6 +48,13 @@ def test_the_page_without_data_says_what_to_do(client):
     assert 'id="empty-state"' in html
     assert "manage.py import_wallet_labels" in html
     assert "ESPLORA_URL" in html and "ETH_RPC_URL" in html
+
+
+@pytest.mark.django_db
+def test_the_live_indicator_allows_three_polls_before_it_says_stale(client, settings):
+    settings.FLOWS_POLL_SECONDS = 120
+    html = client.get(reverse("flows:page")).content.decode()
+    assert 'id="conn-status" data-state="connecting" data-stale-after-ms="360000"' in html
 
 
 def test_the_page_with_data(client, recent):
@@ -163,7 +171,7 @@ async def test_the_consumer_streams_updates_and_refuses_client_frames():
     assert msg == {"type": "flows", "chain": "btc", "asset": "BTC", "bars": [{"exchange": "all"}], "pending": []}
     await communicator.send_to(text_data='{"type":"subscribe"}')
     closed = await communicator.receive_output(timeout=5)
-    assert closed == {"type": "websocket.close", "code": 1003}
+    assert closed == {"type": "websocket.close", "code": CLOSE_UNSUPPORTED_DATA}
     await communicator.disconnect()
 
 

@@ -1,11 +1,8 @@
 import hashlib
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from apps.flows.addresses import (
-    _sponge256,
     btc_address_kind,
     keccak256,
     to_checksum_address,
@@ -130,12 +127,6 @@ def test_keccak256_known_vectors():
         "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
     # hashlib's sha3_256 is FIPS-202 SHA3 (pad 0x06), a different function.
     assert hashlib.sha3_256(b"").digest() != keccak256(b"")
-
-
-@given(st.binary(max_size=700))
-def test_the_sponge_with_sha3_padding_equals_hashlib_sha3_256_across_block_boundaries(data):
-    # Same permutation and rate, different pad byte: checks Keccak-f[1600] on multi-block inputs.
-    assert _sponge256(data, 0x06) == hashlib.sha3_256(data).digest()
 
 
 EIP55 = [

@@ -1,7 +1,7 @@
 import contextlib
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from apps.replay import services
@@ -19,8 +19,11 @@ class Command(BaseCommand):
     def handle(self, *args, history, reset, **options):
         # Bar writes invalidate cached ranges in Redis; with the embedded default, run it meanwhile.
         context = contextlib.nullcontext() if settings.REDIS_URL_SET else embedded_redis.running()
-        with context:
-            self._load(history=history, reset=reset)
+        try:
+            with context:
+                self._load(history=history, reset=reset)
+        except embedded_redis.PortTaken as exc:
+            raise CommandError(str(exc)) from None
 
     def _load(self, *, history, reset):
         streams = services.replay_streams_ensure(history_minutes=history, reset=reset)
