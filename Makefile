@@ -20,9 +20,11 @@ install: $(STAMP)
 
 # Runs the whole app: migrate and load the replay data, then `serve`.
 run: export DEBUG ?= 1
+run: export STATIC_COLLECTED ?= 1
 run: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py import_wallet_labels
 	$(BIN)/python manage.py load_replay
 	@$(MAKE) --no-print-directory serve

@@ -8,7 +8,6 @@ explicitly; without it the secure production defaults apply.
 from pathlib import Path
 
 import environ
-import plotly
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -278,19 +277,23 @@ USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-# Serve the plotly.js bundled with the installed plotly package, so the front end and
-# plotly.io.to_json always agree on the figure schema.
-STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Collected files with content hashes in their names, compressed (Brotli, gzip) and cached for a year by
+# WhiteNoise: always in production, and under `make run` (DEBUG), which runs collectstatic first and sets
+# STATIC_COLLECTED. Without it (tests, a developer editing CSS) files are served as they are, uncached.
+STATIC_COLLECTED = env.bool("STATIC_COLLECTED", default=not DEBUG)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "pressureweb.staticfiles.HashedCompressedStaticFilesStorage"
+        if STATIC_COLLECTED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = not STATIC_COLLECTED
+WHITENOISE_AUTOREFRESH = DEBUG and not STATIC_COLLECTED
+WHITENOISE_KEEP_ONLY_HASHED_FILES = False  # an old page (or a bookmark) may still name a file without its hash
 
 # --- Email ------------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

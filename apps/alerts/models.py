@@ -3,7 +3,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 
-from apps.alerts.metrics import METRICS
+from apps.alerts.metrics import METRICS, format_value, metric_choices
+from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
 from apps.watchlists.models import Watchlist
 
@@ -29,7 +30,7 @@ class AlertRule(models.Model):
     instrument = models.ForeignKey(Instrument, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     watchlist = models.ForeignKey(Watchlist, null=True, blank=True, on_delete=models.CASCADE, related_name="rules")
     asset = models.CharField(max_length=16, blank=True)
-    metric = models.CharField(max_length=32, choices=[(k, m.label) for k, m in METRICS.items()])
+    metric = models.CharField(max_length=32, choices=metric_choices)
     comparator = models.CharField(max_length=3, choices=Comparator.choices, default=Comparator.ABOVE)
     threshold = models.FloatField()
     rearm_level = models.FloatField(null=True, blank=True,
@@ -56,7 +57,7 @@ class AlertRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.describe()
+        return self.name or self.condition()
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse
@@ -70,13 +71,50 @@ class AlertRule(models.Model):
     @property
     def target(self) -> str:
         if self.scope == self.Scope.INSTRUMENT and self.instrument_id:
-            return str(self.instrument.symbol)
+            return instrument_full_name(self.instrument)
         if self.scope == self.Scope.WATCHLIST and self.watchlist_id:
-            return f"watchlist {self.watchlist.name}"
-        return self.asset
+            return f"watchlist “{self.watchlist.name}”"
+        return f"{self.asset} exchange flows"
+
+    def condition(self) -> str:
+        """What fires the rule, as a sentence: "BTCUSDT perp · Binance: SPI rises to or above 70 on 1m bars"."""
+        metric = METRICS[self.metric]
+        if not metric.needs_threshold:
+            what = f"a {metric.noun} starts"
+        elif metric.levels:
+            level = format_value(self.threshold, metric)
+            what = (f"{metric.noun} reaches {level} or above" if self.comparator == self.Comparator.ABOVE
+                    else f"{metric.noun} falls to {level} or below")
+        else:
+            what = f"{metric.noun} {self.get_comparator_display()} {format_value(self.threshold, metric)}"
+        return f"{self.target}: {what} on {self.interval} bars"
+
+    def delivery_text(self) -> str:
+        ways = []
+        if self.deliver_email:
+            ways.append("daily email digest" if self.daily_digest else "email")
+        if self.deliver_inpage:
+            ways.append("live")
+        return " + ".join(ways) or "no delivery (history only)"
 
     def describe(self) -> str:
-        return f"{METRICS[self.metric].label} of {self.target} {self.get_comparator_display()} {self.threshold:g}"
+        """The whole rule in one line, as the rules list shows it."""
+        return f"{self.condition()}, {self.delivery_text()}, cooldown {duration_text(self.cooldown)}"
+
+
+def duration_text(duration: timedelta) -> str:
+    """4 h, 90 min, 1 d 2 h, none."""
+    minutes = int(duration.total_seconds() // 60)
+    if minutes <= 0:
+        return "none"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if not days and not hours:
+        return f"{mins} min"
+    parts = [f"{days} d"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{mins} min"] if mins else []
+    return " ".join(parts)
 
 
 class AlertRuleState(models.Model):

@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.alerts.decisions import alert_decide, in_quiet_hours
-from apps.alerts.metrics import METRICS, metric_value
+from apps.alerts.metrics import METRICS, format_value, metric_value
 from apps.alerts.models import AlertEvent, AlertRule, AlertRuleState
+from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
 from apps.pressure.models import PressureBar
 
@@ -130,8 +131,11 @@ def alert_toast_push(*, event: AlertEvent) -> None:
         async_to_sync(get_channel_layer().group_send)(user_group(event.rule.user_id), {
             "type": "alert.fired",
             "event": {
-                "id": event.pk, "title": event.rule.describe(), "value": event.value, "threshold": event.threshold,
-                "instrument": str(event.instrument.symbol) if event.instrument_id else None,
+                "id": event.pk, "title": str(event.rule), "value": event.value, "threshold": event.threshold,
+                "metric": METRICS[event.rule.metric].noun,
+                "value_text": format_value(event.value, METRICS[event.rule.metric]),
+                "threshold_text": format_value(event.threshold, METRICS[event.rule.metric]),
+                "instrument": instrument_full_name(event.instrument) if event.instrument_id else None,
                 "url": event.instrument.get_absolute_url() if event.instrument_id else None,
                 "at": event.bucket_start.isoformat().replace("+00:00", "Z"),
             },
@@ -219,7 +223,8 @@ def alert_digests_send() -> int:
         if not claimed:
             continue
         events = list(AlertEvent.objects.filter(pk__in=ids, email_status=AlertEvent.Email.SENDING, claimed_at=now)
-                      .select_related("rule__user", "instrument"))
+                      .select_related("rule__user", "rule__instrument__exchange", "rule__watchlist",
+                                      "instrument__exchange"))
         if not events:
             continue
         rule = events[0].rule

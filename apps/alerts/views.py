@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from apps.alerts import services, tasks
 from apps.alerts.forms import AlertRuleForm
+from apps.alerts.metrics import METRICS
 from apps.alerts.models import AlertEvent, AlertRule
 
 
@@ -18,19 +19,27 @@ def _own_rule(request, pk) -> AlertRule:
 @login_required
 def index(request):
     rules = AlertRule.objects.filter(user=request.user).select_related("instrument__exchange", "watchlist")
-    events = (AlertEvent.objects.filter(rule__user=request.user).select_related("rule", "instrument__exchange")[:100])
+    events = (AlertEvent.objects.filter(rule__user=request.user)
+              .select_related("rule__instrument__exchange", "rule__watchlist", "instrument__exchange")[:100])
     return render(request, "alerts/index.html", {"rules": rules, "events": events})
 
 
 @login_required
 def create(request):
-    initial = {"instrument": request.GET.get("instrument"), "metric": request.GET.get("metric", "taker_sell_ratio")}
+    metric = request.GET.get("metric", "taker_sell_ratio")
+    initial = {"instrument": request.GET.get("instrument"), "metric": metric if metric in METRICS else "spi"}
     form = AlertRuleForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         rule = form.save()
         messages.success(request, f"Created the rule: {rule.describe()}.")
         return redirect("alerts:index")
-    return render(request, "alerts/form.html", {"form": form, "creating": True})
+    return _form_page(request, form, creating=True)
+
+
+def _form_page(request, form: AlertRuleForm, **context):
+    """The form with the chosen metric's unit and range, so it reads right before (and without) any script."""
+    metric = METRICS.get(form["metric"].value() or "") or METRICS["spi"]
+    return render(request, "alerts/form.html", {"form": form, "metric": metric, **context})
 
 
 @login_required
@@ -38,10 +47,10 @@ def edit(request, pk):
     rule = _own_rule(request, pk)
     form = AlertRuleForm(request.POST or None, instance=rule, user=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Saved.")
+        rule = form.save()
+        messages.success(request, f"Saved: {rule.describe()}.")
         return redirect("alerts:index")
-    return render(request, "alerts/form.html", {"form": form, "rule": rule})
+    return _form_page(request, form, rule=rule)
 
 
 @login_required
@@ -54,7 +63,8 @@ def delete(request, pk):
 
 @login_required
 def event_detail(request, pk):
-    event = get_object_or_404(AlertEvent.objects.select_related("rule", "instrument"), pk=pk, rule__user=request.user)
+    event = get_object_or_404(AlertEvent.objects.select_related("rule", "instrument__exchange"), pk=pk,
+                              rule__user=request.user)
     return render(request, "alerts/event.html", {"event": event})
 
 

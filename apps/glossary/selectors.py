@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
 
+from apps.dashboard.naming import instrument_full_name
 from apps.glossary.loader import GlossaryValidationError, term_sources_read
 from apps.glossary.models import GLOSSARY_VERSION_KEY, Term
 from apps.markets.models import Instrument
@@ -203,7 +204,7 @@ def metric_pages(*, metric: str, instruments_shown: int = 6) -> list[tuple[str, 
         if place == INSTRUMENT_PAGES:
             active = Instrument.objects.active().with_exchange()
             named = list(active[:instruments_shown])
-            pages += [(f"{inst.display_name} on {inst.exchange.name}", inst.get_absolute_url()) for inst in named]
+            pages += [(instrument_full_name(inst), inst.get_absolute_url()) for inst in named]
             if not named:
                 pages.append(("Instrument pages (none yet; see Markets)", reverse("dashboard:overview")))
             elif len(named) == instruments_shown and (more := active.count() - instruments_shown) > 0:

@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
 from apps.watchlists import selectors, services
 from apps.watchlists.forms import ItemAddForm, WatchlistForm
@@ -85,7 +86,8 @@ def item_add(request):
                  else services.watchlist_default_get_or_create(user=request.user))
     instrument = get_object_or_404(Instrument, pk=data["instrument"]) if data["instrument"] else None
     services.watchlist_item_add(watchlist=watchlist, instrument=instrument, asset=data["asset"] or "")
-    messages.success(request, f"Added {instrument or data['asset'].upper()} to {watchlist.name}.")
+    what = instrument_full_name(instrument) if instrument else f"{data['asset'].upper()} exchange flows"
+    messages.success(request, f"Added {what} to {watchlist.name}.")
     return redirect(_next(request, watchlist.get_absolute_url()))
 
 

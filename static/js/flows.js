@@ -45,6 +45,7 @@
       if (figure.layout.annotations) {
         figure.layout.annotations = figure.layout.annotations.filter((a) => !filled.has(a.name));
       }
+      if (PW.fitLayout) PW.fitLayout(chart, figure.layout, figure.data);
       Plotly.react(chart, figure.data, figure.layout, { responsive: true, displaylogo: false });
     };
 

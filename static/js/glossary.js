@@ -20,6 +20,7 @@
       const trace = figure.data[0];
       trace.x = rows.map((r) => r.bucket_start);
       trace.y = rows.map((r) => PW.num(r.value));
+      if (PW.fitLayout) PW.fitLayout(el, figure.layout, figure.data);
       Plotly.react(el, figure.data, figure.layout, plotConfig);
       const empty = document.getElementById("chart-empty");
       if (empty && rows.length) empty.remove();

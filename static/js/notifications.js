@@ -14,7 +14,11 @@
         const title = document.createElement("strong");
         title.textContent = e.title;
         const body = document.createElement("div");
-        body.textContent = `${e.instrument || ""} value ${Number(e.value).toPrecision(4)} (threshold ${e.threshold}) · bar ${e.at.slice(11, 16)} UTC`;
+        // The server sends the instrument's full name (symbol, market type, exchange) and values in their units.
+        const value = e.value_text || Number(e.value).toPrecision(4);
+        const threshold = e.threshold_text || e.threshold;
+        const what = [e.instrument, e.metric].filter(Boolean).join(": ");
+        body.textContent = `${what} ${value} (threshold ${threshold}) · bar ${e.at.slice(11, 16)} UTC`;
         toast.append(title, body);
         if (e.url) {
           const link = document.createElement("a");

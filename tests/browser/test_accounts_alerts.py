@@ -43,10 +43,11 @@ def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     page.select_option("select[name=scope]", "instrument")
     page.select_option("select[name=metric]", "taker_sell_ratio")
     page.select_option("select[name=comparator]", "gte")
-    page.fill("input[name=threshold]", "0")  # any trading fires it: the point is the live toast
-    page.click("form.form-grid button[type=submit]")
+    page.fill("input[name=threshold]", "1")  # 1%: any selling fires it; the point is the live toast
+    page.click("#rule-form button[type=submit]")
     page.wait_for_selector("text=Created the rule")
     started = time.monotonic()
     page.wait_for_selector(".toast", timeout=30_000)
-    assert "Taker sell ratio" in page.inner_text(".toast")
+    assert "taker sell ratio" in page.inner_text(".toast")
+    assert "ETHUSDT spot · Binance (REPLAY)" in page.inner_text(".toast")
     assert time.monotonic() - started < 30

@@ -15,6 +15,6 @@ def test_api_docs_render_every_operation_without_a_csp_violation(live_server, br
     page.wait_for_selector(".opblock-summary-path", timeout=20_000)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert sorted(p.strip() for p in paths) == ["/api/v1/bars", "/api/v1/episodes", "/api/v1/flows",
-                                                 "/api/v1/pressure"]
+                                                 "/api/v1/pressure", "/api/v1/track-record"]
     assert not errors, errors
     assert not outside, outside

@@ -107,14 +107,6 @@ def test_every_page_names_an_icon_that_exists(client):
     assert finders.find(href), href
 
 
-def test_plotly_js_served_matches_the_installed_package(client):
-    import plotly
-    from django.contrib.staticfiles import finders
-
-    path = finders.find("plotly/plotly.min.js")
-    assert path and plotly.__file__.rsplit("/", 1)[0] in path
-
-
 def test_cached_ranges_are_invalidated_when_a_bar_is_written(client, btc, django_capture_on_commit_callbacks):
     params = {"exchange": "binance", "market": "spot", "symbol": "BTCUSDT", "start": START, "end": END}
     before = client.get(URL, params).json()["bars"]

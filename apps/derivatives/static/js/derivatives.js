@@ -10,6 +10,7 @@
       .then(function (resp) { return resp.ok ? resp.json() : Promise.reject(resp.status); })
       .then(function (payload) {
         // Plotly.react keeps the user's zoom (layout.uirevision) while swapping in fresh data.
+        if (window.PW && PW.fitLayout) PW.fitLayout(el, payload.figure.layout, payload.figure.data);
         Plotly.react(el, payload.figure.data, payload.figure.layout, { responsive: true, displaylogo: false });
       })
       .catch(function (err) { el.dataset.error = String(err); });
