@@ -47,7 +47,8 @@ def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     page.click("#rule-form button[type=submit]")
     page.wait_for_selector("text=Created the rule")
     started = time.monotonic()
-    page.wait_for_selector(".toast", timeout=30_000)
+    # Rules act on final bars: the first replayed minute ends and becomes final within about 62 s.
+    page.wait_for_selector(".toast", timeout=80_000)
     assert "taker sell ratio" in page.inner_text(".toast")
     assert "ETHUSDT spot · Binance (REPLAY)" in page.inner_text(".toast")
     assert time.monotonic() - started < 30
