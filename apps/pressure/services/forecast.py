@@ -21,6 +21,7 @@ from apps.pressure import forecast as forecast_math
 from apps.pressure import track_record as track_math
 from apps.pressure.models import ForecastModel, PressureBar, TrackRecord
 from apps.pressure.selectors import bars_version_bump_on_commit
+from apps.pressure.services.index import bars_fields_update
 from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
 
 logger = logging.getLogger(__name__)
@@ -138,14 +139,11 @@ def drop_risk_history_refresh(*, instrument: Instrument, interval: str, frame: p
         for model in models.values():
             _stored(model, instrument=instrument, interval=interval)
         scored = predicted.dropna(subset=["drop_risk"])
-        keys = dict(PressureBar.objects.filter(instrument=instrument, interval=interval, final=True)
-                    .values_list("bucket_start", "pk"))
-        updates = [PressureBar(pk=keys[ms_to_dt(int(t))], drop_risk=float(r.drop_risk),
-                               drop_risk_model=r.drop_risk_model)
-                   for t, r in scored.iterrows() if ms_to_dt(int(t)) in keys]
-        PressureBar.objects.bulk_update(updates, ["drop_risk", "drop_risk_model"], batch_size=2000)
+        rows = {int(t): {"drop_risk": float(risk), "drop_risk_model": version}
+                for t, risk, version in zip(scored.index, scored["drop_risk"], scored["drop_risk_model"], strict=True)}
+        bars_fields_update(instrument=instrument, interval=interval, rows=rows, fields=["drop_risk", "drop_risk_model"])
         bars_version_bump_on_commit(instrument.pk)
-    return len(updates)
+    return len(rows)
 
 
 def track_record_compute(*, instrument: Instrument, interval: str, horizon_minutes: int, drop_pct: float,

@@ -9,9 +9,10 @@ event seen). Regimes, episodes, alerts and the headline act on final bars only.
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pandas as pd
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from apps.markets.models import Instrument
@@ -155,16 +156,29 @@ def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, interval:
         }
         for row, t in zip(rows, thresholds, strict=True)
     }
-    if not written:
-        return written
-    # Only the keys are read back (not whole bars with their JSON), and a backfill's hundreds of
-    # bars go out in a few bulk UPDATEs rather than one each.
-    keys = PressureBar.objects.filter(
-        instrument=instrument, interval=interval, bucket_start__in=[ms_to_dt(b) for b in written],
-    ).values_list("bucket_start", "pk")
-    bars = [PressureBar(pk=pk, **written[dt_to_ms(bucket)]) for bucket, pk in keys]
-    PressureBar.objects.bulk_update(bars, SPI_FIELDS, batch_size=500)
+    bars_fields_update(instrument=instrument, interval=interval, rows=written, fields=SPI_FIELDS)
     return written
+
+
+def bars_fields_update(*, instrument: Instrument, interval: str, rows: dict[int, dict], fields: list[str]) -> None:
+    """Set `fields` of the stored bars given by start (ms): one UPDATE per bar through the unique index, sent
+    in one executemany (Django's bulk_update builds a CASE per field and row: minutes for a backfill)."""
+    if not rows:
+        return
+    ops = connection.ops
+    json_fields = {f for f in fields if isinstance(PressureBar._meta.get_field(f), models.JSONField)}
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    assignments = ", ".join(f"{f} = %s{cast if f in json_fields else ''}" for f in fields)
+    sql = (f"UPDATE {PressureBar._meta.db_table} SET {assignments} "
+           "WHERE instrument_id = %s AND interval = %s AND bucket_start = %s")
+
+    def value(name, v):
+        return orjson.dumps(v).decode() if name in json_fields else v
+
+    params = [[*(value(f, row[f]) for f in fields), instrument.pk, interval,
+               ops.adapt_datetimefield_value(ms_to_dt(bucket))] for bucket, row in rows.items()]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 # --- final bars ---------------------------------------------------------------------------------------------
