@@ -92,6 +92,17 @@ def running():
         proc.wait(10)
 
 
+def available():
+    """A Redis for a setup command: the project's REDIS_URL, an embedded server that already answers on the port
+    (a running `make run` or test session: the command needs a Redis, it does not own one), or one started for the
+    block. PortTaken if something else holds the port."""
+    from django.conf import settings
+
+    if settings.REDIS_URL_SET or is_running():
+        return contextlib.nullcontext()
+    return running()
+
+
 def main() -> None:
     """Run in the foreground (the Procfile's redis role); exit 1 with one line if the port is already in use."""
     try:

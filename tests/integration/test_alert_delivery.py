@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from email.header import decode_header, make_header
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -71,7 +72,8 @@ def test_a_recorded_sell_off_emails_once_then_not_in_cooldown_then_again_after_r
     feed(0)
     first = smtp_sink.wait_for(1)
     assert len(first) == 1
-    assert "ETHUSDT" in first[0]["Subject"] and "Taker sell ratio" in first[0]["Subject"]
+    subject = str(make_header(decode_header(first[0]["Subject"])))
+    assert subject == "[PressureWeb] ETHUSDT spot \u00b7 Binance: taker sell ratio 70% (rises to or above 65%)"
     assert first[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "/alerts/unsubscribe/" in first[0]["List-Unsubscribe"]
     fired_at = AlertRuleState.objects.get(rule=rule).last_fired_at

@@ -1,7 +1,5 @@
-import contextlib
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,10 +26,12 @@ class Command(BaseCommand):
         for path in paths:
             if not path.exists():
                 raise CommandError(f"{path} does not exist")
-        # A label change moves the flows page's cache version in Redis: with the embedded default (`make run`
-        # runs this before it starts Redis), run it meanwhile, as load_replay does.
-        with contextlib.nullcontext() if settings.REDIS_URL_SET else embedded_redis.running():
-            self._import(paths)
+        # A label change moves the flows page's cache version in Redis.
+        try:
+            with embedded_redis.available():
+                self._import(paths)
+        except embedded_redis.PortTaken as exc:
+            raise CommandError(str(exc)) from None
 
     def _import(self, paths: list[Path]) -> None:
         console = Console(file=self.stdout, highlight=False, soft_wrap=True)

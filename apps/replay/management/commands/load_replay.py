@@ -1,5 +1,3 @@
-import contextlib
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,12 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Re-anchor existing streams to now - history.")
 
     def handle(self, *args, history, reset, **options):
-        # Bar writes invalidate cached ranges in Redis; with the embedded default, run it meanwhile (unless it
-        # already runs, e.g. for a test session: this command only needs a Redis, it does not own one).
-        own = not settings.REDIS_URL_SET and not embedded_redis.is_running()
-        context = embedded_redis.running() if own else contextlib.nullcontext()
+        # Bar writes invalidate cached ranges in Redis.
         try:
-            with context:
+            with embedded_redis.available():
                 self._load(history=history, reset=reset)
         except embedded_redis.PortTaken as exc:
             raise CommandError(str(exc)) from None
