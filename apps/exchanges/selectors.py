@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from apps.exchanges import ratelimit
+from apps.exchanges.adapters import ADAPTERS
 from apps.exchanges.models import Feed, Source
 from pressureweb.lib.times import dt_to_ms
 
@@ -100,3 +101,58 @@ def sources_overview(*, now: datetime | None = None) -> list[SourceRow]:
 
 def sources_exist() -> bool:
     return Source.objects.exists()
+
+
+# What a configured source is doing, in the words the Sources page and the README use.
+OFF, NEVER_RUN, RUNNING, FAILING = "off", "never run", "running", "failing"
+CONFIGURED_BADGES = {OFF: "", NEVER_RUN: "", RUNNING: "ok", FAILING: "down"}
+
+
+@dataclass(frozen=True)
+class ConfiguredSource:
+    slug: str
+    exchange: str
+    market: str
+    symbols: list[str]
+    state: str
+    reason: str  # why it is in that state, and what changes it
+
+    @property
+    def badge(self) -> str:
+        return CONFIGURED_BADGES[self.state]
+
+
+def _configured_state(*, slug: str, source: Source | None, feeds: list[Feed], now: datetime) -> tuple[str, str]:
+    if not settings.EXCHANGES_ENABLED:
+        return OFF, "EXCHANGES_ENABLED is off (the default with DEBUG=1): set EXCHANGES_ENABLED=1"
+    if slug not in settings.EXCHANGE_SOURCES:
+        return OFF, f"not in EXCHANGE_SOURCES: add {slug} to it"
+    if source is not None and not source.enabled:
+        return OFF, "disabled in the admin (Sources): tick enabled"
+    if source is None or (not source.requests and not any(f.last_message_at for f in feeds)):
+        return NEVER_RUN, "no request sent yet: start the collector (manage.py collect; make run starts it)"
+    statuses = {feed_status(feed=f, source=source, now=now) for f in feeds}
+    health = source.health.status(dt_to_ms(now))
+    if health in (ratelimit.RATE_LIMITED, ratelimit.BANNED, ratelimit.UNREACHABLE):
+        return FAILING, f"{Source.State(health).label}: {source.last_error[:200] or 'see the counters below'}"
+    if statuses & {STALE, RATE_LIMITED, UNREACHABLE} and not statuses & {LIVE, LAGGING}:
+        return FAILING, (f"no trade or book update for over {settings.EXCHANGE_STALE_SECONDS} s: "
+                         "is manage.py collect running?")
+    return RUNNING, f"{sum(s in (LIVE, LAGGING) for s in statuses)} of {len(statuses)} feeds live or lagging"
+
+
+def sources_configured(*, now: datetime | None = None) -> list[ConfiguredSource]:
+    """Every source this build can read (exchange, market, the symbols it collects), with its state."""
+    now = now or datetime.now(tz=UTC)
+    stored = {s.slug: s for s in Source.objects.select_related("exchange")}
+    feeds: dict[str, list[Feed]] = {}
+    for feed in Feed.objects.select_related("source", "instrument").filter(enabled=True):
+        feeds.setdefault(feed.source.slug, []).append(feed)
+    bases = {b.upper() for b in settings.EXCHANGE_DEFAULT_BASES}
+    rows = []
+    for slug, cls in sorted(ADAPTERS.items()):
+        symbols = [spec.symbol for spec in cls.defaults if spec.base in bases]
+        symbols += sorted({f.instrument.symbol for f in feeds.get(slug, [])} - set(symbols))
+        state, reason = _configured_state(slug=slug, source=stored.get(slug), feeds=feeds.get(slug, []), now=now)
+        rows.append(ConfiguredSource(slug, cls.exchange_name, cls.market, symbols, state, reason))
+    return rows

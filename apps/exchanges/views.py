@@ -1,12 +1,13 @@
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 
 from apps.derivatives.charts import derivatives_figure
 from apps.derivatives.selectors import derivatives_bars
-from apps.exchanges.selectors import sources_overview, status_thresholds
+from apps.exchanges.selectors import sources_configured, sources_overview, status_thresholds
 from apps.markets.models import Instrument
 from apps.pressure.models import INTERVALS
 
@@ -15,7 +16,8 @@ from apps.pressure.models import INTERVALS
 def sources(request):
     lagging_s, stale_s = status_thresholds()
     return render(request, "exchanges/sources.html", {
-        "rows": sources_overview(), "lagging_s": int(lagging_s), "stale_s": int(stale_s),
+        "rows": sources_overview(), "configured": sources_configured(),
+        "collecting": settings.EXCHANGES_ENABLED, "lagging_s": int(lagging_s), "stale_s": int(stale_s),
     })
 
 

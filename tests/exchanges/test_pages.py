@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.template import Context, Template
 from django.urls import reverse
 
@@ -15,7 +17,7 @@ from apps.derivatives.charts import derivatives_figure
 from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
 from apps.exchanges import ratelimit, services
 from apps.exchanges.models import Feed, Source
-from apps.exchanges.selectors import feed_status, sources_overview
+from apps.exchanges.selectors import feed_status, sources_configured, sources_overview
 from apps.markets.services import instrument_ensure
 
 pytestmark = pytest.mark.django_db
@@ -54,12 +56,65 @@ def test_feed_status_live_lagging_stale_rate_limited_unreachable():
     assert feed_status(feed=fresh, source=fresh.source, now=NOW) == "not started"
 
 
-def test_sources_page_empty_state_explains_how_to_start(client):
+def test_sources_page_lists_every_configured_source_and_how_to_turn_it_on(client, settings):
+    settings.EXCHANGES_ENABLED = False
     resp = client.get(reverse("exchanges:sources"))
     assert resp.status_code == 200
     text = resp.content.decode()
-    assert "manage.py collect" in text and "--exchange binance" in text
+    # Every source this build can read is listed, off, with the setting that turns it on.
+    for slug in ("binance-spot", "binance-usdm", "bybit-spot", "bybit-linear", "okx-spot", "okx-swap",
+                 "coinbase-spot", "kraken-spot", "deribit-options"):
+        assert f'data-configured="{slug}"' in text
+    assert text.count('data-configured-state="off"') == 9
+    assert "EXCHANGES_ENABLED=1" in text and "collect_instrument binance-usdm SOLUSDT" in text
+    assert "BTCUSDT, ETHUSDT" in text and "BTC-USDT-SWAP, ETH-USDT-SWAP" in text
     assert "<script>" not in text  # CSP: no inline scripts
+
+
+def test_configured_source_states_off_never_run_running_failing(settings):
+    settings.EXCHANGES_ENABLED = True
+    settings.EXCHANGE_SOURCES = ["binance-usdm", "bybit-linear", "okx-swap"]
+    now = datetime.now(tz=UTC)
+    make_feed(last_message_at=now - timedelta(seconds=1), connected=True)
+    make_feed(slug="bybit-linear", last_message_at=now - timedelta(minutes=5), connected=True)
+    states = {c.slug: (c.state, c.reason) for c in sources_configured(now=now)}
+    assert states["binance-usdm"][0] == "running"
+    assert states["bybit-linear"][0] == "failing" and "manage.py collect running" in states["bybit-linear"][1]
+    assert states["okx-swap"][0] == "never run"
+    assert states["binance-spot"] == ("off", "not in EXCHANGE_SOURCES: add binance-spot to it")
+    Source.objects.filter(slug="binance-usdm").update(state=ratelimit.BANNED, last_error="HTTP 418",
+                                                      until_ms=int(now.timestamp() * 1000) + 60_000)
+    states = {c.slug: (c.state, c.reason) for c in sources_configured(now=now)}
+    assert states["binance-usdm"] == ("failing", "banned: HTTP 418")
+    services.source_ensure(slug="okx-swap")
+    Source.objects.filter(slug="okx-swap").update(enabled=False)
+    assert {c.slug: c.state for c in sources_configured(now=now)}["okx-swap"] == "off"
+
+
+@pytest.mark.parametrize(("symbol", "split"), [
+    ("SOLUSDT", ("SOL", "USDT")), ("SOL-USDT-SWAP", ("SOL", "USDT")), ("sol/usdc", ("SOL", "USDC")),
+    ("XBTUSD", ("XBT", "USD")), ("ETHBTC", ("ETH", "BTC")), ("USDT", None), ("SOLXYZ", None),
+])
+def test_symbol_split(symbol, split):
+    assert services.symbol_split(symbol) == split
+
+
+def test_collect_instrument_adds_a_feed_the_registry_collects(settings):
+    settings.EXCHANGE_SOURCES = ["binance-usdm"]
+    settings.EXCHANGE_DEFAULT_BASES = []
+    out = io.StringIO()
+    call_command("collect_instrument", "binance-usdm", "SOLUSDT", stdout=out)
+    assert "SOLUSDT (SOL/USDT perp) will be collected from binance-usdm" in out.getvalue()
+    feeds = services.registry_sync()
+    assert [(f.source.slug, f.instrument.symbol, f.instrument.kind) for f in feeds] == [
+        ("binance-usdm", "SOLUSDT", services.ADAPTERS["binance-usdm"].kind)]
+    Feed.objects.update(enabled=False)
+    call_command("collect_instrument", "binance-usdm", "SOLUSDT", stdout=out)  # again: enabled, not duplicated
+    assert [f.instrument.symbol for f in services.registry_sync()] == ["SOLUSDT"]
+    with pytest.raises(CommandError, match="unknown source 'binance-futures'"):
+        call_command("collect_instrument", "binance-futures", "SOLUSDT")
+    with pytest.raises(CommandError, match="give --base and --quote"):
+        call_command("collect_instrument", "okx-swap", "WEIRD")
 
 
 def test_sources_page_lists_sources_feeds_and_states(client):

@@ -24,6 +24,7 @@ from apps.exchanges.services.sources import (
     _adapters,
     adapter_get,
     adapters_point_at,
+    feed_add,
     feed_ensure,
     feeds_for,
     registry_sync,
@@ -32,6 +33,7 @@ from apps.exchanges.services.sources import (
     source_outcome_record,
     sources_reset,
     spec_of,
+    symbol_split,
 )
 from apps.exchanges.services.trades import (
     MAX_PAGES,
@@ -60,6 +62,7 @@ __all__ = [
     "adapters_point_at",
     "book_snapshot_poll",
     "dvol_poll",
+    "feed_add",
     "feed_cursor",
     "feed_cursor_advance",
     "feed_ensure",
@@ -77,6 +80,7 @@ __all__ = [
     "sources_reset",
     "spec_of",
     "stream_batch_ingest",
+    "symbol_split",
     "taker_ratio_poll",
     "trades_backfill",
     "trades_ingest",

@@ -200,3 +200,39 @@ def sources_reset(*, slugs: Sequence[str] | None = None) -> int:
     """Forget rate-limit state (an operator's override after fixing the cause)."""
     qs = Source.objects.all() if not slugs else Source.objects.filter(Q(slug__in=slugs))
     return qs.update(state=ratelimit.OK, until_ms=None, failures=0, unreachable_streak=0)
+
+
+# Quote currencies, the most specific suffix first, to split a symbol written without a separator (SOLUSDT -> SOL, USDT).
+_QUOTES = ("FDUSD", "USDT", "USDC", "USD", "EUR", "BTC", "ETH")
+
+
+def symbol_split(symbol: str) -> tuple[str, str] | None:
+    """(base, quote) of BTCUSDT, BTC-USDT, BTC-USDT-SWAP or BTC/USDT; None when it cannot tell."""
+    parts = [p for p in symbol.upper().replace("/", "-").split("-") if p]
+    if len(parts) >= 2:
+        return parts[0], parts[1]
+    for quote in _QUOTES:
+        if parts and parts[0].endswith(quote) and len(parts[0]) > len(quote):
+            return parts[0][: -len(quote)], quote
+    return None
+
+
+def feed_add(*, slug: str, symbol: str, base: str | None = None, quote: str | None = None) -> Feed:
+    """Collect one more instrument on a source: the collector and the pollers pick the feed up on their next
+    registry sync (every 5 minutes, and when the collector starts). Re-adding enables it again."""
+    if slug not in ADAPTERS:
+        raise ValueError(f"unknown source {slug!r}; known: {', '.join(sorted(ADAPTERS))}")
+    if not (base and quote):
+        split = symbol_split(symbol)
+        if split is None:
+            raise ValueError(f"cannot tell base and quote of {symbol!r}: give --base and --quote")
+        base, quote = base or split[0], quote or split[1]
+    cls = ADAPTERS[slug]
+    source = source_ensure(slug=slug)
+    instrument = instrument_ensure(exchange_slug=cls.exchange, exchange_name=cls.exchange_name, market=cls.market,
+                                   symbol=symbol, base=base, quote=quote, kind=cls.kind)
+    feed = feed_ensure(source=source, instrument=instrument)
+    if not feed.enabled:
+        Feed.objects.filter(pk=feed.pk).update(enabled=True)
+        feed.enabled = True
+    return feed
