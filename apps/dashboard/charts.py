@@ -130,16 +130,16 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
 
 @functools.lru_cache(maxsize=4)
 def sparkline_figure() -> str:
-    """One empty sparkline figure for every row; each row fills it from its own closes."""
+    """One empty sparkline figure for every row; each row fills it with its own index (0-100, final 1m bars)."""
     fig = go.Figure(go.Scatter(
-        x=[], y=[], mode="lines", line={"width": 1.5, "color": "#42a5f5"},
-        hovertemplate="%{y:,.2f}<extra></extra>", meta={"y": "close"},
+        x=[], y=[], mode="lines", line={"width": 1.5, "color": "#ef5350"},
+        hovertemplate="%{y:.0f}<extra></extra>", meta={"y": "spi"},
     ))
     # No template: a sparkline needs none of it.
     fig.update_layout(
         template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
         margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
-        xaxis={"visible": False}, yaxis={"visible": False},
+        xaxis={"visible": False}, yaxis={"visible": False, "range": [0, 100], "fixedrange": True},
     )
     return pio.to_json(fig, validate=False, pretty=False)
 

@@ -16,12 +16,12 @@ from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.pressure.forecast import MIN_TRAIN_DAYS
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
+from apps.pressure.overview import GLANCE_MINUTES, overview_rows
 from apps.pressure.selectors import (
     RANGE_CACHE_SECONDS,
     bars_script,
     bars_version,
     bars_versions,
-    closes_recent,
     episode_outcomes,
     episode_outlook,
     episodes_list,
@@ -29,7 +29,6 @@ from apps.pressure.selectors import (
     instrument_lookup,
     instruments_active,
     interval_for_points,
-    latest_bars,
     range_key,
     track_records,
 )
@@ -51,7 +50,7 @@ def overview(request):
                                                        "sparkline": charts.sparkline_figure()})
 
 
-SPARK_BARS = 60  # the sparkline's last hour of 1m closes
+SPARK_BARS = GLANCE_MINUTES  # the sparkline's last hour of the 1m index
 
 
 def _row_meta(inst) -> int:
@@ -88,19 +87,15 @@ def overview_rows_html(instruments) -> str:
             process_payloads.put(key, versions[pk], found[key], built_at=time.time())
     missing = [inst for inst in instruments if inst.pk not in html]
     if missing:
-        ids = [inst.pk for inst in missing]
-        bars = latest_bars(instrument_ids=ids)
-        closes = closes_recent(instrument_ids=ids, limit=SPARK_BARS,
-                               since=datetime.fromtimestamp(since_ms / 1000, tz=UTC))
         template = get_template("dashboard/_overview_row.html")
         fresh = {}
-        for inst in missing:
-            row = {"instrument": inst, "bar": bars.get(inst.pk), "spark_id": f"spark-{inst.pk}",
-                   "closes": {"x": [c[0] for c in closes[inst.pk]], "y": [c[1] for c in closes[inst.pk]]}}
-            html[inst.pk] = template.render({"row": row})
-            if inst.pk in keys:
-                fresh[keys[inst.pk]] = html[inst.pk]
-                process_payloads.put(keys[inst.pk], versions[inst.pk], html[inst.pk], built_at=time.time())
+        since = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
+        for row in overview_rows(instruments=missing, since=since):
+            pk = row.instrument.pk
+            html[pk] = template.render({"row": row, "spark_id": f"spark-{pk}"})
+            if pk in keys:
+                fresh[keys[pk]] = html[pk]
+                process_payloads.put(keys[pk], versions[pk], html[pk], built_at=time.time())
         if fresh:
             try:
                 cache.set_many(fresh, timeout=RANGE_CACHE_SECONDS)

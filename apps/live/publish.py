@@ -7,11 +7,13 @@ carries the frame's text, and every consumer writes it to its socket as it is.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from apps.pressure.overview import cvd_change
 from apps.pressure.selectors import bar_serialize, index_headline
 
 logger = logging.getLogger(__name__)
@@ -43,15 +45,20 @@ async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
         await layer.group_send(group, message)
 
 
-def bars_payload_send(*, instrument_id: int, payload: dict, headline: dict | None = None) -> None:
+def bars_payload_send(*, instrument_id: int, payload: dict, headline: dict | None = None,
+                      overview: dict | None = None) -> None:
     """Send serialised bars ({interval: [bar, ...]}) to the instrument's group and the newest 1m bar to the
-    overview, in one event loop (one Redis connection) rather than one per group."""
+    overview (with the 1m headline and ``overview`` extras when a minute closed), in one event loop (one Redis
+    connection) rather than one per group."""
     group = instrument_group(instrument_id)
     messages = [(group, bars_message(group=group, instrument_id=instrument_id, bars=payload, headline=headline))]
     latest = payload.get("1m", [])[-1:]
     if latest:
-        messages.append((OVERVIEW_GROUP, bars_message(group=OVERVIEW_GROUP, instrument_id=instrument_id,
-                                                      bars={"1m": latest})))
+        shown = {"1m": headline["1m"]} if headline and "1m" in headline else None
+        message = bars_message(group=OVERVIEW_GROUP, instrument_id=instrument_id, bars={"1m": latest}, headline=shown)
+        if shown and overview:
+            message.update(overview)
+        messages.append((OVERVIEW_GROUP, message))
     async_to_sync(_group_send_all)(messages)
 
 
@@ -64,6 +71,10 @@ def bars_publish(*, instrument, changed: dict, finalized: dict | None = None) ->
     try:
         headline = {interval: shown for interval, bars in (finalized or {}).items()
                     if bars and (shown := index_headline(instrument=instrument, interval=interval))}
-        bars_payload_send(instrument_id=instrument.pk, payload=payload, headline=headline)
+        overview = None
+        if "1m" in headline:
+            change = cvd_change(instrument_id=instrument.pk, end=datetime.fromisoformat(headline["1m"]["bucket_start"]))
+            overview = {"cvd_change_1h": None if change is None else format(change, "f")}
+        bars_payload_send(instrument_id=instrument.pk, payload=payload, headline=headline, overview=overview)
     except Exception:  # a live push must never fail the ingestion that already committed
         logger.exception("live push failed for %s", instrument)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
@@ -306,18 +306,6 @@ def instruments_with_latest_bar(*, interval: str = "1m") -> list[tuple[Instrumen
     instruments = instruments_active()
     bars = latest_bars(instrument_ids=[i.pk for i in instruments], interval=interval)
     return [(i, bars.get(i.pk)) for i in instruments]
-
-
-def closes_recent(*, instrument_ids, interval: str = "1m", limit: int = 60,
-                  since: datetime | None = None) -> dict[int, list[tuple[str, float]]]:
-    """The closes of each instrument since `since` (default: `limit` intervals ago), in one query (sparklines)."""
-    since = since or datetime.now(tz=UTC) - INTERVALS[interval] * limit
-    out: dict[int, list[tuple[str, float]]] = {i: [] for i in instrument_ids}
-    rows = (PressureBar.objects.filter(instrument_id__in=instrument_ids, interval=interval, bucket_start__gte=since)
-            .exclude(close=None).order_by("bucket_start").values_list("instrument_id", "bucket_start", "close"))
-    for instrument_id, ts, close in rows:
-        out[instrument_id].append((ts.isoformat().replace("+00:00", "Z"), float(close)))
-    return out
 
 
 def bars_due_final_cutoffs(clock_ms: int) -> dict[str, datetime]:

@@ -65,19 +65,27 @@ def test_instrument_page_bars_are_cached_and_a_bar_write_invalidates_them(client
     assert '<span id="bar-count">2</span>' in page
 
 
+def _cell(html: str, inst, field: str) -> str:
+    row = re.search(rf'<tr data-instrument="{inst.pk}".*?</tr>', html, re.S)
+    assert row, f"no row for {inst}"
+    match = re.search(rf'data-field="{field}" data-value="([^"]*)">(.*?)</td>', row.group(0), re.S)
+    assert match, f"no {field} cell"
+    return match.group(2)
+
+
 def test_overview_rows_are_cached_and_a_bar_write_invalidates_its_row(client, inst,
                                                                         django_capture_on_commit_callbacks):
     _ingest(inst, price="100", minutes_ago=2, trade_id=1, capture=django_capture_on_commit_callbacks)
-    page = client.get("/").content.decode()
-    assert _script(page, f"spark-{inst.pk}")["y"] == [100.0]
+    assert _cell(client.get("/").content.decode(), inst, "close") == "100.00 USDT"
 
     _behind_the_write_path(inst, close="123")
-    assert _script(client.get("/").content.decode(), f"spark-{inst.pk}")["y"] == [100.0], "row not cached"
+    assert _cell(client.get("/").content.decode(), inst, "close") == "100.00 USDT", "row not cached"
 
     _ingest(inst, price="250", minutes_ago=1, trade_id=2, capture=django_capture_on_commit_callbacks)
     page = client.get("/").content.decode()
-    assert _script(page, f"spark-{inst.pk}")["y"] == [123.0, 250.0]
-    assert "250.00 USDT" in page
+    assert _cell(page, inst, "close") == "250.00 USDT"
+    # No later trade has closed it and the quiet-market rule has not run: the newest bar is shown as forming.
+    assert _cell(page, inst, "bucket_start").endswith('UTC <span class="forming">forming</span>')
 
 
 def test_a_new_instrument_shows_on_the_overview_at_once(client, inst, django_capture_on_commit_callbacks):

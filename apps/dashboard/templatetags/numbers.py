@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 from django import template
 
@@ -19,3 +20,20 @@ def percent(value, decimals: int = 1) -> str:
     if math.isnan(number):
         return ""
     return f"{100 * number:.{int(decimals)}f}%"
+
+
+@register.filter
+def price(value, instrument) -> str:
+    """A price at the instrument's precision, with thousands separators: 61,660.00 beside 61,633.20."""
+    if value is None:
+        return "\u2013"
+    decimals = min(int(getattr(instrument, "price_decimals", 2) or 0), 10)
+    return f"{Decimal(value):,.{decimals}f}"
+
+
+@register.filter
+def signed(value, decimals: int = 4) -> str:
+    """A change with its sign: +12.3456, -0.5000; a dash for None."""
+    if value is None:
+        return "\u2013"
+    return f"{Decimal(value):+,.{int(decimals)}f}".replace("-", "\u2212")

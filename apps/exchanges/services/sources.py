@@ -202,7 +202,7 @@ def sources_reset(*, slugs: Sequence[str] | None = None) -> int:
     return qs.update(state=ratelimit.OK, until_ms=None, failures=0, unreachable_streak=0)
 
 
-# Quote currencies, the most specific suffix first, to split a symbol written without a separator (SOLUSDT -> SOL, USDT).
+# Quote currencies, the most specific suffix first, to split a symbol without a separator (SOLUSDT: SOL, USDT).
 _QUOTES = ("FDUSD", "USDT", "USDC", "USD", "EUR", "BTC", "ETH")
 
 

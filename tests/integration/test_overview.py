@@ -1,0 +1,73 @@
+"""The overview as a first glance: index, regime, drop risk and CVD change from closed minutes only."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+
+from apps.markets.services import instrument_ensure
+from apps.pressure.models import PressureBar
+from apps.pressure.overview import cvd_change, overview_rows
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+T0 = datetime.now(tz=UTC).replace(second=0, microsecond=0) - timedelta(minutes=90)
+
+
+@pytest.fixture
+def inst(flush_redis):
+    cache.clear()
+    return instrument_ensure(exchange_slug="glance", market="perp", symbol="GLNUSDT", base="GLN", quote="USDT")
+
+
+def _bars(inst, rows):
+    """rows: (minute offset from T0, final, spi, delta)."""
+    for minute, final, spi, delta in rows:
+        PressureBar.objects.create(
+            instrument=inst, interval="1m", bucket_start=T0 + timedelta(minutes=minute), final=final, spi=spi,
+            regime="" if spi is None else ("high" if spi >= 74 else "calm"), delta_base=Decimal(delta),
+            close=Decimal("101.5"), taker_sell_ratio=0.61, spread_bps=1.25, trades=3)
+
+
+def test_the_glance_reads_closed_minutes_and_the_forming_one_apart(inst):
+    # 10 closed minutes an hour and a half ago (outside the hour), 3 closed in the last hour, then one forming
+    # with a provisional index of 99 that must show nowhere but in the price columns.
+    _bars(inst, [(m, True, 40.0, "1") for m in range(10)])
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4"), (82, True, 60.0, "0.25"), (83, False, 99.0, "7")])
+    (row,) = overview_rows(instruments=[inst], since=T0 + timedelta(minutes=30))
+    assert row.headline["spi"] == 60.0 and row.headline["bucket_start"] == (
+        T0 + timedelta(minutes=82)).isoformat().replace("+00:00", "Z")
+    # CVD change: the closed minutes of the hour ending with the headline's bar; the forming delta (7) and the
+    # minutes older than an hour (10 x 1) are not in it.
+    assert row.cvd_change == Decimal("-1.25")
+    assert row.spark["y"] == [50.0, 80.0, 60.0]
+    assert row.bar.bucket_start == T0 + timedelta(minutes=83) and not row.bar.final
+    assert cvd_change(instrument_id=inst.pk, end=T0 + timedelta(minutes=9)) == Decimal(10)
+
+
+def _cell(html: str, field: str) -> tuple[str, str]:
+    match = re.search(rf'data-field="{field}" data-value="([^"]*)">(.*?)</td>', html, re.S)
+    assert match, field
+    return match.group(1), match.group(2)
+
+
+def test_the_overview_page_shows_the_glance_sortable_with_units(client, inst):
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4"), (82, False, 99.0, "7")])
+    html = client.get("/").content.decode()
+    assert _cell(html, "spi") == ("80.0", "80")
+    assert 'data-value="high"><span class="badge regime-high"' in html
+    assert _cell(html, "cvd_change")[1] == "\u22121.5000 GLN"
+    assert _cell(html, "close")[1] == "101.50 USDT"
+    assert _cell(html, "taker_sell_ratio")[1] == "61%" and _cell(html, "spread_bps")[1] == "1.25 bps"
+    assert _cell(html, "bucket_start")[1].endswith('UTC <span class="forming">forming</span>')
+    assert html.count('aria-sort="none"') == 9 and "Last closed minute" in html and "Now (forming minute)" in html
+
+
+def test_an_instrument_whose_index_warms_up_says_so(client, inst):
+    _bars(inst, [(80, True, None, "1")])
+    html = client.get("/").content.decode()
+    assert "warming up" in _cell(html, "spi")[1] and _cell(html, "regime")[1] == "\u2013"
