@@ -7,16 +7,25 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run serve test fuzz lint bench clean
+.PHONY: install lock run serve test fuzz lint bench clean
 
-$(STAMP): pyproject.toml
+# Installs exactly the versions in requirements.lock, each checked against its hashes; the project itself on top.
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh requirements.lock deliberately: the newest versions pyproject.toml's ranges allow, with hashes. Review the
+# diff, run `make test`, commit both.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header \
+		--no-annotate --upgrade -o requirements.lock
 
 # Runs the whole app: migrate and load the replay data, then `serve`.
 run: export DEBUG ?= 1
