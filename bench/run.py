@@ -145,6 +145,27 @@ def section_pages() -> list[str]:
     return [*lines, "", "```json", json.dumps(figures, indent=2), "```"]
 
 
+def section_browser() -> list[str]:
+    r = run_module("bench.browser")
+    chart = r["first_chart"]
+    lines = ["`make run` on a fresh SQLite database, measured in Debian Chromium; first chart on a cold browser cache "
+             f"at 1440x900 ({chart['runs']} runs, each in a fresh browser context).", "",
+             "| measure | value | goal |", "| --- | --- | --- |",
+             f"| `make run` (installed) to the first page answered | {r['make_run_to_first_page_s']:.1f} s | "
+             f"<= 60 s {_ok(r['make_run_to_first_page_s'] <= 60)} |",
+             f"| first chart drawn after navigation, median | {chart['chart_ms_median']:,.0f} ms | "
+             f"<= 1,000 ms {_ok(chart['chart_ms_median'] <= 1000)} |",
+             f"| first chart, slowest run | {chart['chart_ms_max']:,.0f} ms | |",
+             f"| bytes transferred, median | {chart['transfer_kb_median']:,.0f} kB | |", "",
+             "Lighthouse 12.2.3 (one run each; mobile is Lighthouse's default throttled phone):", "",
+             "| page | accessibility | performance | LCP | TBT | goal |", "| --- | --- | --- | --- | --- | --- |"]
+    for page, s in r["lighthouse"].items():
+        met = s["accessibility"] >= 95 and s["performance"] >= 90
+        lines.append(f"| {page} | {s['accessibility']} | {s['performance']} | {s['lcp_ms']:,} ms | {s['tbt_ms']:,} ms "
+                     f"| a11y >= 95, perf >= 90 {_ok(met)} |")
+    return lines
+
+
 SECTIONS: list[tuple[str, Callable[[], list[str]]]] = [
     ("Ingest and bar math (`python -m bench.ingest`)", section_ingest),
     ("The live stored path per 1-second batch (`python -m bench.live`)", section_live),
@@ -157,6 +178,7 @@ SECTIONS: list[tuple[str, Callable[[], list[str]]]] = [
     ("Collector (`python -m bench.collector`)",
      section_json("bench.collector", "Binance trade messages from the local exchange server into SQLite.")),
     ("Pages under load, PostgreSQL, 30 days x 50 instruments (`python -m bench.pages`)", section_pages),
+    ("First ten minutes: `make run`, first chart, Lighthouse (`python -m bench.browser`)", section_browser),
 ]
 
 
