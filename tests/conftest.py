@@ -54,11 +54,16 @@ def redis_server() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_glossary_version(redis_server):
-    """Tests roll back their writes, so the glossary version's on-commit bump never runs: each test starts on a
-    version of its own, or it could be served a glossary page cached from another test's data."""
+def fresh_caches(redis_server):
+    """Tests roll back their writes, so the on-commit version bumps never run, and SQLite hands the next test the
+    same primary keys: a payload cached by one test would be served to the next under the same instrument id and
+    version. Each test starts without the cache's keys (the broker's and the channel layer's stay)."""
     from apps.glossary.services import glossary_version_bump
 
+    client = redis.Redis.from_url(redis_server)
+    keys = list(client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
     glossary_version_bump()
 
 

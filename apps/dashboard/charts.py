@@ -18,8 +18,10 @@ THEMES = {
     "light": {"template": "plotly_white", "paper": "#ffffff", "plot": "#ffffff", "grid": "#e5e7eb"},
 }
 BUY, SELL = "#26a69a", "#ef5350"
-BANDS = (("imbalance_0_1pct", "0.1%", "#90caf9"), ("imbalance_0_5pct", "0.5%", "#42a5f5"),
-         ("imbalance_1pct", "1%", "#1e88e5"), ("imbalance_2pct", "2%", "#0d47a1"))
+# Colour-blind safe (Okabe-Ito) and dashed differently, so the four bands stay apart in any palette or print.
+BANDS = (("imbalance_0_1pct", "0.1%", "#E69F00", "solid"), ("imbalance_0_5pct", "0.5%", "#56B4E9", "dot"),
+         ("imbalance_1pct", "1%", "#009E73", "dash"), ("imbalance_2pct", "2%", "#CC79A7", "dashdot"))
+EPISODE_FILL = "rgba(239,83,80,0.10)"
 
 # (row title, glossary slug) per subplot, in order; the page links each to its explanation.
 PANELS = (
@@ -101,9 +103,10 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
         line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
         hovertemplate=f"CVD %{{y:,.4f}} {base}<extra></extra>",
     ), row=4, col=1)
-    for field, label, color in BANDS:
+    for field, label, color, dash in BANDS:
         fig.add_trace(go.Scatter(
-            x=x, y=_col(rows, field), name=f"Imbalance ±{label}", mode="lines", line={"color": color, "width": 1},
+            x=x, y=_col(rows, field), name=f"Imbalance ±{label}", mode="lines",
+            line={"color": color, "width": 1.5, "dash": dash},
             meta={"y": field}, hovertemplate=f"imbalance within {label}: %{{y:+.3f}}<extra></extra>",
         ), row=5, col=1)
     fig.add_trace(go.Scatter(
@@ -207,7 +210,7 @@ def episode_shapes(episodes, *, end_iso: str) -> list[dict]:
     return [{
         "type": "rect", "xref": "x", "yref": "paper", "x0": e.start.isoformat().replace("+00:00", "Z"),
         "x1": e.end.isoformat().replace("+00:00", "Z") if e.end else end_iso, "y0": 0, "y1": 1,
-        "fillcolor": "rgba(239,83,80,0.10)", "line": {"width": 0}, "layer": "below",
+        "fillcolor": EPISODE_FILL, "line": {"width": 0}, "layer": "below",
     } for e in episodes]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django import template
@@ -37,3 +38,19 @@ def signed(value, decimals: int = 4) -> str:
     if value is None:
         return "\u2013"
     return f"{Decimal(value):+,.{int(decimals)}f}".replace("-", "\u2212")
+
+
+@register.filter
+def utc(value, seconds: bool = False) -> str:
+    """A time as the pages write it: "2026-12-04 05:47 UTC" (with seconds when asked), from a datetime or ISO text;
+    "never" for None."""
+    if value in (None, ""):
+        return "never"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
