@@ -1,7 +1,6 @@
 """Sign up, verify from the email link, watch an instrument, create a rule, see the live toast."""
 
 import re
-import time
 
 import pytest
 
@@ -46,9 +45,7 @@ def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     page.fill("input[name=threshold]", "1")  # 1%: any selling fires it; the point is the live toast
     page.click("#rule-form button[type=submit]")
     page.wait_for_selector("text=Created the rule")
-    started = time.monotonic()
     # Rules act on final bars: the first replayed minute ends and becomes final within about 62 s.
     page.wait_for_selector(".toast", timeout=80_000)
     assert "taker sell ratio" in page.inner_text(".toast")
     assert "ETHUSDT spot · Binance (REPLAY)" in page.inner_text(".toast")
-    assert time.monotonic() - started < 30
