@@ -29,18 +29,40 @@ CHARTABLE_METRICS = frozenset({
 # active instrument. Keep in step with templates/dashboard/overview.html and apps/dashboard/charts.py.
 INSTRUMENT_PAGES = "instrument-pages"
 _OVERVIEW = ("Markets overview", "dashboard:overview")
+_EPISODES = ("Episodes", "dashboard:episodes")
+_TRACK_RECORD = ("Track record", "dashboard:track-record")
+_FLOWS = ("Exchange flows", "flows:page")
 METRIC_PAGES: dict[str, tuple] = {
     "close": (_OVERVIEW, INSTRUMENT_PAGES),
     "vwap": (INSTRUMENT_PAGES,),
     "taker_buy_base": (INSTRUMENT_PAGES,),
     "taker_sell_ratio": (_OVERVIEW, INSTRUMENT_PAGES),
-    "delta_base": (_OVERVIEW,),
-    "cvd_base": (INSTRUMENT_PAGES,),
+    # The overview's CVD change over the last hour is the sum of the 1m deltas.
+    "delta_base": (_OVERVIEW, INSTRUMENT_PAGES),
+    "cvd_base": (_OVERVIEW, INSTRUMENT_PAGES),
     "spread_bps": (_OVERVIEW, INSTRUMENT_PAGES),
-    # The overview's imbalance column is the 0.5% band; the instrument page charts every band.
-    "imbalance_0_1pct": (_OVERVIEW, INSTRUMENT_PAGES),
-    "imbalance_0_5pct": (_OVERVIEW, INSTRUMENT_PAGES),
+    "imbalance_0_1pct": (INSTRUMENT_PAGES,),
+    "imbalance_0_5pct": (INSTRUMENT_PAGES,),
     "imbalance_1pct": (INSTRUMENT_PAGES,),
+    "spi": (_OVERVIEW, INSTRUMENT_PAGES, _EPISODES, _TRACK_RECORD),
+    # Index components: the instrument page's index panel charts each one's contribution.
+    "ofi": (INSTRUMENT_PAGES,),
+    "vpin": (INSTRUMENT_PAGES,),
+    "kyles_lambda": (INSTRUMENT_PAGES,),
+    "large_trade_sell_share": (INSTRUMENT_PAGES,),
+    "trade_count_imbalance": (INSTRUMENT_PAGES,),
+    # The derivatives panel of perpetual (and BTC/ETH) instrument pages.
+    "funding_rate": (INSTRUMENT_PAGES,),
+    "open_interest": (INSTRUMENT_PAGES,),
+    "long_liquidation_quote": (INSTRUMENT_PAGES,),
+    "dvol": (INSTRUMENT_PAGES,),
+    "inflow": (_FLOWS,),
+    "outflow": (_FLOWS,),
+    "netflow": (_FLOWS,),
+    "netflow_z": (_FLOWS,),
+    "reserve": (_FLOWS,),
+    "whale_ratio": (_FLOWS,),
+    "stablecoin_netflow": (_FLOWS,),
 }
 
 # The cache serves {% term %} on every page. Saves in this process clear it at once (signals in

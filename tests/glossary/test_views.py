@@ -194,3 +194,15 @@ def test_shown_on_names_a_few_instrument_pages_and_counts_the_rest(client):
     named = [inst for inst in instruments if f'href="{inst.get_absolute_url()}"' in shown_on]
     assert named == instruments[:6]
     assert f'<a href="{reverse("dashboard:overview")}">3 more instrument pages (Markets)</a>' in shown_on
+
+
+def test_every_metric_term_names_the_pages_that_show_it():
+    import re as _re
+    from pathlib import Path
+
+    from apps.glossary.selectors import METRIC_PAGES
+
+    terms = Path(__file__).resolve().parents[2] / "apps" / "glossary" / "terms"
+    metrics = {m.group(1) for f in terms.glob("*.md") if (m := _re.search(r"^metric: (\S+)$", f.read_text(), _re.M))}
+    assert len(metrics) >= 25
+    assert sorted(metrics - set(METRIC_PAGES)) == []
