@@ -22,6 +22,7 @@ from apps.alerts.models import AlertEvent, AlertRule, AlertRuleState
 from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
 from apps.pressure.models import PressureBar
+from pressureweb.lib.times import iso_z
 
 logger = logging.getLogger(__name__)
 UNSUBSCRIBE_SALT = "alerts.unsubscribe"
@@ -137,7 +138,7 @@ def alert_toast_push(*, event: AlertEvent) -> None:
                 "threshold_text": format_value(event.threshold, METRICS[event.rule.metric]),
                 "instrument": instrument_full_name(event.instrument) if event.instrument_id else None,
                 "url": event.instrument.get_absolute_url() if event.instrument_id else None,
-                "at": event.bucket_start.isoformat().replace("+00:00", "Z"),
+                "at": iso_z(event.bucket_start),
             },
         })
     except Exception:  # the toast is a courtesy; the event and its email stand

@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from pressureweb.lib.times import iso_z
+
 THEMES = {
     "dark": {"template": "plotly_dark", "paper": "#0f1419", "plot": "#0f1419", "grid": "#223"},
     "light": {"template": "plotly_white", "paper": "#ffffff", "plot": "#ffffff", "grid": "#e5e7eb"},
@@ -208,8 +210,8 @@ def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str
 def episode_shapes(episodes, *, end_iso: str) -> list[dict]:
     """Shaded regions (Plotly layout shapes) for episodes, spanning every subplot."""
     return [{
-        "type": "rect", "xref": "x", "yref": "paper", "x0": e.start.isoformat().replace("+00:00", "Z"),
-        "x1": e.end.isoformat().replace("+00:00", "Z") if e.end else end_iso, "y0": 0, "y1": 1,
+        "type": "rect", "xref": "x", "yref": "paper", "x0": iso_z(e.start),
+        "x1": iso_z(e.end) if e.end else end_iso, "y0": 0, "y1": 1,
         "fillcolor": EPISODE_FILL, "line": {"width": 0}, "layer": "below",
     } for e in episodes]
 

@@ -35,6 +35,7 @@ from apps.pressure.selectors import (
 from apps.pressure.services.forecast import track_record_timeline
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import process_payloads, render_with_payloads
 
 logger = logging.getLogger(__name__)
@@ -125,10 +126,11 @@ def instrument(request, exchange, market, symbol):
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
     figure = charts.instrument_figure_with_shapes(
         base=inst.base, quote=inst.quote, theme=_theme(request),
-        shapes=charts.episode_shapes(episodes, end_iso=chart_range.end.isoformat().replace("+00:00", "Z")))
+        shapes=charts.episode_shapes(episodes, end_iso=iso_z(chart_range.end)))
     return render_with_payloads(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
+        "few_bars": INTERVALS[interval] * 3 > chart_range.end - chart_range.start,
         "figure": figure,
         "spi_figure": charts.spi_figure_empty(
             components=tuple(spi_weights()), labels=SPI_LABELS, theme=_theme(request),
@@ -141,6 +143,7 @@ def instrument(request, exchange, market, symbol):
         "live_config": {
             "instrument": inst.pk, "interval": interval, "live": chart_range.live,
             "rangeMs": int((chart_range.end - chart_range.start).total_seconds() * 1000),
+            "rangeStart": iso_z(chart_range.start), "intervalMs": int(INTERVALS[interval].total_seconds() * 1000),
             "api": f"/api/v1/bars?exchange={inst.exchange.slug}&market={inst.market}&symbol={inst.symbol}"
                    f"&interval={interval}",
             "pressureApi": f"/api/v1/pressure?exchange={inst.exchange.slug}&market={inst.market}"

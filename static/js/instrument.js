@@ -66,6 +66,17 @@
     const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("bars-data"),
       { rangeMs: config.rangeMs, live: config.live });
     let updates = 0;
+    // A range longer than the stored history (the replay keeps 30 minutes): say where the data starts, rather
+    // than let a 24h chart look like the 1h one.
+    const note = document.getElementById("range-note");
+    if (note && main.rows.length && config.rangeStart) {
+      const first = Date.parse(main.rows[0].bucket_start);
+      if (first - Date.parse(config.rangeStart) > 2 * config.intervalMs) {
+        note.textContent = "Stored bars in this range start at " +
+          new Date(first).toISOString().slice(0, 16).replace("T", " ") + " UTC; nothing is stored before that.";
+        note.hidden = false;
+      }
+    }
 
     // The headline: one object from the latest final bar, replaced whole (never from a forming bar).
     const showHeadline = (h) => {

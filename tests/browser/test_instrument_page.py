@@ -12,10 +12,6 @@ pytestmark = pytest.mark.browser
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "instrument-page.png"
 
 
-
-
-
-
 def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, browser):
     replay_streams_ensure(history_minutes=0)
     # Fast-forward the replay so new one-minute bars appear every few seconds.
@@ -64,8 +60,19 @@ def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_f
     assert page.evaluate("document.getElementById('spi-chart').data[0].y.filter(v => v !== null).length") >= 20
     assert page.locator("#spi-explain").is_visible()
     assert not errors, errors
+    assert page.locator("#range-note").is_hidden()  # an hour of history fills the 1h range
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # 24 hours asked, one stored: the page says where the data starts instead of looking like the 1h chart.
+    page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/?range=24h")
+    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    first = page.evaluate("document.getElementById('chart').data[0].x[0]")
+    note = page.inner_text("#range-note")
+    assert note == (f"Stored bars in this range start at {first[:16].replace('T', ' ')} UTC; "
+                    "nothing is stored before that.")
+    page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/?range=1h&interval=1h")
+    assert "1h bars over a 1h range show at most a few bars" in page.inner_text("main")
 
 
 def test_overview_lists_instruments_and_updates_live(stack_factory, browser):
