@@ -114,7 +114,8 @@
       chart.dataset.liveUpdates = String(updates);
       document.getElementById("bar-count").textContent = main.rows.length;
       if (main.rows.length) {
-        document.getElementById("last-update").textContent = main.rows[main.rows.length - 1].bucket_start;
+        document.getElementById("last-update").textContent =
+          main.rows[main.rows.length - 1].bucket_start.slice(0, 16).replace("T", " ") + " UTC";
         const empty = document.getElementById("empty-state");
         if (empty) empty.remove();
       }
