@@ -162,7 +162,8 @@ def track_record_page(request):
     records = list(track_records())
     chosen = next((r for r in records if str(r.pk) == request.GET.get("record")), None)
     if chosen is None:
-        chosen = next((r for r in records if r.horizon_minutes == settings.DROP_RISK_HORIZON_MINUTES), None)
+        chosen = next((r for r in records if r.horizon_minutes == settings.DROP_RISK_HORIZON_MINUTES), None) or next(
+            iter(records), None)
     context = {"records": records, "record": chosen, "min_train_days": MIN_TRAIN_DAYS,
                "drop_risk_alert": settings.DROP_RISK_ALERT}
     if chosen is not None:

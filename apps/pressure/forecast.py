@@ -70,6 +70,13 @@ class DropRiskSpec:
         return bars
 
 
+def horizon_minutes_for(*, interval_ms: int, configured: int) -> int:
+    """The forecast horizon on bars of ``interval_ms``: ``configured`` minutes where that is a whole number of bars
+    (15 on 1m and 5m bars), else the next whole number of bars (60 minutes on 1h bars)."""
+    size = interval_ms // MINUTE_MS
+    return configured if configured % size == 0 else size * max(1, -(-configured // size))
+
+
 def _bars(minutes: int, interval_ms: int) -> int:
     return max(1, round(minutes * MINUTE_MS / interval_ms))
 

@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
 from apps.pressure import bars as barmath
+from apps.pressure import forecast as forecast_math
 from apps.pressure.downsample import lttb_indices
 from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
 from apps.pressure.models import INTERVALS, Episode, ForecastModel, PressureBar, RegimeCalibration, TrackRecord
@@ -504,7 +505,9 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
         "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),
         "drop_risk": bar.drop_risk, "drop_risk_normal": normal,
         "drop_risk_ratio": bar.drop_risk / normal if normal and bar.drop_risk is not None else None,
-        "drop_risk_horizon_minutes": settings.DROP_RISK_HORIZON_MINUTES, "drop_risk_pct": settings.DROP_RISK_PCT,
+        "drop_risk_horizon_minutes": forecast_math.horizon_minutes_for(
+            interval_ms=barmath.INTERVAL_MS[interval], configured=settings.DROP_RISK_HORIZON_MINUTES),
+        "drop_risk_pct": settings.DROP_RISK_PCT,
         "missing": list(bar.spi_missing or []),
         "thresholds": calibration.thresholds if calibration else None,
     }

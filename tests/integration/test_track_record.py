@@ -88,6 +88,14 @@ def test_imported_history_gets_an_index_a_forecast_and_an_honest_track_record(sh
     assert csv_text.decode().splitlines()[0].startswith("signal,auc,brier,brier_skill")
     assert client.get("/api/v1/track-record", {**PARAMS, "horizon_minutes": 7}).status_code == 400
 
+    # 1h bars (rolled up from the 5m klines): 15 minutes is no whole number of bars, so the forecast and its
+    # track record use one bar, 60 minutes, and the headline says so.
+    call_command("evaluate_spi", "--interval", "1h")
+    assert list(TrackRecord.objects.filter(interval="1h").values_list("horizon_minutes", flat=True)) == [60]
+    from apps.pressure.selectors import index_headline
+
+    assert index_headline(instrument=latest.instrument, interval="1h")["drop_risk_horizon_minutes"] == 60
+
     page = client.get("/track-record/").content.decode()
     assert 'id="roc-figure"' in page and 'id="reliability-figure"' in page and 'data-signal="drop_risk"' in page
     assert "needs-more-history" not in page

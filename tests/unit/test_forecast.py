@@ -187,3 +187,13 @@ def test_walk_forward_over_less_than_a_month_fits_nothing_and_says_so():
 
 def test_reliability_of_nothing_is_empty():
     assert track_record.reliability(np.array([]), np.array([])) == []
+
+
+@pytest.mark.parametrize(("interval_ms", "configured", "expected"), [
+    (60_000, 15, 15), (300_000, 15, 15), (300_000, 5, 5), (3_600_000, 15, 60), (3_600_000, 60, 60),
+    (3_600_000, 90, 120), (300_000, 7, 10),
+])
+def test_the_forecast_horizon_is_whole_bars_of_the_interval(interval_ms, configured, expected):
+    from apps.pressure.forecast import horizon_minutes_for
+
+    assert horizon_minutes_for(interval_ms=interval_ms, configured=configured) == expected

@@ -33,11 +33,18 @@ _COLUMNS = ("open", "high", "low", "close", "taker_buy_base", "taker_sell_base",
             "drop_risk", "spi_components")
 
 
+def drop_risk_horizon(*, interval: str) -> int:
+    """The forecast's horizon on bars of ``interval`` (minutes): DROP_RISK_HORIZON_MINUTES where it is a whole
+    number of bars (1m, 5m), else one bar (60 minutes on 1h bars)."""
+    return forecast_math.horizon_minutes_for(interval_ms=barmath.INTERVAL_MS[interval],
+                                             configured=settings.DROP_RISK_HORIZON_MINUTES)
+
+
 def forecast_spec(*, interval: str, horizon_minutes: int | None = None,
                   drop_pct: float | None = None) -> forecast_math.DropRiskSpec:
     return forecast_math.DropRiskSpec(
         interval_ms=barmath.INTERVAL_MS[interval],
-        horizon_minutes=settings.DROP_RISK_HORIZON_MINUTES if horizon_minutes is None else horizon_minutes,
+        horizon_minutes=drop_risk_horizon(interval=interval) if horizon_minutes is None else horizon_minutes,
         drop_pct=settings.DROP_RISK_PCT if drop_pct is None else drop_pct, components=COMPONENTS)
 
 
@@ -155,7 +162,7 @@ def track_record_compute(*, instrument: Instrument, interval: str, horizon_minut
     frame = final_bars_frame(instrument=instrument, interval=interval, end_ms=reach)
     if frame.empty:
         return {"bars": 0, "events": 0, "base_rate": None, "signals": {}, "history_days": 0}
-    configured = (horizon_minutes, drop_pct) == (settings.DROP_RISK_HORIZON_MINUTES, settings.DROP_RISK_PCT)
+    configured = (horizon_minutes, drop_pct) == (drop_risk_horizon(interval=interval), settings.DROP_RISK_PCT)
     if not configured or frame["drop_risk"].isna().all():
         spec = forecast_spec(interval=interval, horizon_minutes=horizon_minutes, drop_pct=drop_pct)
         frame["drop_risk"] = forecast_math.walk_forward(frame, spec=spec)[0]["drop_risk"]
@@ -172,7 +179,7 @@ def track_record_compute(*, instrument: Instrument, interval: str, horizon_minut
 def track_record_refresh(*, instrument: Instrument, interval: str, horizon_minutes: int | None = None,
                          drop_pct: float | None = None) -> TrackRecord | None:
     """Evaluate all of an instrument's final bars and store the result (with curves) for the pages."""
-    horizon = settings.DROP_RISK_HORIZON_MINUTES if horizon_minutes is None else horizon_minutes
+    horizon = drop_risk_horizon(interval=interval) if horizon_minutes is None else horizon_minutes
     drop = settings.DROP_RISK_PCT if drop_pct is None else drop_pct
     bounds = PressureBar.objects.filter(instrument=instrument, interval=interval, final=True)
     first = bounds.order_by("bucket_start").values_list("bucket_start", flat=True).first()
