@@ -35,6 +35,8 @@ run: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py import_wallet_labels
+	$(BIN)/python manage.py load_flow_samples
+	$(BIN)/python manage.py load_derivatives_sample
 	$(BIN)/python manage.py load_replay
 	@$(MAKE) --no-print-directory serve
 

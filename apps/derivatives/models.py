@@ -126,3 +126,34 @@ class OptionIV(models.Model):
 
     def __str__(self) -> str:
         return f"ATM IV {self.currency}@{self.time_ms} {self.atm_iv}"
+
+
+class RecordedSample(models.Model):
+    """Readings of an instrument loaded from a shipped recording (manage.py load_derivatives_sample), not polled.
+
+    Its FundingRate and OpenInterest rows keep their real times in [start_ms, end_ms]: seconds of history that the
+    panel names as a recorded sample and never stretches over a longer range.
+    """
+
+    instrument = models.OneToOneField(Instrument, on_delete=models.CASCADE, related_name="recorded_sample")
+    venue = models.CharField(max_length=64, help_text='Who recorded what, e.g. "Bybit".')
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    funding_readings = models.PositiveIntegerField(default=0)
+    oi_readings = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=255, help_text="Where the recording and its licence are described.")
+
+    def __str__(self) -> str:
+        return f"recorded sample of {self.instrument_id} ({self.venue})"
+
+    @property
+    def start(self) -> datetime:
+        return ms_to_dt(self.start_ms)
+
+    @property
+    def end(self) -> datetime:
+        return ms_to_dt(self.end_ms)
+
+    @property
+    def seconds(self) -> int:
+        return round((self.end_ms - self.start_ms) / 1000)

@@ -13,7 +13,15 @@ from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
 
-from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
+from apps.derivatives.models import (
+    FundingRate,
+    Liquidation,
+    OpenInterest,
+    OptionIV,
+    RecordedSample,
+    TakerRatio,
+    VolIndex,
+)
 from apps.markets.models import Instrument
 from apps.pressure.models import INTERVALS, PressureBar
 from pressureweb.lib.times import dt_to_ms, iso_z, ms_to_dt
@@ -81,13 +89,25 @@ def _taker_by_bucket(*, instrument: Instrument, lo: int, hi: int, size: int) -> 
     return taker
 
 
+def _sample_ended(rows: list[tuple], end_ms: int | None, size: int) -> list[tuple]:
+    """A recorded sample's readings are levels of its seconds only: no bucket after the one it ends in carries
+    them forward (a None reading at that bucket's end stops the carry until a new reading arrives)."""
+    if end_ms is None:
+        return rows
+    return sorted([*rows, (end_ms - end_ms % size + size, None)], key=lambda r: r[0])
+
+
 def _levels_by_bucket(*, instrument: Instrument, buckets: list[int], size: int, hi: int) -> dict[str, list]:
     lo, currency = buckets[0], instrument.base.upper()
+    sample_end = RecordedSample.objects.filter(instrument=instrument).values_list("end_ms", flat=True).first()
     oi_rows = _level_rows(OpenInterest, ("oi_base", "oi_usd"), lo=lo, hi=hi, instrument=instrument)
+    funding = _level_rows(FundingRate, ("rate",), lo=lo, hi=hi, instrument=instrument)
+    oi_base = [(t, b) for t, b, _ in oi_rows if b is not None]
+    oi_usd = [(t, u) for t, _, u in oi_rows if u is not None]
     return {
-        "funding": _levels(_level_rows(FundingRate, ("rate",), lo=lo, hi=hi, instrument=instrument), buckets, size),
-        "oi_base": _levels([(t, b) for t, b, _ in oi_rows if b is not None], buckets, size),
-        "oi_usd": _levels([(t, u) for t, _, u in oi_rows if u is not None], buckets, size),
+        "funding": _levels(_sample_ended(funding, sample_end, size), buckets, size),
+        "oi_base": _levels(_sample_ended(oi_base, sample_end, size), buckets, size),
+        "oi_usd": _levels(_sample_ended(oi_usd, sample_end, size), buckets, size),
         "dvol": _levels(_level_rows(VolIndex, ("dvol",), lo=lo, hi=hi, currency=currency), buckets, size),
         "atm": _levels(_level_rows(OptionIV, ("atm_iv",), lo=lo, hi=hi, currency=currency), buckets, size),
     }
@@ -146,3 +166,28 @@ def derivatives_latest(*, instrument: Instrument) -> dict:
     return {"funding": funding, "oi": oi, "dvol": dvol, "atm_iv": iv, "liquidations_sampled": sampled,
             "has_any": any(x is not None for x in (funding, oi, dvol, iv))
             or Liquidation.objects.filter(instrument=instrument).exists()}
+
+
+def derivatives_sample(*, instrument: Instrument) -> RecordedSample | None:
+    """The instrument's recorded sample, when one was loaded."""
+    return RecordedSample.objects.filter(instrument=instrument).first()
+
+
+def derivatives_samples() -> list[RecordedSample]:
+    return list(RecordedSample.objects.select_related("instrument__exchange").order_by("instrument__symbol"))
+
+
+def derivatives_readings(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[dict]:
+    """Funding and open interest at each reading's own time in [start_ms, end_ms] (no buckets), each level carried
+    forward from the previous reading: a sample of seconds is drawn as it was recorded, never stretched."""
+    funding = list(FundingRate.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lte=end_ms)
+                   .order_by("time_ms").values_list("time_ms", "rate"))
+    oi = list(OpenInterest.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lte=end_ms)
+              .order_by("time_ms").values_list("time_ms", "oi_base", "oi_usd"))
+    times = sorted({t for t, *_ in funding} | {t for t, *_ in oi})
+    size = 1  # a level "in the bucket" of one millisecond: the last reading at or before it
+    rates = _levels(funding, times, size)
+    bases = _levels([(t, b) for t, b, _ in oi if b is not None], times, size)
+    usds = _levels([(t, u) for t, _, u in oi if u is not None], times, size)
+    return [{**dict.fromkeys(FIELDS), "bucket_start": iso_z(ms_to_dt(t)), "funding_rate": _f(rates[i]),
+             "oi_base": _f(bases[i]), "oi_usd": _f(usds[i])} for i, t in enumerate(times)]

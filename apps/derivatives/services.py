@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
-from apps.derivatives.models import FundingRate, Liquidation, OpenInterest, OptionIV, TakerRatio, VolIndex
+from django.conf import settings
+from django.db import transaction
+
+from apps.derivatives.models import (
+    FundingRate,
+    Liquidation,
+    OpenInterest,
+    OptionIV,
+    RecordedSample,
+    TakerRatio,
+    VolIndex,
+)
+from apps.exchanges.adapters.shapes import FundingPoint, OpenInterestPoint
 from apps.markets.models import Instrument
+from apps.markets.services import instrument_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -169,4 +184,77 @@ def option_iv_store(*, currency: str, point) -> StoreResult:
                   "underlying_price": Decimal(point.underlying_price) if point.underlying_price else None},
     )
     result.stored = 1
+    return result
+
+
+# --- the recorded sample (data/derivatives-sample) --------------------------------------------------------------
+
+SAMPLE_TICKERS = Path(settings.BASE_DIR) / "data" / "derivatives-sample" / "bybit_tickers_extracted.csv"
+SAMPLE_SOURCE = "data/derivatives-sample/SOURCE.txt"
+
+
+@dataclass
+class SampleLoadResult:
+    instrument: Instrument
+    funding: int = 0
+    open_interest: int = 0
+    changed: int = 0  # readings and sample rows written with new values
+
+
+def bybit_ticker_points(*, path: Path, market: str, symbol: str) -> tuple[list[FundingPoint], list[OpenInterestPoint]]:
+    """Funding and open-interest readings of one symbol from Bybit v5 ``tickers`` messages (one CSV row each).
+
+    A delta message carries only the fields that changed, so a reading is taken at each message that changed it,
+    at that message's time; open interest in coins and its value are carried forward from earlier messages.
+    """
+    funding: list[FundingPoint] = []
+    oi: list[OpenInterestPoint] = []
+    state: dict[str, str] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["market"] != market or row["symbol"] != symbol:
+                continue
+            changed = {k: v for k, v in row.items() if v != ""}
+            state.update(changed)
+            t = int(row["ts_ms"])
+            if "funding_rate" in changed:
+                nxt = state.get("next_funding_time_ms")
+                funding.append(FundingPoint(t, state["funding_rate"], int(nxt) if nxt else None))
+            if "open_interest" in changed or "open_interest_value" in changed:
+                oi.append(OpenInterestPoint(t, state.get("open_interest"), state.get("open_interest_value")))
+    return funding, oi
+
+
+def _unchanged(model, instrument: Instrument, points: Sequence, fields: dict) -> bool:
+    """True when exactly these readings (times and values) are stored already."""
+    rows = model.objects.filter(instrument=instrument, time_ms__in=[p.time_ms for p in points])
+    stored = {t: tuple(v) for t, *v in rows.values_list("time_ms", *fields)}
+    return len(stored) == len(points) and all(
+        stored[p.time_ms] == tuple(None if getattr(p, a) is None else Decimal(getattr(p, a)) for a in fields.values())
+        for p in points)
+
+
+def derivatives_sample_load(*, path: Path = SAMPLE_TICKERS) -> SampleLoadResult:
+    """Store the recorded Bybit BTCUSDT perpetual funding and open interest at their real times, as a sample.
+
+    Re-running changes nothing: readings are keyed by time and written only when they differ.
+    """
+    funding, oi = bybit_ticker_points(path=path, market="linear", symbol="BTCUSDT")
+    if not funding and not oi:
+        raise ValueError(f"{path}: no linear BTCUSDT ticker readings")
+    instrument = instrument_ensure(exchange_slug="bybit", exchange_name="Bybit", market="linear", symbol="BTCUSDT",
+                                   base="BTC", quote="USDT", kind="perp")
+    result = SampleLoadResult(instrument, funding=len(funding), open_interest=len(oi))
+    times = [p.time_ms for p in (*funding, *oi)]
+    with transaction.atomic():
+        if not _unchanged(FundingRate, instrument, funding, {"rate": "rate"}):
+            result.changed += funding_rates_store(instrument=instrument, points=funding).stored
+        if not _unchanged(OpenInterest, instrument, oi, {"oi_base": "oi_base", "oi_usd": "oi_usd"}):
+            result.changed += open_interest_store(instrument=instrument, points=oi).stored
+        values = {"venue": "Bybit", "start_ms": min(times), "end_ms": max(times), "funding_readings": len(funding),
+                  "oi_readings": len(oi), "source": SAMPLE_SOURCE}
+        sample = RecordedSample.objects.filter(instrument=instrument).first()
+        if sample is None or any(getattr(sample, k) != v for k, v in values.items()):
+            RecordedSample.objects.update_or_create(instrument=instrument, defaults=values)
+            result.changed += 1
     return result

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 
 from apps.derivatives.charts import derivatives_figure
-from apps.derivatives.selectors import derivatives_bars
+from apps.derivatives.selectors import derivatives_bars, derivatives_readings, derivatives_sample
 from apps.exchanges.selectors import sources_configured, sources_overview, status_thresholds
 from apps.markets.models import Instrument
 from apps.pressure.models import INTERVALS
@@ -32,8 +32,14 @@ def derivatives_series(request, instrument_id: int):
         minutes = min(max(int(request.GET.get("minutes", "360")), 1), 7 * 24 * 60)
     except ValueError:
         return HttpResponseBadRequest("minutes must be an integer")
-    end = datetime.now(tz=UTC)
-    rows = derivatives_bars(instrument=instrument, interval=interval, start=end - timedelta(minutes=minutes), end=end)
+    sample = derivatives_sample(instrument=instrument) if request.GET.get("sample") == "1" else None
+    if sample is not None:
+        # The recorded sample's readings at their own times, not buckets of a range that ends now.
+        rows = derivatives_readings(instrument=instrument, start_ms=sample.start_ms, end_ms=sample.end_ms)
+    else:
+        end = datetime.now(tz=UTC)
+        rows = derivatives_bars(instrument=instrument, interval=interval, start=end - timedelta(minutes=minutes),
+                                end=end)
     theme = "light" if request.COOKIES.get("theme") == "light" else "dark"
     figure = derivatives_figure(rows, base=instrument.base, quote=instrument.quote, theme=theme)
     body = f'{{"interval": "{interval}", "rows": {len(rows)}, "figure": {figure}}}'

@@ -239,3 +239,36 @@ class ReserveSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset} reserve of {self.exchange} at {self.time:%Y-%m-%d %H:%M} UTC"
+
+
+class FlowSample(models.Model):
+    """Real blocks loaded from the shipped recording (manage.py load_flow_samples), not polled.
+
+    Their FlowTx rows are real exchange flows, but of seconds of chain history: the flows page names the
+    sample wherever its rows show. ``inflows_only``: the recording lacks input addresses and values (a raw
+    Bitcoin block), so only inflows could be counted.
+    """
+
+    key = models.SlugField(max_length=64, unique=True, help_text="e.g. eth-17173049-17173050, btc-702861.")
+    chain = models.CharField(max_length=3, choices=Chain.choices)
+    assets = models.CharField(max_length=64, help_text="Comma-separated assets with rows, e.g. USDT,USDC,ETH.")
+    description = models.CharField(max_length=120, help_text='e.g. "2 Ethereum blocks".')
+    first_height = models.BigIntegerField()
+    last_height = models.BigIntegerField()
+    start = models.DateTimeField(help_text="Time of the first block (UTC).")
+    end = models.DateTimeField(help_text="Time of the last block (UTC).")
+    transactions = models.PositiveIntegerField(help_text="Transactions (or token transfers) read from the blocks.")
+    flow_rows = models.PositiveIntegerField(help_text="FlowTx rows the blocks produced.")
+    inflows_only = models.BooleanField(default=False)
+    source = models.CharField(max_length=255, help_text="Where the recording and its licence are described.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-end"]
+
+    def __str__(self) -> str:
+        return f"recorded sample {self.key}"
+
+    @property
+    def asset_list(self) -> list[str]:
+        return [a for a in self.assets.split(",") if a]

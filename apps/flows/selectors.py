@@ -19,6 +19,7 @@ from apps.flows.models import (
     STABLECOINS,
     ExchangeWallet,
     FlowBar,
+    FlowSample,
     FlowTx,
     ReserveSnapshot,
 )
@@ -224,6 +225,17 @@ def flows_summary() -> dict:
     return {"wallets": wallet_counts(), "flow_txs": flows["n"], "pending_txs": flows["pending"],
             "newest_block_time": flows["newest"], "bars": bars["n"], "first_bar": bars["first"],
             "last_bar": bars["last"]}
+
+
+def flow_samples() -> list[dict]:
+    """The recorded samples stored (manage.py load_flow_samples), newest first, with the hours their bars are in."""
+    out = []
+    for s in FlowSample.objects.order_by("-end"):
+        out.append({"key": s.key, "chain": s.chain, "assets": s.asset_list, "description": s.description,
+                    "start": s.start, "end": s.end, "inflows_only": s.inflows_only, "source": s.source,
+                    "first_height": s.first_height, "last_height": s.last_height,
+                    "hour_start": floor_hour(s.start), "hour_end": floor_hour(s.end) + HOUR})
+    return out
 
 
 def assets_with_bars() -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.urls import reverse
 
-from apps.dashboard.ranges import PRESETS, chart_range_parse
+from apps.dashboard.ranges import PRESETS, ChartRange, chart_range_parse
 from apps.flows import charts, selectors
 from apps.flows.models import ASSET_CHAIN
 from pressureweb.lib.times import iso_z
@@ -17,6 +17,27 @@ def _theme(request) -> str:
     return "light" if request.COOKIES.get("theme") == "light" else "dark"
 
 
+def _samples(*, asset: str, start: datetime, end: datetime) -> list[dict]:
+    """The recorded samples, each with the page asset its link shows and whether its rows are in this range."""
+    out = []
+    for sample in selectors.flow_samples():
+        shown = [a for a in PAGE_ASSETS if a in sample["assets"]]
+        out.append({**sample, "page_asset": shown[0] if shown else None,
+                    "in_range": asset in sample["assets"] and sample["end"] >= start and sample["start"] < end})
+    return out
+
+
+def _sample_range(*, asset: str, chain: str, chart_range: ChartRange) -> ChartRange | None:
+    """With polling off, a page opened without a range shows the asset's recorded sample rather than an empty week."""
+    if settings.FLOWS_ENABLED:
+        return None
+    if selectors.flow_bars_count(chain=chain, asset=asset, start=selectors.floor_hour(chart_range.start),
+                                 end=chart_range.end):
+        return None
+    sample = next((s for s in selectors.flow_samples() if asset in s["assets"]), None)
+    return None if sample is None else ChartRange("custom", sample["hour_start"], sample["hour_end"], live=False)
+
+
 def page(request):
     asset = request.GET.get("asset", "BTC").upper()
     asset_error = None
@@ -27,6 +48,9 @@ def page(request):
     params = request.GET.copy()
     params.setdefault("range", "7d")  # hourly bars: an hour-long range would show a single bar
     chart_range, range_error = chart_range_parse(params)
+    if "range" not in request.GET and (sample_range := _sample_range(asset=asset, chain=chain,
+                                                                       chart_range=chart_range)):
+        chart_range = sample_range
     end = chart_range.end
     start = selectors.floor_hour(chart_range.start)
     clipped = (end - start) / timedelta(hours=1) > settings.CHART_MAX_POINTS
@@ -45,6 +69,7 @@ def page(request):
         "totals": data["totals"], "latest": data["latest"], "pending": data["pending"], "summary": data["summary"],
         "has_data": data["latest"] is not None,
         "rows_script": data["rows_script"], "figure_script": data["figure_script"],
+        "samples": _samples(asset=asset, start=start, end=end), "flows_enabled": settings.FLOWS_ENABLED,
         "esplora_url": settings.ESPLORA_URL,
         "eth_rpc_set": bool(settings.ETH_RPC_URL),
         "min_confirmations": settings.BTC_MIN_CONFIRMATIONS,
