@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from apps.markets.models import BookSample, Trade
@@ -8,6 +10,7 @@ from apps.pressure.services import market_batch_ingest
 from tests.recordings import raw_trades
 
 pytestmark = pytest.mark.django_db
+DEPTHS = [f"{side}_depth_{band}" for side in ("bid", "ask") for band in ("0_1pct", "0_5pct", "1pct", "2pct")]
 
 
 def test_pruning_removes_old_raw_rows_and_keeps_every_bar():
@@ -15,6 +18,15 @@ def test_pruning_removes_old_raw_rows_and_keeps_every_bar():
     trades = [TradeRow(*t) for t in raw_trades("spot_btcusdt_20240808.gz")]
     market_batch_ingest(instrument=inst, trades=trades, source="test", publish=False)
     cutoff = trades[len(trades) // 2].time_ms
+    # One book sample a second across the recording, half before the cutoff.
+    step = (trades[-1].time_ms - trades[0].time_ms) // 1500 or 1
+    BookSample.objects.bulk_create(
+        BookSample(instrument=inst, time_ms=t, bid_price=Decimal("61000"), bid_qty=Decimal(1),
+                   ask_price=Decimal("61000.1"), ask_qty=Decimal(1), **dict.fromkeys(DEPTHS, 1.0))
+        for t in range(trades[0].time_ms, trades[-1].time_ms, step))
+    samples_older = BookSample.objects.filter(time_ms__lt=cutoff).count()
+    samples_kept = BookSample.objects.count() - samples_older
+    assert samples_older > 500 and samples_kept > 500
     bars_before = list(PressureBar.objects.order_by("interval", "bucket_start").values())
     older = Trade.objects.filter(time_ms__lt=cutoff).count()
     assert older > 1000
@@ -22,5 +34,7 @@ def test_pruning_removes_old_raw_rows_and_keeps_every_bar():
     assert deleted["trades"] == older
     assert not Trade.objects.filter(time_ms__lt=cutoff).exists()
     assert Trade.objects.count() == len(trades) - older
+    assert deleted["book_samples"] == samples_older
     assert not BookSample.objects.filter(time_ms__lt=cutoff).exists()
+    assert BookSample.objects.count() == samples_kept
     assert list(PressureBar.objects.order_by("interval", "bucket_start").values()) == bars_before

@@ -49,3 +49,24 @@ def test_healthz_is_503_without_worker_and_beat(stack_factory, settings):
     status, report = _get_json(stack.url + "/healthz")
     assert status == 503
     assert report["database"]["ok"] and not report["celery_beat"]["ok"]
+
+
+@pytest.mark.django_db
+def test_health_needs_a_fresh_heartbeat_from_the_worker_and_from_beat(client):
+    """State transitions of /healthz in one process: each heartbeat counts only while it is fresh."""
+    from django.core.cache import cache
+
+    from apps.health.selectors import STALE_AFTER_S
+    from apps.health.tasks import BEAT_KEY, WORKER_KEY
+
+    now = time.time()
+    cases = [(now, now, 200), (now - STALE_AFTER_S - 1, now, 503), (now, now - STALE_AFTER_S - 1, 503),
+             (None, now, 503), (now, None, 503)]
+    for worker, beat, expected in cases:
+        for key, value in ((WORKER_KEY, worker), (BEAT_KEY, beat)):
+            cache.delete(key) if value is None else cache.set(key, value, timeout=None)
+        resp = client.get("/healthz")
+        report = resp.json()
+        assert resp.status_code == expected, (worker, beat, report)
+        assert report["celery_worker"]["ok"] == (worker is not None and worker > now - STALE_AFTER_S)
+        assert report["celery_beat"]["ok"] == (beat is not None and beat > now - STALE_AFTER_S)
