@@ -208,7 +208,7 @@ def _raw_rows(first: str, lines, first_no: int, *, symbol: str, stats: ReadStats
             msg = parse_payload(payload, None)
         except MalformedMessage as exc:
             stats.rows += 1
-            stats.refuse(" ".join(exc.reason.split()[:3]), line_no)
+            stats.refuse(exc.kind, line_no)
             _layout_check(stats, name)
             continue
         if isinstance(msg, TradeMsg):

@@ -65,6 +65,11 @@ class MalformedMessage(ValueError):
         super().__init__(reason)
         self.reason = reason
 
+    @property
+    def kind(self) -> str:
+        """The reason's first three words: what malformed lines are counted under."""
+        return " ".join(self.reason.split()[:3])
+
 
 @dataclass(frozen=True, slots=True)
 class TradeMsg:
@@ -391,7 +396,7 @@ def iter_file(
                 msg = parse_payload(payload, last_symbol)
             except MalformedMessage as exc:
                 stats.malformed += 1
-                stats.reasons[" ".join(exc.reason.split()[:3])] += 1
+                stats.reasons[exc.kind] += 1
                 continue
             if symbol_hint is None and not isinstance(msg, DepthSnapshotMsg):
                 last_symbol = msg.symbol
