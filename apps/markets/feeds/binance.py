@@ -36,6 +36,7 @@ __all__ = [
     "MalformedMessage",
     "TradeMsg",
     "iter_file",
+    "parse_line",
     "parse_payload",
     "parse_raw_line",
 ]
@@ -362,6 +363,12 @@ class FileStats:
     reasons: Counter = field(default_factory=Counter)
 
 
+def parse_line(line: str | bytes, symbol_hint: str | None = None) -> tuple[int, Message]:
+    """One recorded line: its receive time (ns) and its message (parse_raw_line, then parse_payload)."""
+    receive_ns, payload = parse_raw_line(line)
+    return receive_ns, parse_payload(payload, symbol_hint)
+
+
 def _open(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
@@ -392,8 +399,7 @@ def iter_file(
                 stats.blank += 1
                 continue
             try:
-                receive_ns, payload = parse_raw_line(raw)
-                msg = parse_payload(payload, last_symbol)
+                receive_ns, msg = parse_line(raw, last_symbol)
             except MalformedMessage as exc:
                 stats.malformed += 1
                 stats.reasons[exc.kind] += 1
