@@ -36,12 +36,25 @@ PANELS = (
 )
 
 
-def _col(rows: list[dict], field: str, sign: int = 1) -> list:
+def floats_of(rows: list[dict], field: str, sign: int = 1) -> list:
+    """One field of the rows as floats (times ``sign``) for a trace; a missing value stays a gap (None)."""
     out = []
     for r in rows:
         v = r.get(field)
         out.append(None if v is None else sign * float(v))
     return out
+
+
+def panels_figure_json(fig: go.Figure, *, theme: str, height: int, margin: dict, legend_y: float) -> str:
+    """The layout the pages' stacked-panel figures share (theme, stacked bars, one hover for all panels, a legend
+    above, zoom kept across data updates), and the figure as JSON text."""
+    t = THEMES.get(theme, THEMES["dark"])
+    fig.update_layout(
+        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=height,
+        margin=margin, barmode="relative", hovermode="x unified",
+        legend={"orientation": "h", "y": legend_y, "x": 0}, uirevision="keep-zoom",
+    )
+    return pio.to_json(fig, validate=False, pretty=False)
 
 
 def instrument_figure_empty(*, base: str, quote: str, theme: str = "dark") -> str:
@@ -76,45 +89,8 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
         row_heights=[0.34, 0.15, 0.12, 0.13, 0.14, 0.12],
         subplot_titles=[f"{title}" for title, _ in PANELS],
     )
-    fig.add_trace(go.Candlestick(
-        x=x, open=_col(rows, "open"), high=_col(rows, "high"), low=_col(rows, "low"), close=_col(rows, "close"),
-        name=f"Price ({quote})", increasing_line_color=BUY, decreasing_line_color=SELL,
-        meta={"kind": "ohlc"}, hoverlabel={"namelength": -1},
-    ), row=1, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "vwap"), name="VWAP", mode="lines", line={"width": 1, "color": "#ffb300"},
-        meta={"y": "vwap"}, hovertemplate=f"VWAP %{{y:,.2f}} {quote}<extra></extra>",
-    ), row=1, col=1)
-    fig.add_trace(go.Bar(
-        x=x, y=_col(rows, "taker_buy_base"), name="Taker buy", marker_color=BUY,
-        meta={"y": "taker_buy_base"}, hovertemplate=f"taker buy %{{y:,.4f}} {base}<extra></extra>",
-    ), row=2, col=1)
-    fig.add_trace(go.Bar(
-        x=x, y=_col(rows, "taker_sell_base", -1), name="Taker sell", marker_color=SELL,
-        meta={"y": "taker_sell_base", "sign": -1},
-        hovertemplate=f"taker sell %{{customdata:,.4f}} {base}<extra></extra>",
-        customdata=_col(rows, "taker_sell_base"),
-    ), row=2, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "taker_sell_ratio"), name="Taker sell ratio", mode="lines",
-        line={"color": SELL, "width": 1.5}, meta={"y": "taker_sell_ratio"},
-        hovertemplate="taker sell ratio %{y:.1%}<extra></extra>",
-    ), row=3, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "cvd_base"), name="CVD", mode="lines", fill="tozeroy",
-        line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
-        hovertemplate=f"CVD %{{y:,.4f}} {base}<extra></extra>",
-    ), row=4, col=1)
-    for field, label, color, dash in BANDS:
-        fig.add_trace(go.Scatter(
-            x=x, y=_col(rows, field), name=f"Imbalance ±{label}", mode="lines",
-            line={"color": color, "width": 1.5, "dash": dash},
-            meta={"y": field}, hovertemplate=f"imbalance within {label}: %{{y:+.3f}}<extra></extra>",
-        ), row=5, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "spread_bps"), name="Spread", mode="lines", line={"color": "#26c6da", "width": 1.5},
-        meta={"y": "spread_bps"}, hovertemplate="spread %{y:.3f} bps<extra></extra>",
-    ), row=6, col=1)
+    _price_and_volume_traces(fig, rows, x, base=base, quote=quote)
+    _flow_and_book_traces(fig, rows, x, base=base)
     fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=3, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=5, col=1)
     fig.update_yaxes(title_text=quote, row=1, col=1)
@@ -125,12 +101,56 @@ def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "
     fig.update_yaxes(title_text="bps", row=6, col=1)
     fig.update_xaxes(rangeslider_visible=False, gridcolor=t["grid"])
     fig.update_xaxes(title_text="Time (UTC)", row=6, col=1)
-    fig.update_layout(
-        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=980,
-        margin={"l": 60, "r": 20, "t": 80, "b": 40}, barmode="relative", hovermode="x unified",
-        legend={"orientation": "h", "y": 1.07, "x": 0}, uirevision="keep-zoom",
-    )
-    return pio.to_json(fig, validate=False, pretty=False)
+    return panels_figure_json(fig, theme=theme, height=980, margin={"l": 60, "r": 20, "t": 80, "b": 40},
+                              legend_y=1.07)
+
+
+def _price_and_volume_traces(fig: go.Figure, rows: list[dict], x: list, *, base: str, quote: str) -> None:
+    """Rows 1 and 2: candles with the VWAP, taker buy volume above the axis and taker sell below."""
+    fig.add_trace(go.Candlestick(
+        x=x, open=floats_of(rows, "open"), high=floats_of(rows, "high"), low=floats_of(rows, "low"),
+        close=floats_of(rows, "close"),
+        name=f"Price ({quote})", increasing_line_color=BUY, decreasing_line_color=SELL,
+        meta={"kind": "ohlc"}, hoverlabel={"namelength": -1},
+    ), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "vwap"), name="VWAP", mode="lines", line={"width": 1, "color": "#ffb300"},
+        meta={"y": "vwap"}, hovertemplate=f"VWAP %{{y:,.2f}} {quote}<extra></extra>",
+    ), row=1, col=1)
+    fig.add_trace(go.Bar(
+        x=x, y=floats_of(rows, "taker_buy_base"), name="Taker buy", marker_color=BUY,
+        meta={"y": "taker_buy_base"}, hovertemplate=f"taker buy %{{y:,.4f}} {base}<extra></extra>",
+    ), row=2, col=1)
+    fig.add_trace(go.Bar(
+        x=x, y=floats_of(rows, "taker_sell_base", -1), name="Taker sell", marker_color=SELL,
+        meta={"y": "taker_sell_base", "sign": -1},
+        hovertemplate=f"taker sell %{{customdata:,.4f}} {base}<extra></extra>",
+        customdata=floats_of(rows, "taker_sell_base"),
+    ), row=2, col=1)
+
+
+def _flow_and_book_traces(fig: go.Figure, rows: list[dict], x: list, *, base: str) -> None:
+    """Rows 3 to 6: taker sell ratio, cumulative volume delta, book imbalance per depth band, spread."""
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "taker_sell_ratio"), name="Taker sell ratio", mode="lines",
+        line={"color": SELL, "width": 1.5}, meta={"y": "taker_sell_ratio"},
+        hovertemplate="taker sell ratio %{y:.1%}<extra></extra>",
+    ), row=3, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "cvd_base"), name="CVD", mode="lines", fill="tozeroy",
+        line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
+        hovertemplate=f"CVD %{{y:,.4f}} {base}<extra></extra>",
+    ), row=4, col=1)
+    for field, label, color, dash in BANDS:
+        fig.add_trace(go.Scatter(
+            x=x, y=floats_of(rows, field), name=f"Imbalance ±{label}", mode="lines",
+            line={"color": color, "width": 1.5, "dash": dash},
+            meta={"y": field}, hovertemplate=f"imbalance within {label}: %{{y:+.3f}}<extra></extra>",
+        ), row=5, col=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "spread_bps"), name="Spread", mode="lines", line={"color": "#26c6da", "width": 1.5},
+        meta={"y": "spread_bps"}, hovertemplate="spread %{y:.3f} bps<extra></extra>",
+    ), row=6, col=1)
 
 
 @functools.lru_cache(maxsize=4)

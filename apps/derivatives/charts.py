@@ -8,10 +8,9 @@ the axis), so static/js/derivatives.js can merge fresh rows into the same figure
 from __future__ import annotations
 
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from apps.dashboard.charts import BUY, SELL, THEMES
+from apps.dashboard.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 
 # (row title, glossary slug) per subplot, in order.
 PANELS = (
@@ -20,10 +19,6 @@ PANELS = (
     ("Funding rate", "funding-rate"),
     ("DVOL and ATM implied volatility", "dvol"),
 )
-
-
-def _col(rows: list[dict], field: str, sign: int = 1) -> list:
-    return [None if r.get(field) is None else sign * float(r[field]) for r in rows]
 
 
 def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = "dark") -> str:
@@ -35,37 +30,38 @@ def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = 
         subplot_titles=[title for title, _ in PANELS], specs=[[{"secondary_y": True}], [{}], [{}], [{}]],
     )
     fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "oi_base"), name=f"Open interest ({base})", mode="lines",
+        x=x, y=floats_of(rows, "oi_base"), name=f"Open interest ({base})", mode="lines",
         line={"color": "#ffb300", "width": 1.5}, meta={"y": "oi_base"},
-        customdata=_col(rows, "oi_usd"),
+        customdata=floats_of(rows, "oi_usd"),
         hovertemplate=f"OI %{{y:,.2f}} {base} (%{{customdata:,.0f}} {quote})<extra></extra>",
     ), row=1, col=1, secondary_y=False)
     fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "close"), name=f"Price ({quote})", mode="lines", line={"color": "#90caf9", "width": 1},
+        x=x, y=floats_of(rows, "close"), name=f"Price ({quote})", mode="lines", line={"color": "#90caf9", "width": 1},
         meta={"y": "close"}, hovertemplate=f"close %{{y:,.2f}} {quote}<extra></extra>",
     ), row=1, col=1, secondary_y=True)
     suffix = " (lower bound)" if lower_bound else ""
     fig.add_trace(go.Bar(
-        x=x, y=_col(rows, "liq_short_usd"), name=f"Shorts liquidated{suffix}", marker_color=BUY,
+        x=x, y=floats_of(rows, "liq_short_usd"), name=f"Shorts liquidated{suffix}", marker_color=BUY,
         meta={"y": "liq_short_usd"}, hovertemplate=f"shorts liquidated %{{y:,.0f}} {quote}{suffix}<extra></extra>",
     ), row=2, col=1)
     fig.add_trace(go.Bar(
-        x=x, y=_col(rows, "liq_long_usd", -1), name=f"Longs liquidated{suffix}", marker_color=SELL,
-        meta={"y": "liq_long_usd", "sign": -1}, customdata=_col(rows, "liq_long_usd"),
+        x=x, y=floats_of(rows, "liq_long_usd", -1), name=f"Longs liquidated{suffix}", marker_color=SELL,
+        meta={"y": "liq_long_usd", "sign": -1}, customdata=floats_of(rows, "liq_long_usd"),
         hovertemplate=f"longs liquidated %{{customdata:,.0f}} {quote}{suffix}<extra></extra>",
     ), row=2, col=1)
     fig.add_trace(go.Scatter(
-        x=x, y=[None if v is None else v * 100 for v in _col(rows, "funding_rate")], name="Funding rate",
+        x=x, y=[None if v is None else v * 100 for v in floats_of(rows, "funding_rate")], name="Funding rate",
         mode="lines", line={"color": "#ab47bc", "width": 1.5, "shape": "hv"}, meta={"y": "funding_rate", "scale": 100},
         hovertemplate="funding %{y:.4f}% per interval<extra></extra>",
     ), row=3, col=1)
     fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "dvol"), name="DVOL", mode="lines", line={"color": "#26c6da", "width": 1.5},
+        x=x, y=floats_of(rows, "dvol"), name="DVOL", mode="lines", line={"color": "#26c6da", "width": 1.5},
         meta={"y": "dvol"}, hovertemplate="DVOL %{y:.2f}%<extra></extra>",
     ), row=4, col=1)
     fig.add_trace(go.Scatter(
-        x=x, y=_col(rows, "atm_iv"), name="ATM IV", mode="lines", line={"color": "#ef9a9a", "width": 1, "dash": "dot"},
-        meta={"y": "atm_iv"}, hovertemplate="ATM IV %{y:.2f}%<extra></extra>",
+        x=x, y=floats_of(rows, "atm_iv"), name="ATM IV", mode="lines",
+        line={"color": "#ef9a9a", "width": 1, "dash": "dot"}, meta={"y": "atm_iv"},
+        hovertemplate="ATM IV %{y:.2f}%<extra></extra>",
     ), row=4, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=2, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=3, col=1)
@@ -76,9 +72,5 @@ def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = 
     fig.update_yaxes(title_text="% (annualised)", row=4, col=1)
     fig.update_xaxes(gridcolor=t["grid"])
     fig.update_xaxes(title_text="Time (UTC)", row=4, col=1)
-    fig.update_layout(
-        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=760,
-        margin={"l": 60, "r": 60, "t": 60, "b": 40}, barmode="relative", hovermode="x unified",
-        legend={"orientation": "h", "y": 1.08, "x": 0}, uirevision="keep-zoom",
-    )
-    return pio.to_json(fig, validate=False, pretty=False)
+    return panels_figure_json(fig, theme=theme, height=760, margin={"l": 60, "r": 60, "t": 60, "b": 40},
+                              legend_y=1.08)

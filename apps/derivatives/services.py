@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -63,109 +63,98 @@ def _log_rejects(what: str, instrument, result: StoreResult) -> None:
                        instrument, dict(result.rejected))
 
 
-def funding_rates_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
-    """Upsert funding readings (``FundingPoint``); negative rates are normal, NaN/absurd are not."""
+def _readings_store(points: Sequence, *, check: Callable, build: Callable, model, upsert: dict, rejected_as: str,
+                    logged_as: str, about) -> StoreResult:
+    """The shape of every readings store: ``check`` each point (a ValueError or InvalidOperation rejects it,
+    counted as "<rejected_as> <reason>"), ``build`` its row from what check returned, store the rows in one
+    bulk_create with ``upsert`` (its conflict handling), and log the rejects."""
     result = StoreResult(received=len(points))
     objs = []
     for p in points:
         try:
-            rate = _dec(p.rate, allow_negative=True)
-            if abs(rate) > MAX_ABS_FUNDING:
-                raise ValueError("absurd")
+            checked = check(p)
         except (ValueError, InvalidOperation) as exc:
-            result.rejected[f"funding rate {exc}"] += 1
+            result.rejected[f"{rejected_as} {exc}"] += 1
             continue
-        objs.append(FundingRate(instrument=instrument, time_ms=p.time_ms, rate=rate,
-                                next_funding_ms=p.next_funding_ms))
+        objs.append(build(p, checked))
     if objs:
-        FundingRate.objects.bulk_create(objs, update_conflicts=True, unique_fields=["instrument", "time_ms"],
-                                        update_fields=["rate", "next_funding_ms"])
+        model.objects.bulk_create(objs, **upsert)
     result.stored = len(objs)
-    _log_rejects("funding rates", instrument, result)
+    _log_rejects(logged_as, about, result)
     return result
+
+
+def _upsert_on(*unique: str, update: list[str]) -> dict:
+    return {"update_conflicts": True, "unique_fields": list(unique), "update_fields": update}
+
+
+def funding_rates_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
+    """Upsert funding readings (``FundingPoint``); negative rates are normal, NaN/absurd are not."""
+    def check(p) -> Decimal:
+        rate = _dec(p.rate, allow_negative=True)
+        if abs(rate) > MAX_ABS_FUNDING:
+            raise ValueError("absurd")
+        return rate
+
+    return _readings_store(
+        points, check=check, model=FundingRate,
+        upsert=_upsert_on("instrument", "time_ms", update=["rate", "next_funding_ms"]),
+        build=lambda p, rate: FundingRate(instrument=instrument, time_ms=p.time_ms, rate=rate,
+                                          next_funding_ms=p.next_funding_ms),
+        rejected_as="funding rate", logged_as="funding rates", about=instrument)
 
 
 def open_interest_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
-    result = StoreResult(received=len(points))
-    objs = []
-    for p in points:
-        try:
-            base = _dec(p.oi_base) if p.oi_base is not None else None
-            usd = _dec(p.oi_usd) if p.oi_usd is not None else None
-            if base is None and usd is None:
-                raise ValueError("missing")
-        except (ValueError, InvalidOperation) as exc:
-            result.rejected[f"open interest {exc}"] += 1
-            continue
-        objs.append(OpenInterest(instrument=instrument, time_ms=p.time_ms, oi_base=base, oi_usd=usd))
-    if objs:
-        OpenInterest.objects.bulk_create(objs, update_conflicts=True, unique_fields=["instrument", "time_ms"],
-                                         update_fields=["oi_base", "oi_usd"])
-    result.stored = len(objs)
-    _log_rejects("open interest readings", instrument, result)
-    return result
+    def check(p) -> tuple[Decimal | None, Decimal | None]:
+        base = _dec(p.oi_base) if p.oi_base is not None else None
+        usd = _dec(p.oi_usd) if p.oi_usd is not None else None
+        if base is None and usd is None:
+            raise ValueError("missing")
+        return base, usd
+
+    return _readings_store(
+        points, check=check, model=OpenInterest,
+        upsert=_upsert_on("instrument", "time_ms", update=["oi_base", "oi_usd"]),
+        build=lambda p, v: OpenInterest(instrument=instrument, time_ms=p.time_ms, oi_base=v[0], oi_usd=v[1]),
+        rejected_as="open interest", logged_as="open interest readings", about=instrument)
 
 
 def liquidations_store(*, instrument: Instrument, points: Iterable, sampled: bool) -> StoreResult:
-    points = list(points)
-    result = StoreResult(received=len(points))
-    objs = []
-    for p in points:
-        try:
-            if p.position not in (Liquidation.Side.LONG, Liquidation.Side.SHORT):
-                raise ValueError("side unknown")
-            price = _dec(p.price, allow_zero=False)
-            qty = _dec(p.qty, allow_zero=False)
-        except (ValueError, InvalidOperation) as exc:
-            result.rejected[f"liquidation {exc}"] += 1
-            continue
-        objs.append(Liquidation(instrument=instrument, key=p.key, time_ms=p.time_ms, side=p.position, price=price,
-                                qty=qty, notional=(price * qty).quantize(Decimal("1e-8")), sampled=sampled))
-    if objs:
-        Liquidation.objects.bulk_create(objs, ignore_conflicts=True)
-    result.stored = len(objs)
-    _log_rejects("liquidations", instrument, result)
-    return result
+    def check(p) -> tuple[Decimal, Decimal]:
+        if p.position not in (Liquidation.Side.LONG, Liquidation.Side.SHORT):
+            raise ValueError("side unknown")
+        return _dec(p.price, allow_zero=False), _dec(p.qty, allow_zero=False)
+
+    def build(p, checked) -> Liquidation:
+        price, qty = checked
+        return Liquidation(instrument=instrument, key=p.key, time_ms=p.time_ms, side=p.position, price=price,
+                           qty=qty, notional=(price * qty).quantize(Decimal("1e-8")), sampled=sampled)
+
+    return _readings_store(list(points), check=check, build=build, model=Liquidation,
+                           upsert={"ignore_conflicts": True}, rejected_as="liquidation", logged_as="liquidations",
+                           about=instrument)
 
 
 def taker_ratios_store(*, instrument: Instrument, points: Sequence, period: str) -> StoreResult:
-    result = StoreResult(received=len(points))
-    objs = []
-    for p in points:
-        try:
-            buy, sell, ratio = _dec(p.buy_vol), _dec(p.sell_vol), _dec(p.ratio)
-        except (ValueError, InvalidOperation) as exc:
-            result.rejected[f"taker ratio {exc}"] += 1
-            continue
-        objs.append(TakerRatio(instrument=instrument, time_ms=p.time_ms, period=period, buy_vol=buy,
-                               sell_vol=sell, ratio=ratio))
-    if objs:
-        TakerRatio.objects.bulk_create(objs, update_conflicts=True,
-                                       unique_fields=["instrument", "period", "time_ms"],
-                                       update_fields=["buy_vol", "sell_vol", "ratio"])
-    result.stored = len(objs)
-    _log_rejects("taker ratios", instrument, result)
-    return result
+    return _readings_store(
+        points, check=lambda p: (_dec(p.buy_vol), _dec(p.sell_vol), _dec(p.ratio)), model=TakerRatio,
+        upsert=_upsert_on("instrument", "period", "time_ms", update=["buy_vol", "sell_vol", "ratio"]),
+        build=lambda p, v: TakerRatio(instrument=instrument, time_ms=p.time_ms, period=period, buy_vol=v[0],
+                                      sell_vol=v[1], ratio=v[2]),
+        rejected_as="taker ratio", logged_as="taker ratios", about=instrument)
 
 
 def vol_index_store(*, currency: str, points: Sequence) -> StoreResult:
-    result = StoreResult(received=len(points))
-    objs = []
-    for p in points:
-        try:
-            dvol = _dec(p.dvol, allow_zero=False)
-            if dvol > MAX_VOL:
-                raise ValueError("absurd")
-        except (ValueError, InvalidOperation) as exc:
-            result.rejected[f"dvol {exc}"] += 1
-            continue
-        objs.append(VolIndex(currency=currency.upper(), time_ms=p.time_ms, dvol=dvol))
-    if objs:
-        VolIndex.objects.bulk_create(objs, update_conflicts=True, unique_fields=["currency", "time_ms"],
-                                     update_fields=["dvol"])
-    result.stored = len(objs)
-    _log_rejects("DVOL readings", currency, result)
-    return result
+    def check(p) -> Decimal:
+        dvol = _dec(p.dvol, allow_zero=False)
+        if dvol > MAX_VOL:
+            raise ValueError("absurd")
+        return dvol
+
+    return _readings_store(
+        points, check=check, model=VolIndex, upsert=_upsert_on("currency", "time_ms", update=["dvol"]),
+        build=lambda p, dvol: VolIndex(currency=currency.upper(), time_ms=p.time_ms, dvol=dvol),
+        rejected_as="dvol", logged_as="DVOL readings", about=currency)
 
 
 def option_iv_store(*, currency: str, point) -> StoreResult:

@@ -11,11 +11,12 @@ previous run may have died), after every reconnect, and when trade ids jump insi
 exchanges whose ids are contiguous. Until such a backfill has succeeded, stream batches do not
 move the cursor, so a crash during it still resumes from before the gap.
 
-Database work runs in one writer process (by default; a thread with ``writer="thread"``), which
+Database work runs in one writer process (collector_writer.py; a thread with ``writer="thread"``), which
 keeps batches and backfills in order. A process gives the writes their own core: parsing 20,000
 messages/s in ccxt.pro already needs half of one, and threads would share the GIL. The writer
 dies with the collector (PR_SET_PDEATHSIG), so a killed collector leaves no orphan holding a
-transaction. SIGTERM/SIGINT stop the watch loops, flush what is buffered, and exit.
+transaction. SIGTERM/SIGINT stop the watch loops, flush what is buffered, and exit. Per-feed state
+and the count of frames ccxt.pro rejected are in collector_feeds.py.
 """
 
 from __future__ import annotations
@@ -25,76 +26,33 @@ import contextlib
 import functools
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 
 import ccxt
-from django import db
 
 from apps.exchanges import ratelimit
-from apps.exchanges.adapters import ExchangeAdapter, InstrumentSpec
+from apps.exchanges.collector_feeds import FeedState, Stats, rejected_drain
+from apps.exchanges.collector_writer import CollectorWriter, batch_slim, batches_write, writer_call
 from apps.exchanges.services import (
     FeedBatch,
     SourceDeferred,
     SourceRequestFailed,
-    TradesResult,
     adapter_get,
     adapters_point_at,
     feed_cursor_advance,
     feeds_disconnected_mark,
     registry_sync,
     spec_of,
-    stream_batch_ingest,
     trades_backfill,
 )
-from apps.exchanges.writer_process import writer_init
 
 logger = logging.getLogger(__name__)
 
 FIRST_ID_WAIT_S = 2.0
-
-
-@dataclass
-class FeedState:
-    """What the collector tracks per feed between flushes (event-loop side only)."""
-
-    feed: object
-    adapter: ExchangeAdapter
-    spec: InstrumentSpec
-    contract_size: object = None
-    batch: FeedBatch = None
-    last_id: int | None = None
-    backfill_pending: bool = True  # a fresh start may follow a crash: close the gap first
-    backfill_until: int | None = None
-    backfill_running: bool = False
-    gap_epoch: int = 0
-    held_max_id: int | None = None  # highest id written while the cursor was held
-    last_book_sample_ms: int = 0
-    last_book_update_ms: int = 0
-    connected: bool = False
-
-    def new_batch(self) -> FeedBatch:
-        self.batch = FeedBatch(feed_id=self.feed.pk, advance_cursor=not self.backfill_pending)
-        return self.batch
-
-
-@dataclass
-class Stats:
-    messages: int = 0
-    trades: int = 0
-    flushes: int = 0
-    stored: int = 0
-    backfills: int = 0
-    reconnects: int = 0
-    book_resyncs: int = 0
-    lags_ms: list[int] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
 
 
 class Collector:
@@ -117,11 +75,9 @@ class Collector:
         self.on_flush = on_flush
         self.stats = Stats()
         self.stopping = asyncio.Event()
-        if writer not in ("process", "thread"):
-            raise ValueError(f"writer must be 'process' or 'thread', not {writer!r}")
+        self._writer = CollectorWriter(kind=writer, api_base=api_base, ws_base=ws_base)
         self.writer = writer
         self._token = f"{os.getpid()}-{id(self)}-{time.monotonic_ns()}"  # keys the writer's feed cache
-        self._executor = self._writer_start()
         self._planner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-plan")
         self._feeds: dict[int, FeedState] = {}
         self._exchanges: dict[str, object] = {}
@@ -133,31 +89,13 @@ class Collector:
 
     # ------------------------------------------------------------------ setup
 
-    def _writer_start(self) -> Executor:
-        if self.writer == "thread":
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-writer")
-        databases = {alias: dict(db.connections[alias].settings_dict) for alias in db.connections}
-        return ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=writer_init,
-            initargs=(os.getpid(), databases, self.api_base, self.ws_base),
-        )
-
     def _in_writer(self, fn, *args, **kwargs):
-        """Run blocking (ORM) work in the single writer, in submission order. `fn` must be a
-        module-level function (it is sent to the writer process by name)."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(_writer_call, fn, *args, **kwargs)
-        try:
-            return loop.run_in_executor(self._executor, call)
-        except BrokenProcessPool:
-            # The writer died (killed, out of memory): what it held comes back through backfill.
-            logger.error("collector: the writer process died; starting a new one")
-            self._executor = self._writer_start()
-            return loop.run_in_executor(self._executor, call)
+        """Run blocking (ORM) work in the single writer, in submission order (CollectorWriter.submit)."""
+        return self._writer.submit(fn, *args, **kwargs)
 
     def _in_thread(self, fn, *args, **kwargs):
         """Blocking work whose result stays in this process (the feed plan)."""
-        return asyncio.get_running_loop().run_in_executor(self._planner, functools.partial(_writer_call, fn, *args,
+        return asyncio.get_running_loop().run_in_executor(self._planner, functools.partial(writer_call, fn, *args,
                                                                                            **kwargs))
 
     def _plan(self) -> list[FeedState]:
@@ -222,7 +160,7 @@ class Collector:
         for ex in self._exchanges.values():
             with contextlib.suppress(Exception):
                 await ex.close()
-        self._executor.shutdown(wait=True)
+        self._writer.shutdown()
         self._planner.shutdown(wait=True)
         logger.info("collector stopped: %s", self.summary())
         return self.stats
@@ -249,6 +187,12 @@ class Collector:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=delay)
 
+    async def _failed(self, st: FeedState, exc: BaseException, what: str, attempt: int) -> int:
+        """Count and log a failed watch or backfill, then back off; returns the attempt's number."""
+        self._error(st, exc, what)
+        await self._retry_sleep(attempt + 1)
+        return attempt + 1
+
     def _error(self, st: FeedState, exc: BaseException, what: str) -> None:
         st.batch.stream_errors += 1
         st.batch.last_error = f"{what}: {type(exc).__name__}: {exc}"[:2000]
@@ -268,9 +212,7 @@ class Collector:
                 await self._retry_sleep(attempt)
                 continue
             except Exception as exc:  # noqa: BLE001 - a parse bug in one message must not end the loop
-                attempt += 1
-                self._error(st, exc, "trades")
-                await self._retry_sleep(attempt)
+                attempt = await self._failed(st, exc, "trades", attempt)
                 continue
             attempt = 0
             if not st.connected:
@@ -359,9 +301,7 @@ class Collector:
                     await self._sleep_or_stop(exc.wait_s)
                     continue
                 except (SourceRequestFailed, ccxt.BaseError) as exc:
-                    attempt += 1
-                    self._error(st, exc, "backfill")
-                    await self._retry_sleep(attempt)
+                    attempt = await self._failed(st, exc, "backfill", attempt)
                     continue
                 except Exception:
                     logger.exception("%s %s: backfill failed", st.feed.source.slug, st.spec.symbol)
@@ -408,15 +348,8 @@ class Collector:
                 logger.warning("%s %s: book out of sequence, resyncing: %s", st.feed.source.slug, st.spec.symbol,
                                str(exc)[:200])
                 continue
-            except ccxt.NetworkError as exc:
-                attempt += 1
-                self._error(st, exc, "book")
-                await self._retry_sleep(attempt)
-                continue
-            except Exception as exc:  # noqa: BLE001
-                attempt += 1
-                self._error(st, exc, "book")
-                await self._retry_sleep(attempt)
+            except Exception as exc:  # noqa: BLE001 - ccxt.NetworkError, or a bad message: retried
+                attempt = await self._failed(st, exc, "book", attempt)
                 continue
             attempt = 0
             now = int(time.time() * 1000)
@@ -441,9 +374,7 @@ class Collector:
             except ccxt.NotSupported:
                 return
             except Exception as exc:  # noqa: BLE001
-                attempt += 1
-                self._error(st, exc, "liquidations")
-                await self._retry_sleep(attempt)
+                attempt = await self._failed(st, exc, "liquidations", attempt)
                 continue
             attempt = 0
             st.batch.liquidations.extend(liqs)
@@ -464,7 +395,7 @@ class Collector:
                 ids = [i for i in map(st.adapter.trade_id, batch.trades) if i is not None]
                 if ids:
                     st.held_max_id = max(st.held_max_id or 0, max(ids))
-        items = [(st.feed.pk, st.contract_size, _slim(batch)) for st, batch in pending]
+        items = [(st.feed.pk, st.contract_size, batch_slim(batch)) for st, batch in pending]
         future = self._in_writer(batches_write, items, window=window, publish=self.publish,
                                  record_lag=self.record_lag, token=self._token)
         task = asyncio.ensure_future(self._after_write(future, pending))
@@ -482,21 +413,8 @@ class Collector:
                 await asyncio.wait({self._inflight})
             await self._flush()
 
-    def _drain_rejected(self) -> None:
-        """Frames ccxt.pro could not parse: counted on the feed of their symbol (or the source's first)."""
-        for slug, ex in self._exchanges.items():
-            queue = getattr(ex, "rejected_messages", None)
-            feeds = [st for st in self._feeds.values() if st.feed.source.slug == slug]
-            while queue and feeds:
-                reason, message = queue.popleft()
-                symbol = _message_symbol(message)
-                st = next((f for f in feeds if f.spec.symbol == symbol), feeds[0])
-                st.batch.rejected += 1
-                st.batch.reasons[reason] = st.batch.reasons.get(reason, 0) + 1
-                logger.warning("%s: rejected a message: %s: %.200r", slug, reason, message)
-
     async def _flush(self) -> None:
-        self._drain_rejected()
+        rejected_drain(exchanges=self._exchanges, feeds=self._feeds.values())
         pending = []
         for st in self._feeds.values():
             if st.batch:
@@ -523,59 +441,6 @@ class Collector:
         self.stats.lags_ms.extend(lags)
         if self.on_flush:
             self.on_flush(pending, results)
-
-
-# The ccxt trade keys the writer reads (normalize.trade_row); the raw `info` stays behind.
-_TRADE_KEYS = ("id", "timestamp", "price", "amount", "side", "takerOrMaker", "symbol", "error")
-
-
-def _slim(batch: FeedBatch) -> FeedBatch:
-    """The batch as sent to the writer: trades cut to the keys it reads (pickling `info` costs more
-    than parsing it did)."""
-    batch.trades = [{k: t.get(k) for k in _TRADE_KEYS} if isinstance(t, dict) else t for t in batch.trades]
-    return batch
-
-
-# --------------------------------------------------------------------------- writer side
-
-_writer_feeds: dict[tuple[str, int], object] = {}
-
-
-def _writer_call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        db.close_old_connections()
-
-
-def batches_write(items: list[tuple[int, object, FeedBatch]], *, window: float, publish: bool,
-                  record_lag: bool, token: str = "") -> tuple[list[TradesResult], list[int]]:
-    """Store one flush: per feed, its batch in one transaction. Returns the results and, with
-    `record_lag`, each trade's lag from exchange time to committed (ms)."""
-    from apps.exchanges.models import Feed
-
-    out, lags = [], []
-    for feed_id, contract_size, batch in items:
-        feed = _writer_feeds.get((token, feed_id))
-        if feed is None:
-            feed = _writer_feeds[token, feed_id] = Feed.objects.select_related("source", "instrument__exchange").get(
-                pk=feed_id)
-        adapter = adapter_get(feed.source.slug)
-        out.append(stream_batch_ingest(batch=batch, feed=feed, adapter=adapter, contract_size=contract_size,
-                                       window_s=window, publish=publish))
-        if record_lag and batch.trades:
-            done = int(time.time() * 1000)
-            lags.extend(done - t["timestamp"] for t in batch.trades if t.get("timestamp"))
-    return out, lags
-
-
-def _message_symbol(message) -> str | None:
-    if isinstance(message, dict):
-        data = message.get("data") if isinstance(message.get("data"), dict) else message
-        for key in ("s", "symbol", "instId", "product_id"):
-            if isinstance(data.get(key), str):
-                return data[key]
-    return None
 
 
 def collector_run(**kwargs) -> Stats:

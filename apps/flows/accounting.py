@@ -143,24 +143,23 @@ def _balanced_totals(tx: Tx, total_in: int, total_out: int) -> int:
     return 0
 
 
+def _by_owner(pairs, get) -> tuple[dict[str, int], int]:
+    """The value of (address, value) pairs per labelled owner, and the unlabelled rest."""
+    by: dict[str, int] = {}
+    rest = 0
+    for addr, value in pairs:
+        owner = get(addr)
+        if owner is None:
+            rest += value
+        else:
+            by[owner] = by.get(owner, 0) + value
+    return by, rest
+
+
 def classify_tx(tx: Tx, labels: Mapping[str, str]) -> list[FlowRecord]:
     """Per-exchange flows of one transaction (see the module docstring for the rules)."""
-    get = labels.get
-    in_by: dict[str, int] = {}
-    out_by: dict[str, int] = {}
-    u_in = u_out = 0
-    for addr, value in tx.inputs:
-        owner = get(addr)
-        if owner is None:
-            u_in += value
-        else:
-            in_by[owner] = in_by.get(owner, 0) + value
-    for addr, value in tx.outputs:
-        owner = get(addr)
-        if owner is None:
-            u_out += value
-        else:
-            out_by[owner] = out_by.get(owner, 0) + value
+    in_by, u_in = _by_owner(tx.inputs, labels.get)
+    out_by, u_out = _by_owner(tx.outputs, labels.get)
     if not in_by and not out_by:
         return []
     labelled_in = sum(in_by.values())

@@ -10,10 +10,9 @@ import functools
 import json
 
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from apps.dashboard.charts import BUY, SELL, THEMES
+from apps.dashboard.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 from apps.flows.models import ALL_EXCHANGES
 
 # (row title, glossary slug) per subplot, in order; the page links each to its explanation.
@@ -31,10 +30,6 @@ STABLE_SERIES = ("USDT|all", "USDC|all")
 
 def _series(rows: list[dict], asset: str, exchange: str) -> list[dict]:
     return [r for r in rows if r["asset"] == asset and r["exchange"] == exchange]
-
-
-def _num(rows: list[dict], field: str) -> list:
-    return [None if r.get(field) is None else float(r[field]) for r in rows]
 
 
 def _stable_sum(rows: list[dict]) -> tuple[list[str], list[float | None]]:
@@ -61,7 +56,7 @@ def flows_figure(rows: list[dict], *, asset: str, exchanges: list[str], pending:
     for exchange in exchanges:
         series = _series(rows, asset, exchange)
         trace = next(traces)
-        trace["x"], trace["y"] = [r["bucket_start"] for r in series], _num(series, "netflow")
+        trace["x"], trace["y"] = [r["bucket_start"] for r in series], floats_of(series, "netflow")
     if pending:
         trace = next(traces)
         trace["x"], trace["y"] = [now_hour] * len(pending), [p["inflow_float"] for p in pending]
@@ -69,7 +64,7 @@ def flows_figure(rows: list[dict], *, asset: str, exchanges: list[str], pending:
     x_all = [r["bucket_start"] for r in everyone]
     for field in ("price_usd", "reserve", "whale_ratio", "netflow_z"):
         trace = next(traces)
-        trace["x"], trace["y"] = x_all, _num(everyone, field)
+        trace["x"], trace["y"] = x_all, floats_of(everyone, field)
     trace = next(traces)
     trace["x"], trace["y"] = sx, sy
     trace["marker"]["color"] = [BUY if (v or 0) >= 0 else SELL for v in sy]
@@ -111,10 +106,33 @@ def flows_figure_plotly(rows: list[dict], *, asset: str, exchanges: list[str], p
         rows=5, cols=1, shared_xaxes=True, vertical_spacing=0.045, row_heights=[0.34, 0.17, 0.14, 0.15, 0.2],
         subplot_titles=[title for title, _ in PANELS], specs=[[{"secondary_y": True}], [{}], [{}], [{}], [{}]],
     )
+    _exchange_traces(fig, rows, asset=asset, exchanges=exchanges, pending=pending, now_hour=now_hour)
+    everyone = _series(rows, asset, ALL_EXCHANGES)
+    x_all = [r["bucket_start"] for r in everyone]
+    _all_exchanges_traces(fig, everyone, x_all, asset=asset)
+    sx, sy = _stable_sum(rows)
+    fig.add_trace(go.Bar(
+        x=sx, y=sy, name="Stablecoin netflow (USD)", marker_color=[BUY if (v or 0) >= 0 else SELL for v in sy],
+        meta={"sum": list(STABLE_SERIES), "y": "netflow_usd", "note": "empty-stablecoin"},
+        hovertemplate="stablecoin netflow %{y:+,.0f} USD<extra></extra>",
+    ), row=5, col=1)
+    _axes(fig, asset=asset, grid=t["grid"])
+    if not x_all and not sx:
+        fig.update_xaxes(range=[start, end])
+    _empty_notes(fig, asset=asset, reserve_empty=not any(r.get("reserve") is not None for r in everyone),
+                 stable_empty=not sx)
+    fig.update_xaxes(title_text="Hour (UTC)", row=5, col=1)
+    return panels_figure_json(fig, theme=theme, height=1100, margin={"l": 70, "r": 60, "t": 80, "b": 40},
+                              legend_y=1.06)
+
+
+def _exchange_traces(fig: go.Figure, rows: list[dict], *, asset: str, exchanges: list[str], pending: list[dict],
+                     now_hour: str) -> None:
+    """Row 1: netflow bars per exchange shown, and the pending inflow hatched at the current hour."""
     for i, exchange in enumerate(exchanges):
         series = _series(rows, asset, exchange)
         fig.add_trace(go.Bar(
-            x=[r["bucket_start"] for r in series], y=_num(series, "netflow"), name=exchange,
+            x=[r["bucket_start"] for r in series], y=floats_of(series, "netflow"), name=exchange,
             marker_color=PALETTE[i % len(PALETTE)], meta={"series": f"{asset}|{exchange}", "y": "netflow"},
             legendgroup=exchange, hovertemplate=f"{exchange} netflow %{{y:+,.4f}} {asset}<extra></extra>",
         ), row=1, col=1)
@@ -126,37 +144,32 @@ def flows_figure_plotly(rows: list[dict], *, asset: str, exchanges: list[str], p
             customdata=[p["exchange"] for p in pending], meta={"pending": True},
             hovertemplate=f"pending inflow to %{{customdata}}: %{{y:,.4f}} {asset}<extra></extra>",
         ), row=1, col=1)
-    everyone = _series(rows, asset, ALL_EXCHANGES)
-    x_all = [r["bucket_start"] for r in everyone]
+
+
+def _all_exchanges_traces(fig: go.Figure, everyone: list[dict], x_all: list, *, asset: str) -> None:
+    """The all-exchanges lines: price (row 1, secondary axis), reserve, whale ratio and netflow z-score."""
     fig.add_trace(go.Scatter(
-        x=x_all, y=_num(everyone, "price_usd"), name=f"{asset} price (USD, hourly close)", mode="lines",
+        x=x_all, y=floats_of(everyone, "price_usd"), name=f"{asset} price (USD, hourly close)", mode="lines",
         line={"color": "#e0e0e0", "width": 1.2, "dash": "dot"}, meta={"series": f"{asset}|all", "y": "price_usd"},
         hovertemplate="price %{y:,.2f} USD<extra></extra>", connectgaps=False,
     ), row=1, col=1, secondary_y=True)
     fig.add_trace(go.Scatter(
-        x=x_all, y=_num(everyone, "reserve"), name="Reserve, all exchanges", mode="lines",
+        x=x_all, y=floats_of(everyone, "reserve"), name="Reserve, all exchanges", mode="lines",
         line={"color": "#ffb300", "width": 1.5},
         meta={"series": f"{asset}|all", "y": "reserve", "note": "empty-reserve"},
         hovertemplate=f"reserve %{{y:,.2f}} {asset}<extra></extra>", connectgaps=True,
     ), row=2, col=1)
-    fig.add_trace(go.Scatter(
-        x=x_all, y=_num(everyone, "whale_ratio"), name="Whale ratio, all exchanges", mode="lines+markers",
-        line={"color": "#ab47bc", "width": 1.5}, marker={"size": 5},
-        meta={"series": f"{asset}|all", "y": "whale_ratio"},
-        hovertemplate="whale ratio %{y:.1%}<extra></extra>",
-    ), row=3, col=1)
-    fig.add_trace(go.Scatter(
-        x=x_all, y=_num(everyone, "netflow_z"), name="Netflow z-score, all exchanges", mode="lines+markers",
-        line={"color": "#26c6da", "width": 1.5}, marker={"size": 5},
-        meta={"series": f"{asset}|all", "y": "netflow_z"},
-        hovertemplate="netflow z %{y:+.2f}<extra></extra>",
-    ), row=4, col=1)
-    sx, sy = _stable_sum(rows)
-    fig.add_trace(go.Bar(
-        x=sx, y=sy, name="Stablecoin netflow (USD)", marker_color=[BUY if (v or 0) >= 0 else SELL for v in sy],
-        meta={"sum": list(STABLE_SERIES), "y": "netflow_usd", "note": "empty-stablecoin"},
-        hovertemplate="stablecoin netflow %{y:+,.0f} USD<extra></extra>",
-    ), row=5, col=1)
+    for row, field, name, color, hover in (
+            (3, "whale_ratio", "Whale ratio, all exchanges", "#ab47bc", "whale ratio %{y:.1%}"),
+            (4, "netflow_z", "Netflow z-score, all exchanges", "#26c6da", "netflow z %{y:+.2f}")):
+        fig.add_trace(go.Scatter(
+            x=x_all, y=floats_of(everyone, field), name=name, mode="lines+markers",
+            line={"color": color, "width": 1.5}, marker={"size": 5}, meta={"series": f"{asset}|all", "y": field},
+            hovertemplate=f"{hover}<extra></extra>",
+        ), row=row, col=1)
+
+
+def _axes(fig: go.Figure, *, asset: str, grid: str) -> None:
     for y in (2, -2):
         fig.add_hline(y=y, line_dash="dot", line_color="#888", row=4, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=1, col=1)
@@ -167,23 +180,17 @@ def flows_figure_plotly(rows: list[dict], *, asset: str, exchanges: list[str], p
     fig.update_yaxes(title_text="z", row=4, col=1)
     fig.update_yaxes(title_text="USD (+ = inflow)", row=5, col=1)
     # Dates on every shared axis, even a panel without data (Plotly would guess a numeric axis there).
-    fig.update_xaxes(gridcolor=t["grid"], type="date")
-    if not x_all and not sx:
-        fig.update_xaxes(range=[start, end])
-    # Empty panels say why; the page removes a note once its trace has data (annotation name = trace meta).
+    fig.update_xaxes(gridcolor=grid, type="date")
+
+
+def _empty_notes(fig: go.Figure, *, asset: str, reserve_empty: bool, stable_empty: bool) -> None:
+    """Empty panels say why; the page removes a note once its trace has data (annotation name = trace meta)."""
     notes = {2: ("reserve", "No reserve snapshots in this range: the BTC poll records wallet balances hourly."
                  if asset == "BTC" else "Reserves are tracked for BTC only."),
              5: ("stablecoin", "No stablecoin flows in this range: set ETH_RPC_URL to scan USDT/USDC transfers.")}
-    empty = {2: not any(r.get("reserve") is not None for r in everyone), 5: not sx}
+    empty = {2: reserve_empty, 5: stable_empty}
     for row_no, (name, text) in notes.items():
         if empty[row_no]:
             # Row 1 has a secondary y axis, so row n (n > 1) plots on x<n> / y<n + 1>.
             fig.add_annotation(text=text, name=f"empty-{name}", xref=f"x{row_no} domain", yref=f"y{row_no + 1} domain",
                                x=0.5, y=0.5, showarrow=False, font={"color": "#8b949e"})
-    fig.update_xaxes(title_text="Hour (UTC)", row=5, col=1)
-    fig.update_layout(
-        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=1100,
-        margin={"l": 70, "r": 60, "t": 80, "b": 40}, barmode="relative", hovermode="x unified",
-        legend={"orientation": "h", "y": 1.06, "x": 0}, uirevision="keep-zoom",
-    )
-    return pio.to_json(fig, validate=False, pretty=False)

@@ -104,19 +104,31 @@ def _int_at_least(value: object, where: str, low: int) -> int:
     return value
 
 
+def _json_loads(data: str | bytes):
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedTx(f"not JSON: {exc}") from None
+
+
 def parse_tx(obj: Mapping | str | bytes) -> Tx:
     """One Esplora transaction (a decoded dict, or its JSON text) -> :class:`Tx`, or :class:`MalformedTx`."""
     if isinstance(obj, str | bytes):
-        try:
-            obj = orjson.loads(obj)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedTx(f"not JSON: {exc}") from None
+        obj = _json_loads(obj)
     tx = _object(obj, "transaction")
 
     txid = _field(tx, "txid", "")
     if not isinstance(txid, str) or len(txid) != 64 or not _HEX.issuperset(txid):
         raise MalformedTx("txid is not 64 lowercase hex digits")
+    inputs, coinbase = _inputs(tx)
+    outputs = _outputs(tx)
+    fee = _fee_checked(tx, inputs=inputs, outputs=outputs, coinbase=coinbase)
+    confirmed, height, block_time = _status(tx)
+    return Tx(txid, height, block_time, confirmed, tuple(inputs), tuple(outputs), fee)
 
+
+def _inputs(tx: Mapping) -> tuple[list[tuple[str | None, int]], bool]:
+    """The spent outputs (address, value) and whether the transaction is a coinbase (its only input)."""
     vin = _list(_field(tx, "vin", ""), "vin")
     if not vin:
         raise MalformedTx("vin is empty")
@@ -135,7 +147,10 @@ def parse_tx(obj: Mapping | str | bytes) -> Tx:
             _address(prevout.get("scriptpubkey_address"), f"{where}.prevout.scriptpubkey_address"),
             _amount(_field(prevout, "value", f"{where}.prevout."), f"{where}.prevout.value"),
         ))
+    return inputs, coinbase
 
+
+def _outputs(tx: Mapping) -> list[tuple[str | None, int]]:
     vout = _list(_field(tx, "vout", ""), "vout")
     if not vout:
         raise MalformedTx("vout is empty")
@@ -147,7 +162,11 @@ def parse_tx(obj: Mapping | str | bytes) -> Tx:
             _address(item.get("scriptpubkey_address"), f"{where}.scriptpubkey_address"),
             _amount(_field(item, "value", f"{where}."), f"{where}.value"),
         ))
+    return outputs
 
+
+def _fee_checked(tx: Mapping, *, inputs: list, outputs: list, coinbase: bool) -> int:
+    """The fee, which must be what the inputs pay beyond the outputs (zero for a coinbase)."""
     fee = _amount(_field(tx, "fee", ""), "fee")
     total_in = sum(v for _, v in inputs)
     total_out = sum(v for _, v in outputs)
@@ -158,7 +177,11 @@ def parse_tx(obj: Mapping | str | bytes) -> Tx:
             raise MalformedTx("coinbase transaction with a non-zero fee")
     elif total_in - total_out != fee:
         raise MalformedTx(f"fee {fee} != inputs {total_in} - outputs {total_out}")
+    return fee
 
+
+def _status(tx: Mapping) -> tuple[bool, int | None, int | None]:
+    """Confirmed, and then the block's height and time."""
     status = _object(_field(tx, "status", ""), "status")
     confirmed = _field(status, "confirmed", "status.")
     if not isinstance(confirmed, bool):
@@ -167,17 +190,13 @@ def parse_tx(obj: Mapping | str | bytes) -> Tx:
     if confirmed:
         height = _int_at_least(_field(status, "block_height", "status."), "status.block_height", 0)
         block_time = _int_at_least(_field(status, "block_time", "status."), "status.block_time", GENESIS_TIME)
-
-    return Tx(txid, height, block_time, confirmed, tuple(inputs), tuple(outputs), fee)
+    return confirmed, height, block_time
 
 
 def parse_txs(items: Iterable | str | bytes) -> list[Tx]:
     """A JSON array of transactions (e.g. ``/api/address/:address/txs``); the first bad one raises."""
     if isinstance(items, str | bytes):
-        try:
-            items = orjson.loads(items)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedTx(f"not JSON: {exc}") from None
+        items = _json_loads(items)
     if not isinstance(items, list):
         raise MalformedTx("transaction list is not a list")
     out = []

@@ -87,6 +87,39 @@ def term_file_parse(path: Path) -> tuple[TermSource | None, list[str]]:
     if not isinstance(meta, dict):
         return None, ["front matter must be a mapping"]
 
+    slug, category, metric = _front_matter_check(meta, path=path, problems=problems)
+    synonyms = _string_list(meta.get("synonyms"), "synonyms", problems)
+    related = _string_list(meta.get("related"), "related", problems)
+    if slug in related:
+        problems.append("a term cannot be related to itself")
+    if len(set(related)) != len(related):
+        problems.append("related lists a slug twice")
+
+    facets = _sections(match.group(2), problems)
+    missing = REQUIRED_FACETS - set(facets)
+    if metric:
+        missing |= {"computation"} - set(facets)
+    for facet in FACETS:
+        if facet.field in missing:
+            problems.append(f"section '## {facet.heading}' is missing")
+
+    title, short = str(meta.get("title") or "").strip(), str(meta.get("short") or "").strip()
+    _placeholders_check(facets, fixed=(("title", title), ("short", short), *(("synonyms", s) for s in synonyms)),
+                        problems=problems)
+    if problems:
+        return None, problems
+    try:
+        source_path = str(path.resolve().relative_to(settings.BASE_DIR))
+    except ValueError:
+        source_path = str(path)
+    return TermSource(
+        slug=slug, title=title, short=short, category=category, synonyms=synonyms, related=related,
+        metric=metric, facets=facets, source_path=source_path,
+    ), []
+
+
+def _front_matter_check(meta: dict, *, path: Path, problems: list[str]) -> tuple[str, str, str]:
+    """The keys, slug, category and metric checked (problems appended); the slug, category and metric."""
     for key in REQUIRED_KEYS:
         if not isinstance(meta.get(key), str) or not meta[key].strip():
             problems.append(f"{key} is required (a non-empty string)")
@@ -104,39 +137,17 @@ def term_file_parse(path: Path) -> tuple[TermSource | None, list[str]]:
     if not isinstance(metric, str) or (metric and not _METRIC_RE.match(metric)):
         problems.append(f"metric {metric!r} must be an API field name such as taker_sell_ratio")
         metric = ""
-    synonyms = _string_list(meta.get("synonyms"), "synonyms", problems)
-    related = _string_list(meta.get("related"), "related", problems)
-    if slug in related:
-        problems.append("a term cannot be related to itself")
-    if len(set(related)) != len(related):
-        problems.append("related lists a slug twice")
+    return slug, category, metric
 
-    facets = _sections(match.group(2), problems)
-    missing = REQUIRED_FACETS - set(facets)
-    if metric:
-        missing |= {"computation"} - set(facets)
-    for facet in FACETS:
-        if facet.field in missing:
-            problems.append(f"section '## {facet.heading}' is missing")
 
-    title, short = str(meta.get("title") or "").strip(), str(meta.get("short") or "").strip()
-    for where, value in (("title", title), ("short", short), *(("synonyms", s) for s in synonyms)):
+def _placeholders_check(facets: dict[str, str], *, fixed: tuple, problems: list[str]) -> None:
+    """Placeholders belong in sections, and only known ones: ``fixed`` is (where, text) of the plain fields."""
+    for where, value in fixed:
         if TEMPLATE_SYNTAX_RE.search(value):
             problems.append(f"{where}: placeholders are only allowed in sections")
     for facet in FACETS:
         for fragment in placeholders_unknown(facets.get(facet.field, "")):
             problems.append(f"section '## {facet.heading}': unknown placeholder {fragment}")
-
-    if problems:
-        return None, problems
-    try:
-        source_path = str(path.resolve().relative_to(settings.BASE_DIR))
-    except ValueError:
-        source_path = str(path)
-    return TermSource(
-        slug=slug, title=title, short=short, category=category, synonyms=synonyms, related=related,
-        metric=metric, facets=facets, source_path=source_path,
-    ), []
 
 
 def term_sources_read(*, directory: Path = TERMS_DIR) -> list[TermSource]:

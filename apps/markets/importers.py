@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.markets.archives import FileProblem, LineStats, file_lines
-from apps.markets.feeds.binance import MalformedMessage, TradeMsg, parse_payload, parse_raw_line
+from apps.markets.feeds.binance import MalformedMessage, TradeMsg, parse_line
 from apps.markets.validation import POSITIONS_KEPT, TradeRow
 
 # Header names seen in data.binance.vision files (spot and futures, old and new).
@@ -204,11 +204,10 @@ def _raw_rows(first: str, lines, first_no: int, *, symbol: str, stats: ReadStats
         if not line.strip():
             continue
         try:
-            _, payload = parse_raw_line(line)
-            msg = parse_payload(payload, None)
+            _, msg = parse_line(line)
         except MalformedMessage as exc:
             stats.rows += 1
-            stats.refuse(" ".join(exc.reason.split()[:3]), line_no)
+            stats.refuse(exc.kind, line_no)
             _layout_check(stats, name)
             continue
         if isinstance(msg, TradeMsg):

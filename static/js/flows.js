@@ -74,9 +74,7 @@
     redraw();
     chart.dataset.ready = "1";
     if (!config.live) {
-      const status = document.getElementById("conn-status");
-      status.dataset.state = "static";
-      status.textContent = "historical range (not live)";
+      PW.showHistorical(document.getElementById("conn-status"));
       return;
     }
     PW.connect("/ws/flows/", {

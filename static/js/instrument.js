@@ -148,9 +148,7 @@
     if (spi) spi.redraw();
     chart.dataset.ready = "1";
     if (!config.live) {
-      const status = document.getElementById("conn-status");
-      status.dataset.state = "static";
-      status.textContent = "historical range (not live)";
+      PW.showHistorical(document.getElementById("conn-status"));
       return;
     }
     PW.connect(`/ws/instruments/${config.instrument}/`, {

@@ -11,6 +11,12 @@
     return `${Math.floor(s / 3600)} h`;
   };
 
+  // A page showing a past range does not connect: its indicator says so.
+  PW.showHistorical = (statusEl) => {
+    statusEl.dataset.state = "static";
+    statusEl.textContent = "historical range (not live)";
+  };
+
   PW.connect = function (path, { onMessage, onOpen, statusEl }) {
     let attempt = 0;
     let everOpened = false;

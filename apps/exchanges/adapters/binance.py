@@ -61,32 +61,28 @@ class BinanceUsdm(_BinanceBase):
     def _options(self) -> dict:
         return {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}}
 
-    def fetch_funding_rate_history(self, spec, *, since_ms) -> list[FundingPoint]:
-        # Raw endpoint: ccxt's unified call pages by its own window; one request per beat is enough.
+    def _raw_request(self, spec, *, since_ms, **params):
+        """The exchange with its markets loaded, and a raw endpoint's request for the spec's market from since_ms."""
         ex = self.rest
         ex.load_markets()
-        request = {"symbol": self.market_of(ex, spec)["id"], "limit": 1000}
+        request = {"symbol": self.market_of(ex, spec)["id"], **params}
         if since_ms is not None:
             request["startTime"] = since_ms
+        return ex, request
+
+    def fetch_funding_rate_history(self, spec, *, since_ms) -> list[FundingPoint]:
+        # Raw endpoint: ccxt's unified call pages by its own window; one request per beat is enough.
+        ex, request = self._raw_request(spec, since_ms=since_ms, limit=1000)
         rows = ex.fapiPublicGetFundingRate(request)
         return [FundingPoint(int(r["fundingTime"]), r["fundingRate"]) for r in rows]
 
     def fetch_open_interest_history(self, spec, *, since_ms, period="5m") -> list[OpenInterestPoint]:
-        ex = self.rest
-        ex.load_markets()
-        request = {"symbol": self.market_of(ex, spec)["id"], "period": period, "limit": 500}
-        if since_ms is not None:
-            request["startTime"] = since_ms
+        ex, request = self._raw_request(spec, since_ms=since_ms, period=period, limit=500)
         rows = ex.fapiDataGetOpenInterestHist(request)
         return [OpenInterestPoint(int(r["timestamp"]), r.get("sumOpenInterest"), r.get("sumOpenInterestValue"))
                 for r in rows]
 
     def fetch_taker_ratio(self, spec, *, since_ms, period="5m") -> list[TakerRatioPoint]:
-        ex = self.rest
-        ex.load_markets()
-        request = {"symbol": self.market_of(ex, spec)["id"], "period": period, "limit": 500}
-        if since_ms is not None:
-            request["startTime"] = since_ms
+        ex, request = self._raw_request(spec, since_ms=since_ms, period=period, limit=500)
         rows = ex.fapiDataGetTakerlongshortRatio(request)
         return [TakerRatioPoint(int(r["timestamp"]), r["buyVol"], r["sellVol"], r["buySellRatio"]) for r in rows]
-

@@ -36,6 +36,7 @@ __all__ = [
     "MalformedMessage",
     "TradeMsg",
     "iter_file",
+    "parse_line",
     "parse_payload",
     "parse_raw_line",
 ]
@@ -64,6 +65,11 @@ class MalformedMessage(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+    @property
+    def kind(self) -> str:
+        """The reason's first three words: what malformed lines are counted under."""
+        return " ".join(self.reason.split()[:3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +363,12 @@ class FileStats:
     reasons: Counter = field(default_factory=Counter)
 
 
+def parse_line(line: str | bytes, symbol_hint: str | None = None) -> tuple[int, Message]:
+    """One recorded line: its receive time (ns) and its message (parse_raw_line, then parse_payload)."""
+    receive_ns, payload = parse_raw_line(line)
+    return receive_ns, parse_payload(payload, symbol_hint)
+
+
 def _open(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
@@ -387,11 +399,10 @@ def iter_file(
                 stats.blank += 1
                 continue
             try:
-                receive_ns, payload = parse_raw_line(raw)
-                msg = parse_payload(payload, last_symbol)
+                receive_ns, msg = parse_line(raw, last_symbol)
             except MalformedMessage as exc:
                 stats.malformed += 1
-                stats.reasons[" ".join(exc.reason.split()[:3])] += 1
+                stats.reasons[exc.kind] += 1
                 continue
             if symbol_hint is None and not isinstance(msg, DepthSnapshotMsg):
                 last_symbol = msg.symbol
