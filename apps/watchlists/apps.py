@@ -6,7 +6,7 @@ class WatchlistsConfig(AppConfig):
 
     def ready(self):
         # Ingestion collects what anyone watches without knowing about watchlists.
-        from apps.exchanges.providers import watched_provider_register
+        from apps.markets.providers import watched_provider_register
         from apps.watchlists.selectors import watched_instrument_ids
 
         watched_provider_register(name="watchlists", provider=watched_instrument_ids)

@@ -19,8 +19,8 @@ from django.utils import timezone
 from apps.exchanges import ratelimit
 from apps.exchanges.adapters import ADAPTERS, ExchangeAdapter, InstrumentSpec, adapter_for
 from apps.exchanges.models import Feed, Source
-from apps.exchanges.providers import watched_instrument_ids
 from apps.markets.models import Exchange, Instrument
+from apps.markets.providers import watched_instrument_ids
 from apps.markets.services import instrument_ensure
 from pressureweb.lib.http import retry_after_header
 from pressureweb.lib.times import now_ms

@@ -1,7 +1,7 @@
 """Instruments people watch, supplied by the apps that know about people.
 
-Ingestion knows no users: the watchlists app registers a provider in its AppConfig.ready(). registry_sync
-collects every instrument any provider names (on top of the defaults), so a watched market gets a feed.
+Markets and ingestion know no users: the watchlists app registers a provider in its AppConfig.ready(), and
+exchanges' registry_sync gives a feed to every instrument any provider names (on top of the defaults).
 """
 
 from __future__ import annotations
