@@ -12,7 +12,6 @@ from django.template.loader import get_template
 from django.utils.safestring import mark_safe
 
 from apps.dashboard import charts
-from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.pressure.forecast import MIN_TRAIN_DAYS
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
@@ -35,6 +34,7 @@ from apps.pressure.selectors import (
 from apps.pressure.services.forecast import track_record_timeline
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+from pressureweb.lib.ranges import PRESETS, chart_range_parse
 from pressureweb.page_payloads import process_payloads, render_with_payloads
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.urls import reverse
 
-from apps.dashboard.ranges import PRESETS, chart_range_parse
 from apps.flows import charts, selectors
 from apps.flows.models import ASSET_CHAIN
+from pressureweb.lib.ranges import PRESETS, chart_range_parse
 from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import render_with_payloads
 
