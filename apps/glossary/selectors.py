@@ -17,7 +17,7 @@ from apps.glossary.models import GLOSSARY_VERSION_KEY, Term
 from apps.markets.models import Instrument
 from apps.markets.naming import instrument_full_name
 from apps.pressure.selectors import bars_for_range
-from pressureweb.page_payloads import cached_while_rebuilt, version_get
+from pressureweb.payload_cache import cached_while_rebuilt, version_get
 
 # Bar fields the term page can chart live (they exist in apps.pressure.selectors.bars_for_range rows).
 CHARTABLE_METRICS = frozenset({

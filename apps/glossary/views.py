@@ -25,7 +25,7 @@ from apps.glossary.selectors import (
     terms_list,
     terms_search,
 )
-from pressureweb.page_payloads import cached_while_rebuilt
+from pressureweb.payload_cache import cached_while_rebuilt
 
 SCHEMA = "https://schema.org"
 GLOSSARY_NAME = "PressureWeb glossary"
