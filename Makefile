@@ -62,6 +62,7 @@ test: export CONN_MAX_AGE ?= 0
 test: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The randomized tests with fresh random examples, many more of them than `make test` draws: the import path's

@@ -370,7 +370,7 @@ def _pages() -> dict[str, str]:
 def _bumps(pages: dict[str, str], instruments: dict) -> dict:
     """Per page, what a write does to its cache before a cold request."""
     from apps.flows.services import flows_version_bump
-    from apps.pressure.selectors import bars_version_bump
+    from apps.pressure.services.versions import bars_version_bump
 
     def bump_all():
         for inst in instruments.values():

@@ -237,7 +237,7 @@ CHART_MAX_POINTS = env.int("CHART_MAX_POINTS", default=2000)
 # page allows three FLOWS_POLL_SECONDS.
 LIVE_STALE_SECONDS = env.float("LIVE_STALE_SECONDS", default=5.0)
 # Page payloads (bars, flows) of the current data versions kept in each web process's memory
-# (pressureweb/page_payloads.py); the rest come from Redis.
+# (pressureweb/payload_cache.py); the rest come from Redis.
 PAGE_PAYLOADS_PROCESS_MB = env.int("PAGE_PAYLOADS_PROCESS_MB", default=64)
 # Selling Pressure Index (apps/pressure/indicators/index.py documents the method).
 SPI_WINDOW_BARS = env.int("SPI_WINDOW_BARS", default=240)  # trailing 1m bars for each robust z-score

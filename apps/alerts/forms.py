@@ -5,8 +5,8 @@ from django import forms
 from apps.alerts.metrics import EVENT_THRESHOLD, METRICS, REGIME_LEVELS, REGIMES, Metric, format_number, to_shown
 from apps.alerts.metrics import to_stored as metric_to_stored
 from apps.alerts.models import AlertRule
-from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
+from apps.markets.naming import instrument_full_name
 from apps.watchlists.models import Watchlist
 
 

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.db import models
 
 from apps.alerts.metrics import METRICS, format_value, metric_choices
-from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
+from apps.markets.naming import instrument_full_name
 from apps.watchlists.models import Watchlist
 
 

@@ -19,8 +19,8 @@ from django.utils import timezone
 from apps.alerts.decisions import alert_decide, in_quiet_hours
 from apps.alerts.metrics import METRICS, format_value, metric_value
 from apps.alerts.models import AlertEvent, AlertRule, AlertRuleState
-from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
+from apps.markets.naming import instrument_full_name
 from apps.pressure.models import PressureBar
 from pressureweb.lib.times import iso_z
 

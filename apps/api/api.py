@@ -12,9 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, Throttled, ValidationError
 
+from apps.api import flows as flows_api
 from apps.api import views
 from apps.api.throttle import ClientRateThrottle
-from apps.flows import api as flows_api
 
 DESCRIPTION = """Selling-pressure bars, the Selling Pressure Index, episodes and on-chain exchange flows.
 

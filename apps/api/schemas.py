@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from apps.api.params import BadRequest, parse_time, time_window
 from apps.pressure.models import INTERVALS
+from pressureweb.lib.params import BadRequest, parse_time, time_window
 
 MAX_BARS = 20_000
 DEFAULT_SPAN = timedelta(hours=1)

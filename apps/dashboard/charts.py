@@ -13,13 +13,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from pressureweb.lib.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 from pressureweb.lib.times import iso_z
 
-THEMES = {
-    "dark": {"template": "plotly_dark", "paper": "#0f1419", "plot": "#0f1419", "grid": "#223"},
-    "light": {"template": "plotly_white", "paper": "#ffffff", "plot": "#ffffff", "grid": "#e5e7eb"},
-}
-BUY, SELL = "#26a69a", "#ef5350"
 # Colour-blind safe (Okabe-Ito) and dashed differently, so the four bands stay apart in any palette or print.
 BANDS = (("imbalance_0_1pct", "0.1%", "#E69F00", "solid"), ("imbalance_0_5pct", "0.5%", "#56B4E9", "dot"),
          ("imbalance_1pct", "1%", "#009E73", "dash"), ("imbalance_2pct", "2%", "#CC79A7", "dashdot"))
@@ -34,27 +30,6 @@ PANELS = (
     ("Book imbalance by depth band", "order-book-imbalance"),
     ("Bid-ask spread", "bid-ask-spread"),
 )
-
-
-def floats_of(rows: list[dict], field: str, sign: int = 1) -> list:
-    """One field of the rows as floats (times ``sign``) for a trace; a missing value stays a gap (None)."""
-    out = []
-    for r in rows:
-        v = r.get(field)
-        out.append(None if v is None else sign * float(v))
-    return out
-
-
-def panels_figure_json(fig: go.Figure, *, theme: str, height: int, margin: dict, legend_y: float) -> str:
-    """The layout the pages' stacked-panel figures share (theme, stacked bars, one hover for all panels, a legend
-    above, zoom kept across data updates), and the figure as JSON text."""
-    t = THEMES.get(theme, THEMES["dark"])
-    fig.update_layout(
-        template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=height,
-        margin=margin, barmode="relative", hovermode="x unified",
-        legend={"orientation": "h", "y": legend_y, "x": 0}, uirevision="keep-zoom",
-    )
-    return pio.to_json(fig, validate=False, pretty=False)
 
 
 def instrument_figure_empty(*, base: str, quote: str, theme: str = "dark") -> str:

@@ -12,14 +12,13 @@ from django.template.loader import get_template
 from django.utils.safestring import mark_safe
 
 from apps.dashboard import charts
-from apps.dashboard.ranges import PRESETS, chart_range_parse
+from apps.dashboard.payloads import bars_script
 from apps.pressure.forecast import MIN_TRAIN_DAYS
 from apps.pressure.indicators.index import LABELS as SPI_LABELS
 from apps.pressure.models import INTERVALS
 from apps.pressure.overview import GLANCE_MINUTES, overview_rows
 from apps.pressure.selectors import (
     RANGE_CACHE_SECONDS,
-    bars_script,
     bars_version,
     bars_versions,
     episode_outcomes,
@@ -35,8 +34,10 @@ from apps.pressure.selectors import (
 from apps.pressure.services.forecast import track_record_timeline
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+from pressureweb.lib.ranges import PRESETS, chart_range_parse
 from pressureweb.lib.times import iso_z
-from pressureweb.page_payloads import process_payloads, render_with_payloads
+from pressureweb.page_payloads import render_with_payloads
+from pressureweb.payload_cache import process_payloads
 
 logger = logging.getLogger(__name__)
 

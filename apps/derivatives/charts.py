@@ -10,7 +10,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from apps.dashboard.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
+from pressureweb.lib.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 
 # (row title, glossary slug) per subplot, in order.
 PANELS = (

@@ -22,7 +22,7 @@ from apps.derivatives.models import (
     TakerRatio,
     VolIndex,
 )
-from apps.exchanges.adapters.shapes import FundingPoint, OpenInterestPoint
+from apps.derivatives.readings import FundingPoint, OpenInterestPoint
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_ensure
 

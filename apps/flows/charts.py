@@ -12,8 +12,8 @@ import json
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from apps.dashboard.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 from apps.flows.models import ALL_EXCHANGES
+from pressureweb.lib.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
 
 # (row title, glossary slug) per subplot, in order; the page links each to its explanation.
 PANELS = (

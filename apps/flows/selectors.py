@@ -26,7 +26,7 @@ from apps.flows.models import (
 from apps.pressure.models import PressureBar
 from pressureweb.lib.times import dt_to_ms, iso_z, ms_to_dt
 from pressureweb.lib.times import iso_z as iso  # noqa: F401 - apps.api.views still imports it from here
-from pressureweb.page_payloads import cached_while_rebuilt, script_element, version_get
+from pressureweb.payload_cache import version_get
 
 logger = logging.getLogger(__name__)
 
@@ -308,45 +308,3 @@ def flows_version() -> int | None:
     None when Redis is unreachable: readers then go to the database instead of failing.
     """
     return version_get(FLOWS_VERSION_KEY, what="flows")
-
-
-def flows_page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int, theme: str) -> dict:
-    """What the flows page shows, cached per (asset, hour range, theme, flows version), with its bars
-    and figure as ready <script type="application/json"> elements (~1 MB of JSON is not encoded per view).
-
-    The ``top`` exchanges by gross flow, their bars, ``all`` and the other stablecoins' ``all``
-    bars, the range's totals, pending inflow and the summary. Bars start on the hour, so
-    bucket_start < end <=> bucket_start < ceil_hour(end): every request within one hour shares
-    the entry (and its current hour, where pending inflow is drawn). Prices are read when bars are
-    refreshed, never here: no bars version is involved.
-    """
-    from apps.flows import charts  # presentation, only needed to fill the cache
-
-    end = ceil_hour(end)
-    version = flows_version()
-    key = None if version is None else \
-        f"flows:page:{chain}:{asset}:{int(start.timestamp())}:{int(end.timestamp())}:{top}:{theme}"
-
-    def build() -> dict:
-        exchanges = flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=top)
-        shown = {*exchanges, ALL_EXCHANGES}
-        rows = [r for r in flow_bars(chain=chain, asset=asset, start=start, end=end) if r["exchange"] in shown]
-        for stable in STABLECOINS:
-            if stable != asset:
-                rows += flow_bars(chain=ASSET_CHAIN[stable], asset=stable, start=start, end=end,
-                                  exchange=ALL_EXCHANGES)
-        pending = pending_inflows(chain=chain, asset=asset)
-        everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
-        figure = charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending,
-                                     now_hour=iso_z(floor_hour(datetime.now(tz=UTC))), start=iso_z(start),
-                                     end=iso_z(end), theme=theme)
-        return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
-                "totals": flow_totals(chain=chain, asset=asset, start=start, end=end),
-                # Only the empty state shows it, and it counts every stored flow (most of a rebuild's time).
-                "summary": None if everyone else flows_summary(),
-                "rows_script": script_element(rows, "flow-rows"),
-                "figure_script": script_element(figure, "figure-data")}
-
-    # Exact to the version: the flows page does not catch up when its socket opens, and flows are
-    # written per block, not per second, so concurrent rebuilds are rare.
-    return cached_while_rebuilt(key, version, build, stale_seconds=0)

@@ -3,11 +3,12 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.urls import reverse
 
-from apps.dashboard.ranges import PRESETS, ChartRange, chart_range_parse
 from apps.flows import charts, selectors
-from apps.flows.models import ASSET_CHAIN
+from apps.flows.models import ALL_EXCHANGES, ASSET_CHAIN, STABLECOINS
+from pressureweb.lib.ranges import PRESETS, ChartRange, chart_range_parse
 from pressureweb.lib.times import iso_z
-from pressureweb.page_payloads import render_with_payloads
+from pressureweb.page_payloads import render_with_payloads, script_element
+from pressureweb.payload_cache import cached_while_rebuilt
 
 PAGE_ASSETS = ("BTC", "USDT", "USDC")
 TOP_EXCHANGES = 8
@@ -38,6 +39,47 @@ def _sample_range(*, asset: str, chain: str, chart_range: ChartRange) -> ChartRa
     return None if sample is None else ChartRange("custom", sample["hour_start"], sample["hour_end"], live=False)
 
 
+def _page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int, theme: str) -> dict:
+    """What the flows page shows, cached per (asset, hour range, theme, flows version), with its bars
+    and figure as ready <script type="application/json"> elements (~1 MB of JSON is not encoded per view).
+
+    The ``top`` exchanges by gross flow, their bars, ``all`` and the other stablecoins' ``all``
+    bars, the range's totals, pending inflow and the summary. Bars start on the hour, so
+    bucket_start < end <=> bucket_start < ceil_hour(end): every request within one hour shares
+    the entry (and its current hour, where pending inflow is drawn). Prices are read when bars are
+    refreshed, never here: no bars version is involved.
+    """
+    end = selectors.ceil_hour(end)
+    version = selectors.flows_version()
+    key = None if version is None else \
+        f"flows:page:{chain}:{asset}:{int(start.timestamp())}:{int(end.timestamp())}:{top}:{theme}"
+
+    def build() -> dict:
+        exchanges = selectors.flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=top)
+        shown = {*exchanges, ALL_EXCHANGES}
+        rows = [r for r in selectors.flow_bars(chain=chain, asset=asset, start=start, end=end)
+                if r["exchange"] in shown]
+        for stable in STABLECOINS:
+            if stable != asset:
+                rows += selectors.flow_bars(chain=ASSET_CHAIN[stable], asset=stable, start=start, end=end,
+                                            exchange=ALL_EXCHANGES)
+        pending = selectors.pending_inflows(chain=chain, asset=asset)
+        everyone = [r for r in rows if r["asset"] == asset and r["exchange"] == ALL_EXCHANGES]
+        figure = charts.flows_figure(rows, asset=asset, exchanges=exchanges, pending=pending,
+                                     now_hour=iso_z(selectors.floor_hour(datetime.now(tz=UTC))),
+                                     start=iso_z(start), end=iso_z(end), theme=theme)
+        return {"exchanges": exchanges, "pending": pending, "latest": everyone[-1] if everyone else None,
+                "totals": selectors.flow_totals(chain=chain, asset=asset, start=start, end=end),
+                # Only the empty state shows it, and it counts every stored flow (most of a rebuild's time).
+                "summary": None if everyone else selectors.flows_summary(),
+                "rows_script": script_element(rows, "flow-rows"),
+                "figure_script": script_element(figure, "figure-data")}
+
+    # Exact to the version: the flows page does not catch up when its socket opens, and flows are
+    # written per block, not per second, so concurrent rebuilds are rare.
+    return cached_while_rebuilt(key, version, build, stale_seconds=0)
+
+
 def page(request):
     asset = request.GET.get("asset", "BTC").upper()
     asset_error = None
@@ -57,8 +99,8 @@ def page(request):
     if clipped:
         start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
 
-    data = selectors.flows_page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES,
-                                     theme=_theme(request))
+    data = _page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES,
+                      theme=_theme(request))
     exchanges = data["exchanges"]
     now_hour = iso_z(selectors.floor_hour(datetime.now(tz=UTC)))
     api = reverse("api:flows")

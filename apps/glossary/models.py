@@ -26,7 +26,7 @@ FACETS = (
 FACET_FIELDS = tuple(f.field for f in FACETS)
 
 # Moved on after every committed change to a term or its links (services.glossary_version_bump):
-# the glossary pages' cached parts are kept per version (pressureweb/page_payloads.py).
+# the glossary pages' cached parts are kept per version (pressureweb/payload_cache.py).
 GLOSSARY_VERSION_KEY = "glossary:version"
 
 

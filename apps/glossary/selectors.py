@@ -12,12 +12,12 @@ from django.db import connection
 from django.db.models import Case, FloatField, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
 
-from apps.dashboard.naming import instrument_full_name
 from apps.glossary.loader import GlossaryValidationError, term_sources_read
 from apps.glossary.models import GLOSSARY_VERSION_KEY, Term
 from apps.markets.models import Instrument
+from apps.markets.naming import instrument_full_name
 from apps.pressure.selectors import bars_for_range
-from pressureweb.page_payloads import cached_while_rebuilt, version_get
+from pressureweb.payload_cache import cached_while_rebuilt, version_get
 
 # Bar fields the term page can chart live (they exist in apps.pressure.selectors.bars_for_range rows).
 CHARTABLE_METRICS = frozenset({

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from apps.glossary.models import FACET_FIELDS, GLOSSARY_VERSION_KEY, Term, body_text_build, synonyms_text_build
-from pressureweb.page_payloads import version_bump
+from pressureweb.payload_cache import version_bump
 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 

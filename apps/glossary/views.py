@@ -10,7 +10,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from apps.dashboard.charts import THEMES
 from apps.glossary.models import FACETS, Term
 from apps.glossary.rendering import json_ld_script, markdown_plain, markdown_render
 from apps.glossary.selectors import (
@@ -25,7 +24,8 @@ from apps.glossary.selectors import (
     terms_list,
     terms_search,
 )
-from pressureweb.page_payloads import cached_while_rebuilt
+from pressureweb.lib.charts import THEMES
+from pressureweb.payload_cache import cached_while_rebuilt
 
 SCHEMA = "https://schema.org"
 GLOSSARY_NAME = "PressureWeb glossary"

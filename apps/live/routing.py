@@ -1,7 +1,7 @@
 from django.urls import path
 
-from apps.flows.consumers import FlowsConsumer
 from apps.live.consumers import BarsConsumer, NotificationsConsumer
+from apps.live.flows import FlowsConsumer
 
 websocket_urlpatterns = [
     path("ws/instruments/<int:instrument_id>/", BarsConsumer.as_asgi()),

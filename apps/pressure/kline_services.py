@@ -25,7 +25,7 @@ from apps.markets.models import Instrument
 from apps.markets.services import instrument_lock
 from apps.pressure import kline_bars as kb
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import bars_version_bump
+from apps.pressure.services.versions import bars_version_bump
 
 _TABLE = PressureBar._meta.db_table
 _VARYING = ("bucket_start", "open", "high", "low", "close", "vwap", "trades", "taker_buy_base", "taker_sell_base",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,7 +12,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import OuterRef, Q, Subquery
-from django.utils.safestring import SafeString
 
 from apps.markets.models import Instrument
 from apps.pressure import bars as barmath
@@ -22,14 +20,7 @@ from apps.pressure.downsample import lttb_indices
 from apps.pressure.indicators.index import REGIME_QUANTILES, REGIME_WINDOW_MS
 from apps.pressure.models import INTERVALS, Episode, ForecastModel, PressureBar, RegimeCalibration, TrackRecord
 from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
-from pressureweb.page_payloads import (
-    ScriptElement,
-    cached_while_rebuilt,
-    script_element,
-    version_bump,
-    version_get,
-    versions_get,
-)
+from pressureweb.payload_cache import version_get, versions_get
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +60,7 @@ def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
     return row
 
 
-def _version_key(instrument_id: int) -> str:
+def bars_version_key(instrument_id: int) -> str:
     return f"bars:version:{instrument_id}"
 
 
@@ -78,41 +69,14 @@ def bars_version(instrument_id: int) -> int | None:
 
     None when Redis is unreachable: readers then go to the database instead of failing.
     """
-    return version_get(_version_key(instrument_id), what="bars")
+    return version_get(bars_version_key(instrument_id), what="bars")
 
 
 def bars_versions(instrument_ids) -> dict[int, int] | None:
     """bars_version of many instruments in one round trip (None when Redis is unreachable)."""
-    keys = {_version_key(i): i for i in instrument_ids}
+    keys = {bars_version_key(i): i for i in instrument_ids}
     found = versions_get(list(keys), what="bars")
     return None if found is None else {keys[k]: v for k, v in found.items()}
-
-
-def bars_version_bump(instrument_id: int) -> None:
-    version_bump(_version_key(instrument_id))
-
-
-_bumps_pending: dict[int, object] = {}  # instrument id -> its bump waiting for the current transaction's commit
-
-
-def bars_version_bump_on_commit(instrument_id: int) -> None:
-    """bars_version_bump once the current transaction commits, once however many writes ask for it."""
-    from django.db import connection, transaction
-
-    pending = _bumps_pending.get(instrument_id)
-    # Still queued by this transaction (registered at this savepoint level or an outer one of it): a rolled-back
-    # transaction drops it, and the next write queues a new one.
-    current = set(connection.savepoint_ids)
-    if pending is not None and any(func is pending and set(sids) <= current
-                                   for sids, func, _ in connection.run_on_commit):
-        return
-
-    def bump():
-        _bumps_pending.pop(instrument_id, None)
-        bars_version_bump(instrument_id)
-
-    _bumps_pending[instrument_id] = bump
-    transaction.on_commit(bump)
 
 
 # Bar fields read for a range, in the order bar_serialize writes them (values_list: no model instances).
@@ -134,9 +98,10 @@ def range_key(interval: str, start: datetime, end: datetime) -> tuple[int, int]:
     return -(-lo // size) * size, -(-hi // size) * size
 
 
-def _bar_rows_query(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
+def bar_rows_query(*, instrument: Instrument, interval: str, start: datetime, end: datetime,
                     max_points: int | None) -> list[dict]:
-    """The rows of bar_serialize (with CVD), built from plain column tuples."""
+    """The rows of bar_serialize (with CVD), built from plain column tuples; uncached (bars_for_range caches them,
+    pages cache their script element of them)."""
     if connection.vendor == "postgresql":
         rows = _bar_rows_postgresql(instrument=instrument, interval=interval, start=start, end=end)
     else:
@@ -237,44 +202,11 @@ def bars_for_range(*, instrument: Instrument, interval: str, start: datetime, en
     with LTTB on the close (CVD is summed before thinning, so it stays exact).
     """
     version = bars_version(instrument.pk)
-    # Keyed by the exact range (the API's ranges are explicit); pages use bars_script's range buckets.
+    # Keyed by the exact range (the API's ranges are explicit); pages cache theirs per range bucket (range_key).
     key = None if version is None else \
         f"bars:{instrument.pk}:{interval}:{version}:{start.timestamp():.3f}:{end.timestamp():.3f}:{max_points}"
-    return _cached(key, lambda: _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end,
+    return _cached(key, lambda: bar_rows_query(instrument=instrument, interval=interval, start=start, end=end,
                                                 max_points=max_points))
-
-
-@dataclass(frozen=True)
-class BarsScript:
-    """A range of bars as a ready <script type="application/json"> element, for a page to embed as is."""
-
-    element: ScriptElement
-    count: int
-    last_bucket_start: str | None
-
-    @property
-    def script(self) -> SafeString:
-        return self.element.script
-
-
-def bars_script(*, element_id: str, instrument: Instrument, interval: str, start: datetime, end: datetime,
-                max_points: int | None = None, version: int | None = None) -> BarsScript:
-    """bars_for_range's rows serialised once per (range bucket, bars version) and kept so in the cache.
-
-    The same JSON as {{ rows|json_script:element_id }} (compact separators), without building,
-    pickling or encoding the rows again on every page view: render the page with
-    render_with_payloads(..., payloads=[bars.element]). ``version``: the instrument's bars_version
-    when the caller has read it already (None: read it here).
-    """
-    version = bars_version(instrument.pk) if version is None else version
-    lo, hi = range_key(interval, start, end)
-    key = None if version is None else f"barsjson:{instrument.pk}:{interval}:{lo}:{hi}:{max_points}:{element_id}"
-
-    def build() -> BarsScript:
-        rows = _bar_rows_query(instrument=instrument, interval=interval, start=start, end=end, max_points=max_points)
-        return BarsScript(script_element(rows, element_id), len(rows), rows[-1]["bucket_start"] if rows else None)
-
-    return cached_while_rebuilt(key, version, build)
 
 
 def bars_count(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> int:
@@ -446,7 +378,8 @@ def bar_latest_with_spi(*, instrument: Instrument, version: int | None = None,
     the instrument is written.
 
     Without an SPI in the newest bars the query walks the instrument's index backwards, which
-    on a month of bars costs more than the rest of the page. ``version`` as in bars_script.
+    on a month of bars costs more than the rest of the page. ``version``: the instrument's bars_version
+    when the caller has read it already (None: read it here).
     """
     version = bars_version(instrument.pk) if version is None else version
     key = None if version is None else f"bars:latest-spi:{instrument.pk}:{interval}:{version}"

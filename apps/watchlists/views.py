@@ -4,8 +4,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from apps.dashboard.naming import instrument_full_name
 from apps.markets.models import Instrument
+from apps.markets.naming import instrument_full_name
 from apps.watchlists import selectors, services
 from apps.watchlists.forms import ItemAddForm, WatchlistForm
 

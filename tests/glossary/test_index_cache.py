@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from apps.glossary.models import Term
-from pressureweb.page_payloads import process_payloads
+from pressureweb.payload_cache import process_payloads
 
 pytestmark = pytest.mark.django_db
 

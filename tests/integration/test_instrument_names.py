@@ -104,7 +104,7 @@ def test_live_toasts_carry_the_full_name_and_values_in_their_units(world, flush_
 
 
 def test_replay_instruments_are_named_replay_in_words(world):
-    from apps.dashboard.naming import instrument_full_name
+    from apps.markets.naming import instrument_full_name
 
     replay = instrument_ensure(exchange_slug="binance-replay", market="usdm", symbol="BTCUSDT", base="BTC",
                                quote="USDT", kind="perp", exchange_name="Binance (REPLAY)", is_replay=True)

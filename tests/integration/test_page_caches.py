@@ -114,7 +114,7 @@ def test_rounding_a_range_to_the_grid_never_changes_which_bars_it_holds(interval
 
 def test_while_one_request_rebuilds_a_page_after_a_write_others_get_the_previous_payload(
         client, inst, django_capture_on_commit_callbacks, monkeypatch):
-    from pressureweb import page_payloads
+    from pressureweb import payload_cache
 
     _ingest(inst, price="100", minutes_ago=3, trade_id=1, capture=django_capture_on_commit_callbacks)
     url = inst.get_absolute_url() + "?range=1h"
@@ -134,7 +134,7 @@ def test_while_one_request_rebuilds_a_page_after_a_write_others_get_the_previous
     _ingest(inst, price="80", minutes_ago=1, trade_id=3, capture=django_capture_on_commit_callbacks)
     for key in rebuilding:
         cache.add(f"{key}:rebuild", 1, timeout=5)
-    monkeypatch.setattr(page_payloads, "STALE_SECONDS", 0)
+    monkeypatch.setattr(payload_cache, "STALE_SECONDS", 0)
     assert [b["close"] for b in _script(client.get(url).content.decode(), "bars-data")] == ["100", "90", "80"]
 
 
@@ -143,7 +143,7 @@ def test_without_a_stale_allowance_a_request_waits_for_the_rebuild_in_flight():
     import threading
     import time
 
-    from pressureweb.page_payloads import cached_while_rebuilt
+    from pressureweb.payload_cache import cached_while_rebuilt
 
     cache.set("t:page", (1, time.time(), "version 1"))
     builds, first = [], []

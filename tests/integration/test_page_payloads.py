@@ -1,5 +1,5 @@
-"""Page payloads (pressureweb/page_payloads.py): per-version caching in Redis and in process memory,
-and ready script elements spliced into rendered pages."""
+"""Page payloads: per-version caching in Redis and in process memory (pressureweb/payload_cache.py), and ready
+script elements spliced into rendered pages (pressureweb/page_payloads.py)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,8 @@ from django.core.cache import cache
 from django.test import RequestFactory, override_settings
 from django.utils.html import json_script
 
-from pressureweb.page_payloads import (
-    cached_while_rebuilt,
-    process_payloads,
-    render_with_payloads,
-    script_element,
-    version_bump,
-    version_get,
-)
+from pressureweb.page_payloads import render_with_payloads, script_element
+from pressureweb.payload_cache import cached_while_rebuilt, process_payloads, version_bump, version_get
 
 pytestmark = [pytest.mark.integration]
 
@@ -58,7 +52,7 @@ def test_a_payload_comes_from_process_memory_while_its_version_holds():
 @pytest.mark.usefixtures("clean")
 def test_a_payload_built_longer_ago_than_its_redis_copy_lives_is_built_again():
     """A write that moved no version (raw SQL, a data migration) shows within CACHE_SECONDS, as without this layer."""
-    from pressureweb.page_payloads import CACHE_SECONDS
+    from pressureweb.payload_cache import CACHE_SECONDS
 
     version = version_get("t:version", what="test")
     process_payloads.put("t:payload", version, "old", built_at=time.time() - CACHE_SECONDS - 1)

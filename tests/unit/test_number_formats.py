@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from apps.dashboard.ranges import chart_range_parse
 from apps.dashboard.templatetags.numbers import percent, price, signed, utc
+from pressureweb.lib.ranges import chart_range_parse
 
 
 def test_prices_at_the_instrument_precision_with_separators():

@@ -1,10 +1,10 @@
-"""Instrument names in templates, from apps.dashboard.naming (one definition for pages and emails)."""
+"""Instrument names in templates, from apps.markets.naming (one definition for pages and emails)."""
 
 from __future__ import annotations
 
 from django import template
 
-from apps.dashboard import naming
+from apps.markets import naming
 
 register = template.Library()
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from apps.derivatives.readings import FundingPoint, OpenInterestPoint  # noqa: F401 - adapters return them
+
 
 @dataclass(frozen=True)
 class InstrumentSpec:
@@ -30,20 +32,6 @@ class TradePage:
     more: bool = False
     gap: bool = False
     cursor_token: str | None = None
-
-
-@dataclass(frozen=True)
-class FundingPoint:
-    time_ms: int
-    rate: str
-    next_funding_ms: int | None = None
-
-
-@dataclass(frozen=True)
-class OpenInterestPoint:
-    time_ms: int
-    oi_base: str | None
-    oi_usd: str | None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from apps.exchanges import ratelimit
 from apps.exchanges.adapters import ADAPTERS, ExchangeAdapter, InstrumentSpec, adapter_for
 from apps.exchanges.models import Feed, Source
 from apps.markets.models import Exchange, Instrument
+from apps.markets.providers import watched_instrument_ids
 from apps.markets.services import instrument_ensure
 from pressureweb.lib.http import retry_after_header
 from pressureweb.lib.times import now_ms
@@ -92,8 +93,6 @@ def feed_ensure(*, source: Source, instrument: Instrument) -> Feed:
 def registry_sync(*, sources: Sequence[str] | None = None) -> list[Feed]:
     """Make sure every enabled source has its feeds: the defaults (BTC and ETH on each market) plus
     every instrument on anyone's watchlist that one of our sources can read. Returns the feeds."""
-    from apps.watchlists.selectors import watched_instrument_ids
-
     slugs = [s for s in (sources or settings.EXCHANGE_SOURCES) if s in ADAPTERS]
     bases = {b.upper() for b in settings.EXCHANGE_DEFAULT_BASES}
     by_market: dict[tuple[str, str], Source] = {}

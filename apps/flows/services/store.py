@@ -14,7 +14,7 @@ from apps.flows.accounting import classify_tx
 from apps.flows.esplora import Tx
 from apps.flows.models import FlowTx
 from pressureweb.lib.times import ms_to_dt
-from pressureweb.page_payloads import version_bump
+from pressureweb.payload_cache import version_bump
 
 _IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's variable limit
 _VALUE_FIELDS = ("asset", "exchange_to_exchange", "inflow", "outflow", "internal", "fee", "block_height",

@@ -20,8 +20,8 @@ from apps.pressure import bars as barmath
 from apps.pressure import forecast as forecast_math
 from apps.pressure import track_record as track_math
 from apps.pressure.models import ForecastModel, PressureBar, TrackRecord
-from apps.pressure.selectors import bars_version_bump_on_commit
 from apps.pressure.services.index import bars_fields_update
+from apps.pressure.services.versions import bars_version_bump_on_commit
 from pressureweb.lib.times import iso_z, ms_to_dt, now_ms
 
 logger = logging.getLogger(__name__)

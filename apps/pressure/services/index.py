@@ -23,7 +23,8 @@ from apps.pressure.indicators import episodes as episode_math
 from apps.pressure.indicators import index as index_math
 from apps.pressure.models import Episode, PressureBar, RegimeCalibration
 from apps.pressure.providers import components_external
-from apps.pressure.selectors import bars_due_final, bars_version_bump_on_commit
+from apps.pressure.selectors import bars_due_final
+from apps.pressure.services.versions import bars_version_bump_on_commit
 from pressureweb.lib.times import dt_to_ms, ms_to_dt
 
 SPI_FIELDS = ["spi", "regime", "spi_components", "spi_missing"]

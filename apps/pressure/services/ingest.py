@@ -20,7 +20,6 @@ from apps.markets.services import (
 from apps.markets.validation import TradeRow, Validated, trades_validate
 from apps.pressure import bars as barmath
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import bars_version_bump_on_commit
 from apps.pressure.services.forecast import drop_risk_predict
 from apps.pressure.services.index import bars_finalize, spi_refresh
 from apps.pressure.services.minutes import (
@@ -31,6 +30,7 @@ from apps.pressure.services.minutes import (
     minute_bars_extend,
     trade_tail,
 )
+from apps.pressure.services.versions import bars_version_bump_on_commit
 from apps.pressure.signals import bars_changed, bars_finalized
 from pressureweb.lib.times import dt_to_ms as _dt_to_ms
 from pressureweb.lib.times import ms_to_dt as _ms_to_dt

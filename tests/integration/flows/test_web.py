@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from apps.flows import selectors, services
-from apps.flows.consumers import FlowsConsumer
 from apps.flows.models import ExchangeWallet, FlowBar
 from apps.live.consumers import CLOSE_UNSUPPORTED_DATA
+from apps.live.flows import FlowsConsumer
 from tests.unit.flows.builders import LABELS_DIR, read_labels
 
 from .scenarios import TIP, basic_history

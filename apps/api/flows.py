@@ -31,11 +31,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from apps.api.params import BadRequest, time_window
 from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
 from apps.api.schemas import DecimalText, End, Float, Format, Start, one_of
 from apps.flows import selectors
 from apps.flows.models import ALL_EXCHANGES
+from pressureweb.lib.params import BadRequest, time_window
 from pressureweb.lib.times import iso_z
 
 CHAIN_ASSETS = {"btc": ("BTC",), "eth": ("USDT", "USDC")}

@@ -9,9 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from apps.markets.archives import FileProblem
 from apps.markets.importers import ReadStats
 from apps.markets.klines import KLINE_INTERVAL_MS, Klines, read_klines
-from apps.markets.management.commands.import_trades import KINDS, _lines, split_symbol
 from apps.markets.services import instrument_ensure, source_status_record
 from apps.pressure.kline_services import KlineStoreResult, kline_bars_store
+from apps.pressure.management.commands.import_trades import KINDS, _lines, split_symbol
 from apps.pressure.models import INTERVALS
 from apps.pressure.services.history import history_index_refresh
 
