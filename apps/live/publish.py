@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.pressure.overview import cvd_change
-from apps.pressure.selectors import bar_serialize, index_headline
+from apps.pressure.selectors import bar_serialize, decimal_plain, index_headline
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def bars_publish(*, instrument, changed: dict, finalized: dict | None = None) ->
         overview = None
         if "1m" in headline:
             change = cvd_change(instrument_id=instrument.pk, end=datetime.fromisoformat(headline["1m"]["bucket_start"]))
-            overview = {"cvd_change_1h": None if change is None else format(change, "f")}
+            overview = {"cvd_change_1h": decimal_plain(change)}
         bars_payload_send(instrument_id=instrument.pk, payload=payload, headline=headline, overview=overview)
     except Exception:  # a live push must never fail the ingestion that already committed
         logger.exception("live push failed for %s", instrument)

@@ -34,7 +34,7 @@ _DECIMALS = ("open", "high", "low", "close", "vwap", "taker_buy_base", "taker_se
              "taker_sell_quote", "delta_base")
 
 
-def _plain(value: Decimal | None) -> str | None:
+def decimal_plain(value: Decimal | None) -> str | None:
     """Exact decimal text without exponent or padding zeros: Decimal('1.2300') -> '1.23'."""
     if value is None:
         return None
@@ -47,8 +47,8 @@ def _plain(value: Decimal | None) -> str | None:
 def bar_serialize(bar: PressureBar, *, cvd: Decimal | None = None) -> dict:
     row = {"bucket_start": bar.bucket_start.isoformat().replace("+00:00", "Z"), "trades": bar.trades}
     for name in _DECIMALS:
-        row[name] = _plain(getattr(bar, name))
-    row["cvd_base"] = _plain(cvd)
+        row[name] = decimal_plain(getattr(bar, name))
+    row["cvd_base"] = decimal_plain(cvd)
     for name in ("taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct",
                  "imbalance_2pct"):
         row[name] = getattr(bar, name)
@@ -114,7 +114,7 @@ def bar_rows_query(*, instrument: Instrument, interval: str, start: datetime, en
 
 
 def _plain_text(text: str | None) -> str | None:
-    """_plain for PostgreSQL's numeric text, which never has an exponent: '1.2300' -> '1.23'."""
+    """decimal_plain for PostgreSQL's numeric text, which never has an exponent: '1.2300' -> '1.23'."""
     if text is None:
         return None
     if "." in text:
@@ -145,7 +145,7 @@ def _bar_rows_postgresql(*, instrument: Instrument, interval: str, start: dateti
         for i, name in enumerate(decimals, start=2):
             row[name] = plain(v[i])
         running += Decimal(v[11])  # delta_base
-        row["cvd_base"] = _plain(running)
+        row["cvd_base"] = decimal_plain(running)
         (row["taker_sell_ratio"], row["spread_bps"], row["imbalance_0_1pct"], row["imbalance_0_5pct"],
          row["imbalance_1pct"], row["imbalance_2pct"], row["book_samples"], row["spi"]) = v[12:20]
         row["regime"] = v[20] or None
@@ -158,7 +158,7 @@ def _bar_rows_postgresql(*, instrument: Instrument, interval: str, start: dateti
 def _bar_rows_orm(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
     values = (PressureBar.objects.for_instrument(instrument).of_interval(interval).between(start, end)
               .chronological().values_list(*_ROW_COLUMNS))
-    plain, decimals = _plain, _DECIMALS
+    plain, decimals = decimal_plain, _DECIMALS
     running = Decimal(0)
     rows = []
     for v in values:

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 def frames(monkeypatch):
     sent = []
     monkeypatch.setattr(publish, "bars_payload_send",
-                        lambda *, instrument_id, payload, headline=None: sent.append((payload, headline)))
+                        lambda *, instrument_id, payload, headline=None, **_: sent.append((payload, headline)))
     return sent
 
 

@@ -71,3 +71,18 @@ def test_an_instrument_whose_index_warms_up_says_so(client, inst):
     _bars(inst, [(80, True, None, "1")])
     html = client.get("/").content.decode()
     assert "warming up" in _cell(html, "spi")[1] and _cell(html, "regime")[1] == "\u2013"
+
+
+def test_a_closed_minute_sends_the_overview_its_headline_and_cvd_change(inst, monkeypatch):
+    from apps.live import publish
+
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4")])
+    sent = {}
+    monkeypatch.setattr(publish, "bars_payload_send", lambda **kwargs: sent.update(kwargs))
+    closed = PressureBar.objects.get(instrument=inst, bucket_start=T0 + timedelta(minutes=81))
+    publish.bars_publish(instrument=inst, changed={"1m": [closed]}, finalized={"1m": [closed]})
+    assert sent["headline"]["1m"]["spi"] == 80.0
+    assert sent["overview"] == {"cvd_change_1h": "-1.5"}
+    sent.clear()
+    publish.bars_publish(instrument=inst, changed={"1m": [closed]}, finalized={})  # nothing closed: no extras
+    assert sent["headline"] == {} and sent["overview"] is None
