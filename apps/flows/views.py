@@ -18,25 +18,30 @@ def _theme(request) -> str:
     return "light" if request.COOKIES.get("theme") == "light" else "dark"
 
 
-def _samples(*, asset: str, start: datetime, end: datetime) -> list[dict]:
+def _samples(*, samples: list[dict], asset: str, start: datetime, end: datetime) -> list[dict]:
     """The recorded samples, each with the page asset its link shows and whether its rows are in this range."""
     out = []
-    for sample in selectors.flow_samples():
+    for sample in samples:
         shown = [a for a in PAGE_ASSETS if a in sample["assets"]]
         out.append({**sample, "page_asset": shown[0] if shown else None,
                     "in_range": asset in sample["assets"] and sample["end"] >= start and sample["start"] < end})
     return out
 
 
-def _sample_range(*, asset: str, chain: str, chart_range: ChartRange) -> ChartRange | None:
-    """With polling off, a page opened without a range shows the asset's recorded sample rather than an empty week."""
-    if settings.FLOWS_ENABLED:
-        return None
-    if selectors.flow_bars_count(chain=chain, asset=asset, start=selectors.floor_hour(chart_range.start),
-                                 end=chart_range.end):
-        return None
-    sample = next((s for s in selectors.flow_samples() if asset in s["assets"]), None)
+def _sample_range(*, asset: str, samples: list[dict]) -> ChartRange | None:
+    """The hours of the asset's newest recorded sample, if it has one."""
+    sample = next((s for s in samples if asset in s["assets"]), None)
     return None if sample is None else ChartRange("custom", sample["hour_start"], sample["hour_end"], live=False)
+
+
+def _span(chart_range: ChartRange) -> tuple[datetime, datetime, bool]:
+    """(start on the hour, end, clipped): at most CHART_MAX_POINTS hourly bars."""
+    end = chart_range.end
+    start = selectors.floor_hour(chart_range.start)
+    clipped = (end - start) / timedelta(hours=1) > settings.CHART_MAX_POINTS
+    if clipped:
+        start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
+    return start, end, clipped
 
 
 def _page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: int, theme: str) -> dict:
@@ -72,6 +77,7 @@ def _page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: i
                 "totals": selectors.flow_totals(chain=chain, asset=asset, start=start, end=end),
                 # Only the empty state shows it, and it counts every stored flow (most of a rebuild's time).
                 "summary": None if everyone else selectors.flows_summary(),
+                "samples": selectors.flow_samples(),
                 "rows_script": script_element(rows, "flow-rows"),
                 "figure_script": script_element(figure, "figure-data")}
 
@@ -90,17 +96,15 @@ def page(request):
     params = request.GET.copy()
     params.setdefault("range", "7d")  # hourly bars: an hour-long range would show a single bar
     chart_range, range_error = chart_range_parse(params)
-    if "range" not in request.GET and (sample_range := _sample_range(asset=asset, chain=chain,
-                                                                       chart_range=chart_range)):
+    start, end, clipped = _span(chart_range)
+    theme = _theme(request)
+    data = _page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES, theme=theme)
+    # With polling off, a page opened without a range shows the asset's recorded sample rather than an empty week.
+    if (data["latest"] is None and "range" not in request.GET and not settings.FLOWS_ENABLED
+            and (sample_range := _sample_range(asset=asset, samples=data["samples"]))):
         chart_range = sample_range
-    end = chart_range.end
-    start = selectors.floor_hour(chart_range.start)
-    clipped = (end - start) / timedelta(hours=1) > settings.CHART_MAX_POINTS
-    if clipped:
-        start = selectors.floor_hour(end - timedelta(hours=settings.CHART_MAX_POINTS))
-
-    data = _page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES,
-                      theme=_theme(request))
+        start, end, clipped = _span(chart_range)
+        data = _page_data(chain=chain, asset=asset, start=start, end=end, top=TOP_EXCHANGES, theme=theme)
     exchanges = data["exchanges"]
     now_hour = iso_z(selectors.floor_hour(datetime.now(tz=UTC)))
     api = reverse("api:flows")
@@ -111,7 +115,8 @@ def page(request):
         "totals": data["totals"], "latest": data["latest"], "pending": data["pending"], "summary": data["summary"],
         "has_data": data["latest"] is not None,
         "rows_script": data["rows_script"], "figure_script": data["figure_script"],
-        "samples": _samples(asset=asset, start=start, end=end), "flows_enabled": settings.FLOWS_ENABLED,
+        "samples": _samples(samples=data["samples"], asset=asset, start=start, end=end),
+        "flows_enabled": settings.FLOWS_ENABLED,
         "esplora_url": settings.ESPLORA_URL,
         "eth_rpc_set": bool(settings.ETH_RPC_URL),
         "min_confirmations": settings.BTC_MIN_CONFIRMATIONS,

@@ -85,10 +85,10 @@ def test_a_second_render_reads_nothing_from_the_database(client, recent):
     with CaptureQueriesContext(connection) as first:
         html = _page(client)
     assert _field(html, "inflow") == "12.0000 BTC"
-    # Ranking, BTC bars, USDT and USDC bars, totals (2), pending; no summary (only the empty state shows it:
-    # it counts every stored flow).
+    # Ranking, BTC bars, USDT and USDC bars, totals (2), pending, the recorded samples; no summary (only the empty
+    # state shows it: it counts every stored flow).
     flows = [q["sql"] for q in first.captured_queries if 'FROM "flows_' in q["sql"]]
-    assert len(flows) == 7, flows
+    assert len(flows) == 8, flows
 
     with CaptureQueriesContext(connection) as second:
         again = _page(client)
