@@ -195,6 +195,8 @@ def main() -> None:
 
     only = set(sys.argv[1:])
     with embedded_redis.running() if "REDIS_URL" not in os.environ else _nothing():
+        # The benchmarks share this run's Redis: each would otherwise start its own on the same port.
+        os.environ.setdefault("REDIS_URL", embedded_redis.url())
         body = []
         for title, run in SECTIONS:
             if only and not any(word in title.lower() for word in only):
