@@ -418,6 +418,8 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
         instrument_checks = {name: instrument_check(bases[0], path) for name, path in pages.items()
                              if name.startswith("instrument")}
         figures = _measure(bases, pages, _bumps(pages, instruments), [writer, flow_writer])
+        # The load clients (libuv) left the shared stdout pipe non-blocking: the result would be cut at 64 KiB.
+        os.set_blocking(sys.stdout.fileno(), True)
         print(json.dumps({
             "clients": CLIENTS, "seconds_per_page": SECONDS, "instruments": INSTRUMENTS, "days_of_1m_bars": DAYS,
             "daphne_processes": DAPHNES, "debug": False, "cold_samples": COLD_SAMPLES,
