@@ -27,10 +27,23 @@ class OverviewRow:
 
 
 def cvd_change(*, instrument_id: int, end: datetime, minutes: int = GLANCE_MINUTES) -> Decimal | None:
-    """The sum of the deltas of the final 1m bars starting in [end - minutes, end]."""
-    return (PressureBar.objects.filter(instrument_id=instrument_id, interval="1m", final=True,
-                                       bucket_start__gt=end - timedelta(minutes=minutes), bucket_start__lte=end)
-            .aggregate(total=Sum("delta_base"))["total"])
+    """The sum of the deltas of the final 1m bars starting in (end - minutes, end]."""
+    return cvd_changes(ends={instrument_id: end}, minutes=minutes)[instrument_id]
+
+
+def cvd_changes(*, ends: dict[int, datetime], minutes: int = GLANCE_MINUTES) -> dict[int, Decimal | None]:
+    """cvd_change of many instruments ({instrument id: end}), one grouped query per distinct end (live instruments
+    share their last closed minute, so usually one query in all)."""
+    by_end: dict[datetime, list[int]] = {}
+    for pk, end in ends.items():
+        by_end.setdefault(end, []).append(pk)
+    out: dict[int, Decimal | None] = dict.fromkeys(ends)
+    for end, ids in by_end.items():
+        rows = (PressureBar.objects.filter(instrument_id__in=ids, interval="1m", final=True,
+                                           bucket_start__gt=end - timedelta(minutes=minutes), bucket_start__lte=end)
+                .values("instrument_id").annotate(total=Sum("delta_base")).values_list("instrument_id", "total"))
+        out.update(rows)
+    return out
 
 
 def index_recent(*, instrument_ids: list[int], since: datetime) -> dict[int, dict]:
@@ -50,12 +63,7 @@ def overview_rows(*, instruments: list[Instrument], since: datetime | None = Non
     ids = [inst.pk for inst in instruments]
     bars = latest_bars(instrument_ids=ids)
     sparks = index_recent(instrument_ids=ids, since=since)
-    rows = []
-    for inst in instruments:
-        headline = index_headline(instrument=inst, interval="1m")
-        change = None
-        if headline is not None:
-            end = datetime.fromisoformat(headline["bucket_start"])
-            change = cvd_change(instrument_id=inst.pk, end=end)
-        rows.append(OverviewRow(inst, bars.get(inst.pk), headline, change, sparks[inst.pk]))
-    return rows
+    headlines = {inst.pk: index_headline(instrument=inst, interval="1m") for inst in instruments}
+    changes = cvd_changes(ends={pk: datetime.fromisoformat(h["bucket_start"]) for pk, h in headlines.items() if h})
+    return [OverviewRow(inst, bars.get(inst.pk), headlines[inst.pk], changes.get(inst.pk), sparks[inst.pk])
+            for inst in instruments]

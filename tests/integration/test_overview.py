@@ -86,3 +86,17 @@ def test_a_closed_minute_sends_the_overview_its_headline_and_cvd_change(inst, mo
     sent.clear()
     publish.bars_publish(instrument=inst, changed={"1m": [closed]}, finalized={})  # nothing closed: no extras
     assert sent["headline"] == {} and sent["overview"] is None
+
+
+def test_instruments_closing_the_same_minute_share_one_cvd_query(inst):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    other = instrument_ensure(exchange_slug="glance", market="spot", symbol="OTHUSDT", base="OTH", quote="USDT")
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4")])
+    _bars(other, [(81, True, 60.0, "3")])
+    with CaptureQueriesContext(connection) as queries:
+        rows = {r.instrument.pk: r for r in overview_rows(instruments=[inst, other], since=T0)}
+    assert (rows[inst.pk].cvd_change, rows[other.pk].cvd_change) == (Decimal("-1.5"), Decimal(3))
+    sums = [q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"] and "delta_base" in q["sql"]]
+    assert len(sums) == 1, sums
