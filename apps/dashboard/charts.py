@@ -128,22 +128,6 @@ def _flow_and_book_traces(fig: go.Figure, rows: list[dict], x: list, *, base: st
     ), row=6, col=1)
 
 
-@functools.lru_cache(maxsize=4)
-def sparkline_figure() -> str:
-    """One empty sparkline figure for every row; each row fills it with its own index (0-100, final 1m bars)."""
-    fig = go.Figure(go.Scatter(
-        x=[], y=[], mode="lines", line={"width": 1.5, "color": "#ef5350"},
-        hovertemplate="%{y:.0f}<extra></extra>", meta={"y": "spi"},
-    ))
-    # No template: a sparkline needs none of it.
-    fig.update_layout(
-        template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", height=40, width=160,
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, showlegend=False,
-        xaxis={"visible": False}, yaxis={"visible": False, "range": [0, 100], "fixedrange": True},
-    )
-    return pio.to_json(fig, validate=False, pretty=False)
-
-
 REGIME_COLORS = {"calm": "rgba(38,166,154,0.08)", "elevated": "rgba(255,179,0,0.08)", "high": "rgba(239,83,80,0.12)",
                  "extreme": "rgba(239,83,80,0.25)"}
 COMPONENT_COLORS = ("#ef5350", "#ab47bc", "#42a5f5", "#26c6da", "#ffb300", "#8d6e63", "#66bb6a", "#ec407a",

@@ -48,8 +48,7 @@ def _theme(request) -> str:
 
 def overview(request):
     instruments = instruments_active()
-    return render(request, "dashboard/overview.html", {"rows_html": overview_rows_html(instruments),
-                                                       "sparkline": charts.sparkline_figure()})
+    return render(request, "dashboard/overview.html", {"rows_html": overview_rows_html(instruments)})
 
 
 SPARK_BARS = GLANCE_MINUTES  # the sparkline's last hour of the 1m index

@@ -6,7 +6,7 @@
 
   // One chart fed by a list of bar rows; each trace's meta names the field it plots. A trace with
   // meta.final plots final bars only; one with meta.forming the forming (not yet final) bar only.
-  function LiveFigure(el, figure, rows, { rangeMs, live }) {
+  function LiveFigure(el, figure, rows, { rangeMs, live, lazy = false }) {
     const index = new Map(rows.map((r, i) => [r.bucket_start, i]));
     const value = (r, meta) => {
       if (meta.final && r.final === false) return null;
@@ -36,7 +36,9 @@
       }] : []);
       if (PW.fitLayout) PW.fitLayout(el, figure.layout, figure.data);
       Plotly.react(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
+      el.dataset.ready = "1";
     };
+    const drawer = PW.drawer(el, redraw, { lazy });
     const merge = (bars) => {
       for (const bar of bars) {
         const at = index.get(bar.bucket_start);
@@ -52,9 +54,9 @@
       rows.forEach((r, i) => index.set(r.bucket_start, i));
       let run = 0;
       for (const r of rows) { run += Number(r.delta_base || 0); r.cvd_base = run; }
-      redraw();
+      drawer.request();
     };
-    return { rows, redraw, merge };
+    return { rows, draw: drawer.now, request: drawer.request, merge };
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -64,7 +66,7 @@
     const spiEl = document.getElementById("spi-chart");
     // The index chart plots the same bars (parsed again: each chart keeps its own rows).
     const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("bars-data"),
-      { rangeMs: config.rangeMs, live: config.live });
+      { rangeMs: config.rangeMs, live: config.live, lazy: true });
     let updates = 0;
     // A range longer than the stored history (the replay keeps 30 minutes): say where the data starts, rather
     // than let a 24h chart look like the 1h one.
@@ -143,10 +145,9 @@
       } catch (e) { /* the next reconnect tries again */ }
     };
 
-    main.redraw();
+    main.draw();
     performance.mark("pw:chart-ready"); // the first chart drawn, measured from navigation (bench/first_chart.py)
-    if (spi) spi.redraw();
-    chart.dataset.ready = "1";
+    if (spi) spi.request(); // below the price chart: drawn when it comes near the screen
     if (!config.live) {
       PW.showHistorical(document.getElementById("conn-status"));
       return;

@@ -1,5 +1,6 @@
 // The navigation menu on narrow screens: one button shows and hides it (aria-expanded); Escape closes it and
-// returns focus to the button. Without this script the navigation simply stays open.
+// returns focus to the button. The page arrives folded (data-menu="closed"); without scripts css/nojs.css keeps
+// the navigation open.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", () => {
@@ -11,8 +12,6 @@
       bar.dataset.menu = open ? "open" : "closed";
       button.setAttribute("aria-expanded", String(open));
     };
-    set(false);
-    button.hidden = false;
     button.addEventListener("click", () => set(!isOpen()));
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && isOpen()) {

@@ -22,6 +22,21 @@
       (h.drop_risk_ratio ? " (" + h.drop_risk_ratio.toFixed(1) + "×)" : "")),
   };
   const REGIME_RANK = { calm: 0, elevated: 1, high: 2, extreme: 3 };
+  // The geometry of apps/dashboard/templatetags/sparklines.py: minutes across the hour ending at the newest point,
+  // y = 100 - index, a new segment after a missing minute.
+  const sparkPath = ({ x, y }) => {
+    if (!x.length) return "";
+    const minutes = x.map((t) => Date.parse(t) / 60000);
+    const start = minutes[minutes.length - 1] - 60;
+    const parts = [];
+    let previous = null;
+    minutes.forEach((m, i) => {
+      if (y[i] === null || m < start) { previous = null; return; }
+      parts.push(`${previous !== null && m - previous <= 1 ? "L" : "M"}${(m - start).toFixed(2)} ${(100 - y[i]).toFixed(1)}`);
+      previous = m;
+    });
+    return parts.join(" ");
+  };
   // Heat: how far the metric leans to selling, as a level the CSS colours.
   const heat = {
     taker_sell_ratio: (v) => (v >= 0.7 ? 3 : v >= 0.6 ? 2 : v >= 0.55 ? 1 : v <= 0.4 ? -1 : 0),
@@ -71,16 +86,10 @@
     });
   };
   document.addEventListener("DOMContentLoaded", () => {
-    const figures = new Map();
-    const template = document.getElementById("sparkline-figure");
-    document.querySelectorAll(".sparkline").forEach((el) => {
-      // One shared figure (layout and style), filled with this row's index.
-      const fig = JSON.parse(JSON.parse(template.textContent));
-      const points = JSON.parse(document.getElementById(el.dataset.figureId).textContent);
-      fig.data[0].x = points.x;
-      fig.data[0].y = points.y;
-      figures.set(el, fig);
-      Plotly.newPlot(el, fig.data, fig.layout, { staticPlot: true, displayModeBar: false });
+    // Each row's sparkline (inline SVG drawn by the server) keeps its points here to redraw them live.
+    const sparks = new Map();
+    document.querySelectorAll("svg.sparkline").forEach((el) => {
+      sparks.set(el, JSON.parse(document.getElementById(el.dataset.figureId).textContent));
     });
     document.querySelectorAll("tr[data-instrument]").forEach(paint);
     document.querySelectorAll("table.sortable").forEach(sortable);
@@ -112,14 +121,13 @@
               const v = msg.cvd_change_1h === null ? null : Number(msg.cvd_change_1h);
               setCell(row, "cvd_change", v === null ? "–" : signed(v, 4) + " " + row.dataset.base, msg.cvd_change_1h);
             }
-            const el = row.querySelector(".sparkline");
-            const fig = el && figures.get(el);
-            if (fig && head.spi !== null) {
-              const t = fig.data[0];
-              const i = t.x.indexOf(head.bucket_start);
-              if (i >= 0) t.y[i] = head.spi; else { t.x.push(head.bucket_start); t.y.push(head.spi); }
-              while (t.x.length > 60) { t.x.shift(); t.y.shift(); }
-              Plotly.react(el, fig.data, fig.layout, { staticPlot: true, displayModeBar: false });
+            const el = row.querySelector("svg.sparkline");
+            const spark = el && sparks.get(el);
+            if (spark && head.spi !== null) {
+              const i = spark.x.indexOf(head.bucket_start);
+              if (i >= 0) spark.y[i] = head.spi; else { spark.x.push(head.bucket_start); spark.y.push(head.spi); }
+              while (spark.x.length > 60) { spark.x.shift(); spark.y.shift(); }
+              el.firstElementChild.setAttribute("d", sparkPath(spark));
             }
           }
           paint(row);

@@ -35,8 +35,62 @@
       for (const el of fitted) {
         if (!el.isConnected || !el.layout || typeof Plotly === "undefined") continue;
         const layout = PW.fitLayout(el, { ...el.layout });
-        Plotly.relayout(el, { height: layout.height, margin: layout.margin, legend: layout.legend });
+        const fit = { height: layout.height, margin: layout.margin, legend: layout.legend };
+        // Plotly follows the width itself (responsive); relayout only when the fit changes (across the breakpoint).
+        const was = { height: el.layout.height, margin: el.layout.margin, legend: el.layout.legend };
+        if (JSON.stringify(fit) !== JSON.stringify(was)) Plotly.relayout(el, fit);
       }
     }, 200);
   });
+})();
+// Drawing is the costliest thing a page does. PW.drawer(el, draw, {lazy}) returns request(): the chart is drawn
+// at the next frame, never while the tab is hidden or the chart is off screen (a lazy chart is first drawn when it
+// comes near the screen), and live data redraws it at most once a second and at most a fifth of the time (the gap
+// after a redraw is at least four times what it took), so a slow phone stays responsive.
+(function () {
+  "use strict";
+  const PW = (window.PW = window.PW || {});
+  const MIN_GAP_MS = 1000;
+  const states = new Map(); // el -> state
+  const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const state = states.get(entry.target);
+      if (!state) continue;
+      state.near = entry.isIntersecting;
+      pump(state);
+    }
+  }, { rootMargin: "300px 0px" }) : null;
+
+  function pump(state) {
+    if (!state.dirty || state.timer || document.hidden || !state.near) return;
+    const wait = Math.max(0, state.lastEnd + Math.max(MIN_GAP_MS, 4 * state.lastMs) - performance.now());
+    state.timer = setTimeout(() => requestAnimationFrame(() => {
+      state.timer = null;
+      if (document.hidden || !state.near) return; // resumed when seen again
+      state.dirty = false;
+      const t0 = performance.now();
+      state.draw();
+      state.lastEnd = performance.now();
+      state.lastMs = state.lastEnd - t0;
+    }), wait);
+  }
+
+  document.addEventListener("visibilitychange", () => { for (const state of states.values()) pump(state); });
+
+  PW.drawer = (el, draw, { lazy = false } = {}) => {
+    const state = { draw, dirty: false, timer: null, near: !lazy || !observer, lastEnd: -Infinity, lastMs: 0 };
+    states.set(el, state);
+    if (observer) observer.observe(el);
+    return {
+      request() { state.dirty = true; pump(state); },
+      // Draw now (the page's first chart): the time it took sets the pace of the live redraws after it.
+      now() {
+        state.dirty = false;
+        const t0 = performance.now();
+        draw();
+        state.lastEnd = performance.now();
+        state.lastMs = state.lastEnd - t0;
+      },
+    };
+  };
 })();

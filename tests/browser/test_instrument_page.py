@@ -55,6 +55,7 @@ def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_f
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
     page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    page.locator("#spi-chart").scroll_into_view_if_needed()  # drawn when it comes near the screen
     page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
     assert page.evaluate("document.getElementById('chart').data[0].x.length") >= 55
     assert page.evaluate("document.getElementById('spi-chart').data[0].y.filter(v => v !== null).length") >= 20

@@ -77,6 +77,7 @@ def page_problems(page, axe: Axe) -> list[str]:
 def wait_ready(page, path: str) -> None:
     if path.startswith("/markets/"):
         page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+        page.locator("#spi-chart").scroll_into_view_if_needed()  # drawn when it comes near the screen
         page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
     elif path == "/api/v1/docs":
         page.wait_for_selector(".opblock-summary-path", timeout=20_000)
@@ -156,3 +157,22 @@ def test_the_phone_navigation_is_a_menu_that_opens_by_mouse_and_keyboard(stack_f
     desk.goto(stack.url + "/glossary/")
     assert not desk.locator("#menu-toggle").is_visible()
     assert desk.locator("#site-menu nav").get_by_role("link", name="Episodes", exact=True).is_visible()
+
+
+def test_the_phone_menu_is_folded_from_the_first_paint_and_open_without_scripts(stack_factory, browser):
+    stack = stack_factory()
+    # Folded before any script runs, so nothing below it jumps up when the page becomes interactive.
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.route("**/menu.*.js", lambda route: route.abort())
+    page.route("**/menu.js", lambda route: route.abort())
+    page.goto(stack.url + "/glossary/")
+    assert page.locator("#menu-toggle").is_visible() and not page.locator("#site-menu nav").is_visible()
+    context.close()
+    # Without scripts the button could not open it: the navigation stays open and the button is gone.
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(stack.url + "/glossary/")
+    assert not page.locator("#menu-toggle").is_visible()
+    assert page.locator("#site-menu nav").get_by_role("link", name="Episodes", exact=True).is_visible()
+    context.close()

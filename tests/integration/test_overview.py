@@ -100,3 +100,20 @@ def test_instruments_closing_the_same_minute_share_one_cvd_query(inst):
     assert (rows[inst.pk].cvd_change, rows[other.pk].cvd_change) == (Decimal("-1.5"), Decimal(3))
     sums = [q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"] and "delta_base" in q["sql"]]
     assert len(sums) == 1, sums
+
+
+def test_the_sparkline_is_an_svg_path_of_the_last_hour_with_gaps():
+    from apps.dashboard.templatetags.sparklines import sparkline_path
+
+    x = ["2026-12-04T10:00:00Z", "2026-12-04T10:01:00Z", "2026-12-04T10:03:00Z", "2026-12-04T10:04:00Z",
+         "2026-12-04T11:00:00Z"]
+    # The hour ends at 11:00: 10:00 sits at x=0; 10:02 is missing, so 10:03 starts a new segment; y = 100 - index.
+    assert sparkline_path(x=x, y=[50.0, 80.0, 60.0, None, 25.5]) == "M0.00 50.0 L1.00 20.0 M3.00 40.0 M60.00 74.5"
+    assert sparkline_path(x=[], y=[]) == ""
+
+
+def test_the_overview_draws_sparklines_without_a_charting_library(client, inst):
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4"), (82, False, 99.0, "7")])
+    html = client.get("/").content.decode()
+    assert 'class="sparkline" viewBox="0 0 60 100"' in html and "M59.00 50.0 L60.00 20.0" in html
+    assert "plotly" not in html.lower()

@@ -16,11 +16,14 @@
       .catch(function (err) { el.dataset.error = String(err); });
   }
 
+  // Below the price chart: fetched and drawn when it comes near the screen, refreshed while it is there.
   function start() {
     document.querySelectorAll(".derivatives-chart").forEach(function (el) {
-      render(el);
+      const drawer = window.PW && PW.drawer ? PW.drawer(el, function () { render(el); }, { lazy: true })
+        : { request: function () { render(el); } };
+      drawer.request();
       const seconds = parseInt(el.dataset.refreshSeconds || "30", 10);
-      if (seconds > 0) window.setInterval(function () { if (!document.hidden) render(el); }, seconds * 1000);
+      if (seconds > 0) window.setInterval(drawer.request, seconds * 1000);
     });
   }
 
