@@ -6,6 +6,7 @@ from django.db import models
 from apps.alerts.metrics import METRICS, format_value, metric_choices
 from apps.markets.models import Instrument
 from apps.markets.naming import instrument_full_name
+from apps.pressure.models import PressureBar
 from apps.watchlists.models import Watchlist
 
 
@@ -19,10 +20,7 @@ class AlertRule(models.Model):
         ABOVE = "gte", "rises to or above"
         BELOW = "lte", "falls to or below"
 
-    class Interval(models.TextChoices):
-        M1 = "1m", "1 minute"
-        M5 = "5m", "5 minutes"
-        H1 = "1h", "1 hour"
+    Interval = PressureBar.Interval  # a rule reads the bars of one of their intervals
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules")
     name = models.CharField(max_length=120, blank=True)

@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router, Schema
-from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, create_model, model_validator
 
 from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
 from apps.api.schemas import DecimalText, End, Float, Format, Start, one_of
@@ -89,40 +89,28 @@ class FlowQuery(Schema):
         return self
 
 
-class FlowBar(Schema):
-    bucket_start: datetime
-    exchange: str
-    inflow: DecimalText
-    outflow: DecimalText
-    netflow: DecimalText
-    internal: DecimalText
-    fee: DecimalText
-    inflow_txs: int | None
-    outflow_txs: int | None
-    mean_inflow: Float
-    whale_ratio: Float
-    netflow_z: Float
-    price_usd: Float
-    inflow_usd: Float
-    outflow_usd: Float
-    netflow_usd: Float
-    reserve: DecimalText
+# The flows of one period, after its own fields (bucket_start, or block_height and block_time), in this order.
+_PERIOD_FLOWS = {
+    "exchange": (str, ...),
+    "inflow": (DecimalText, ...),
+    "outflow": (DecimalText, ...),
+    "netflow": (DecimalText, ...),
+    "internal": (DecimalText, ...),
+    "fee": (DecimalText, ...),
+    "inflow_txs": (int | None, ...),
+    "outflow_txs": (int | None, ...),
+    "mean_inflow": (Float, ...),
+    "whale_ratio": (Float, ...),
+    "netflow_z": (Float, ...),
+}
 
-
-class FlowBlock(Schema):
-    block_height: int
-    block_time: datetime
-    exchange: str
-    inflow: DecimalText
-    outflow: DecimalText
-    netflow: DecimalText
-    internal: DecimalText
-    fee: DecimalText
-    inflow_txs: int | None
-    outflow_txs: int | None
-    mean_inflow: Float
-    whale_ratio: Float
-    netflow_z: Float
+FlowBar = create_model(
+    "FlowBar", __base__=Schema, bucket_start=(datetime, ...), **_PERIOD_FLOWS,
+    price_usd=(Float, ...), inflow_usd=(Float, ...), outflow_usd=(Float, ...), netflow_usd=(Float, ...),
+    reserve=(DecimalText, ...),
+)
+FlowBlock = create_model("FlowBlock", __base__=Schema, block_height=(int, ...), block_time=(datetime, ...),
+                         **_PERIOD_FLOWS)
 
 
 class Flows(Schema):

@@ -94,35 +94,39 @@ class TakerRatio(models.Model):
         return f"{self.instrument_id}@{self.time_ms} {self.ratio}"
 
 
-class VolIndex(models.Model):
-    """Deribit DVOL: 30-day implied volatility index, in annualised percent."""
+class CurrencyReading(models.Model):
+    """A reading of a whole currency's options market (not of one instrument): one per currency and time."""
 
     currency = models.CharField(max_length=8)
     time_ms = models.BigIntegerField()
-    dvol = models.DecimalField(max_digits=12, decimal_places=4)
 
     class Meta:
+        abstract = True
         ordering = ["currency", "time_ms"]
+        constraints = [models.UniqueConstraint(fields=["currency", "time_ms"], name="%(class)s_unique_time")]
+
+
+class VolIndex(CurrencyReading):
+    """Deribit DVOL: 30-day implied volatility index, in annualised percent."""
+
+    dvol = models.DecimalField(max_digits=12, decimal_places=4)
+
+    class Meta(CurrencyReading.Meta):
         verbose_name_plural = "volatility index readings"
-        constraints = [models.UniqueConstraint(fields=["currency", "time_ms"], name="volindex_unique_time")]
 
     def __str__(self) -> str:
         return f"DVOL {self.currency}@{self.time_ms} {self.dvol}"
 
 
-class OptionIV(models.Model):
+class OptionIV(CurrencyReading):
     """At-the-money implied volatility (annualised percent) of the nearest listed expiry."""
 
-    currency = models.CharField(max_length=8)
-    time_ms = models.BigIntegerField()
     atm_iv = models.DecimalField(max_digits=12, decimal_places=4)
     expiry_ms = models.BigIntegerField()
     underlying_price = models.DecimalField(max_digits=24, decimal_places=8, null=True)
 
-    class Meta:
-        ordering = ["currency", "time_ms"]
+    class Meta(CurrencyReading.Meta):
         verbose_name = "option ATM IV"
-        constraints = [models.UniqueConstraint(fields=["currency", "time_ms"], name="optioniv_unique_time")]
 
     def __str__(self) -> str:
         return f"ATM IV {self.currency}@{self.time_ms} {self.atm_iv}"

@@ -27,6 +27,14 @@ class AddressCursorInline(admin.StackedInline):
     readonly_fields = ("updated_at",)
 
 
+def _wallets_active_set(queryset, *, active: bool) -> None:
+    # Per object so updated_at moves and the cached label maps are rebuilt.
+    for wallet in queryset:
+        wallet.active = active
+        wallet.save(update_fields=["active", "updated_at"])
+    transaction.on_commit(flows_version_bump)
+
+
 @admin.register(ExchangeWallet)
 class ExchangeWalletAdmin(FlowsPageAdmin):
     list_display = ("address", "chain", "exchange", "label", "active", "first_seen", "source", "updated_at")
@@ -39,18 +47,11 @@ class ExchangeWalletAdmin(FlowsPageAdmin):
 
     @admin.action(description="Poll and use as labels")
     def activate(self, request, queryset):
-        # Per object so updated_at moves and the cached label maps are rebuilt.
-        for wallet in queryset:
-            wallet.active = True
-            wallet.save(update_fields=["active", "updated_at"])
-        transaction.on_commit(flows_version_bump)
+        _wallets_active_set(queryset, active=True)
 
     @admin.action(description="Stop polling and using as labels")
     def deactivate(self, request, queryset):
-        for wallet in queryset:
-            wallet.active = False
-            wallet.save(update_fields=["active", "updated_at"])
-        transaction.on_commit(flows_version_bump)
+        _wallets_active_set(queryset, active=False)
 
 
 @admin.register(AddressCursor)

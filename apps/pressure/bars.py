@@ -7,7 +7,7 @@ quantities exact to the exchange's precision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 import numpy as np
@@ -36,8 +36,9 @@ def bucket_floor(time_ms: np.ndarray, interval_ms: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TradeBars:
-    """Per-bucket trade aggregates in integer units (quote = price units x qty units)."""
+class BarArrays:
+    """Bars as parallel arrays, a bucket each: OHLC, the trade count and taker buy and sell volumes in
+    base and quote. Their units are the subclass's to say."""
 
     bucket_ms: np.ndarray
     open: np.ndarray
@@ -54,6 +55,14 @@ class TradeBars:
         return len(self.bucket_ms)
 
 
+BAR_ARRAYS = tuple(f.name for f in fields(BarArrays))
+
+
+@dataclass(frozen=True)
+class TradeBars(BarArrays):
+    """Per-bucket trade aggregates in integer units (quote = price units x qty units)."""
+
+
 def trade_bars(
     time_ms: np.ndarray,
     price: np.ndarray,
@@ -67,7 +76,7 @@ def trade_bars(
     n = len(time_ms)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return TradeBars(*(empty,) * 10)
+        return TradeBars(*(empty,) * len(BAR_ARRAYS))
     if n > 1 and np.any(np.diff(time_ms) < 0):
         raise ValueError("trades must be sorted by time")
     price = np.asarray(price, dtype=np.int64)

@@ -18,7 +18,7 @@ import numpy as np
 
 from apps.markets.decimal_text import rescale
 from apps.markets.klines import KLINE_INTERVAL_MS, Klines
-from apps.pressure.bars import VWAP_DIGITS, vwap_of
+from apps.pressure.bars import BAR_ARRAYS, VWAP_DIGITS, BarArrays, vwap_of
 
 # The intervals bars are stored at, and what each kline interval is rolled up into.
 STORED = ("1m", "5m", "1h")
@@ -30,31 +30,17 @@ _TIE_MARGIN = 4e-3
 
 
 @dataclass(frozen=True)
-class KlineBars:
+class KlineBars(BarArrays):
     """Bars of one interval as parallel arrays: prices, base and quote amounts in units at their scales."""
 
-    bucket_ms: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    trades: np.ndarray
-    buy_base: np.ndarray
-    sell_base: np.ndarray
-    buy_quote: np.ndarray
-    sell_quote: np.ndarray
     line: np.ndarray  # the file line of the (first) kline each bar comes from
     count: np.ndarray  # how many klines it holds
     price_scale: int = 0
     base_scale: int = 0
     quote_scale: int = 0
 
-    ARRAYS = ("bucket_ms", "open", "high", "low", "close", "trades", "buy_base", "sell_base", "buy_quote",
-              "sell_quote", "line", "count")
-    VALUES = ("open", "high", "low", "close", "trades", "buy_base", "sell_base", "buy_quote", "sell_quote")
-
-    def __len__(self) -> int:
-        return len(self.bucket_ms)
+    ARRAYS = (*BAR_ARRAYS, "line", "count")
+    VALUES = BAR_ARRAYS[1:]
 
     def take(self, index) -> KlineBars:
         return replace(self, **{name: getattr(self, name)[index] for name in self.ARRAYS})

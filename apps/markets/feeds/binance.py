@@ -158,6 +158,12 @@ def _opt_int(data: dict, key: str, what: str) -> int | None:
     return _int(data, key, what)
 
 
+def _event_time(data: dict, what: str) -> int | None:
+    """The transaction time ``T``, else the event time ``E``; None when the message has neither."""
+    time_ms = _opt_int(data, "T", what)
+    return _opt_int(data, "E", what) if time_ms is None else time_ms
+
+
 def _decimal_str(value, name: str, what: str, *, allow_zero: bool) -> str:
     """Validate an exchange decimal string and return it unchanged (exactness is the point)."""
     if type(value) is str and (_NONNEG_RE if allow_zero else _POSITIVE_RE).fullmatch(value):
@@ -223,9 +229,7 @@ def _parse_trade(data: dict, fallback_symbol: str | None) -> TradeMsg:
 
 def _parse_book_ticker(data: dict, fallback_symbol: str | None) -> BookTickerMsg:
     what = "bookTicker"
-    time_ms = _opt_int(data, "T", what)
-    if time_ms is None:
-        time_ms = _opt_int(data, "E", what)
+    time_ms = _event_time(data, what)
     return BookTickerMsg(
         symbol=_symbol(data, fallback_symbol, what),
         update_id=_int(data, "u", what),
@@ -256,9 +260,7 @@ def _parse_depth_diff(data: dict, fallback_symbol: str | None) -> DepthDiffMsg:
 
 def _parse_snapshot(data: dict, symbol_hint: str | None) -> DepthSnapshotMsg:
     what = "depth snapshot"
-    time_ms = _opt_int(data, "T", what)
-    if time_ms is None:
-        time_ms = _opt_int(data, "E", what)
+    time_ms = _event_time(data, what)
     return DepthSnapshotMsg(
         last_update_id=_int(data, "lastUpdateId", what),
         bids=_levels(_get(data, "bids", what), "bid", what),

@@ -57,6 +57,16 @@ def positions(time_ms: np.ndarray, grid: pd.Index, *, interval_ms: int) -> tuple
     return pos, inside
 
 
+def place_in_bars(time_ms: np.ndarray, what: str, *, interval_ms: int,
+                  index=None) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """Events (their times checked sorted) placed in bars: the grid (``index``, or the one spanning them),
+    each event's row in it and the mask of the events inside it."""
+    time_ms = check_sorted(time_ms, what)
+    grid = resolve_grid(time_ms, interval_ms=interval_ms, index=index)
+    pos, inside = positions(time_ms, grid, interval_ms=interval_ms)
+    return grid, pos, inside
+
+
 def bar_sum(pos: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
     """Per-row sum (or count when weights is None) of events already restricted to the grid."""
     if weights is None:

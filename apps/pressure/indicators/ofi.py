@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._bars import bar_last, bar_sum, check_sorted, ffill, positions, resolve_grid, rolling_ols
+from ._bars import bar_last, bar_sum, ffill, place_in_bars, rolling_ols
 
 Quote = tuple[float, float, float, float]  # bid_px, bid_qty, ask_px, ask_qty
 
@@ -55,10 +55,8 @@ def ofi_bars(
 ) -> pd.DataFrame:
     """Per bar ``ofi`` (sum of e_n), ``updates`` (count) and ``mid`` (mid at or before the bar end,
     carried over bars without updates and starting from ``last_mid``)."""
-    time_ms = check_sorted(time_ms, "quotes")
+    grid, pos, inside = place_in_bars(time_ms, "quotes", interval_ms=interval_ms, index=index)
     e = ofi_events(bid_px, bid_qty, ask_px, ask_qty, previous=previous)
-    grid = resolve_grid(time_ms, interval_ms=interval_ms, index=index)
-    pos, inside = positions(time_ms, grid, interval_ms=interval_ms)
     mid = (np.asarray(bid_px, dtype=np.float64) + np.asarray(ask_px, dtype=np.float64)) / 2.0
     pos, n = pos[inside], len(grid)
     return pd.DataFrame(

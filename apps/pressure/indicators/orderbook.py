@@ -23,7 +23,7 @@ import pandas as pd
 
 from apps.pressure.bars import BAND_NAMES, imbalance, spread_bps
 
-from ._bars import bar_sum, check_sorted, positions, resolve_grid, trailing_median
+from ._bars import bar_sum, place_in_bars, trailing_median
 
 
 def band_names(bid_depth: np.ndarray, bands: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -49,12 +49,10 @@ def book_sample_sums(
     """Additive per-bar sums and counts of the sample figures (so batches can be merged):
     ``samples``, ``spread_sum``/``spread_n`` and per band ``imbalance_sum_<b>``/``imbalance_n_<b>``,
     ``bid_depth_sum_<b>``, ``ask_depth_sum_<b>``, ``depth_n_<b>``."""
-    time_ms = check_sorted(time_ms, "book samples")
+    grid, pos, inside = place_in_bars(time_ms, "book samples", interval_ms=interval_ms, index=index)
     bands = band_names(bid_depth, bands)
-    bid_depth = np.asarray(bid_depth, dtype=np.float64).reshape(len(time_ms), len(bands))
-    ask_depth = np.asarray(ask_depth, dtype=np.float64).reshape(len(time_ms), len(bands))
-    grid = resolve_grid(time_ms, interval_ms=interval_ms, index=index)
-    pos, inside = positions(time_ms, grid, interval_ms=interval_ms)
+    bid_depth = np.asarray(bid_depth, dtype=np.float64).reshape(len(pos), len(bands))
+    ask_depth = np.asarray(ask_depth, dtype=np.float64).reshape(len(pos), len(bands))
     pos = pos[inside]
     n = len(grid)
     spreads = spread_bps(np.asarray(bid, dtype=np.float64)[inside], np.asarray(ask, dtype=np.float64)[inside])

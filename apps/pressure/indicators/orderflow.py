@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._bars import bar_last, bar_sum, check_sorted, ffill, positions, resolve_grid
+from ._bars import bar_last, bar_sum, ffill, place_in_bars
 
 
 def trade_flow_bars(
@@ -42,9 +42,7 @@ def trade_flow_bars(
     """Additive trade aggregates per bar: ``buy``, ``sell`` (base), ``buy_trades``, ``sell_trades``
     (counts) and ``close`` (last price at or before the bar end, carried over empty bars and
     starting from ``last_close``)."""
-    time_ms = check_sorted(time_ms, "trades")
-    grid = resolve_grid(time_ms, interval_ms=interval_ms, index=index)
-    pos, inside = positions(time_ms, grid, interval_ms=interval_ms)
+    grid, pos, inside = place_in_bars(time_ms, "trades", interval_ms=interval_ms, index=index)
     pos = pos[inside]
     qty = np.asarray(qty, dtype=np.float64)[inside]
     sell = np.asarray(taker_sell, dtype=bool)[inside]
@@ -141,12 +139,10 @@ def large_trade_bars(
     index=None,
 ) -> pd.DataFrame:
     """Per bar ``large_buy`` and ``large_sell``: base volume of large trades by taker side."""
-    time_ms = check_sorted(time_ms, "trades")
+    grid, pos, inside = place_in_bars(time_ms, "trades", interval_ms=interval_ms, index=index)
     qty = np.asarray(qty, dtype=np.float64)
     threshold = large_trade_threshold(qty, quantile=quantile, window=window, min_trades=min_trades, history=history)
     large = qty >= threshold  # NaN threshold compares False: unclassified trades are not large
-    grid = resolve_grid(time_ms, interval_ms=interval_ms, index=index)
-    pos, inside = positions(time_ms, grid, interval_ms=interval_ms)
     keep = inside & large
     sell = np.asarray(taker_sell, dtype=bool)[keep]
     pos, qty = pos[keep], qty[keep]
