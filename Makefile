@@ -27,17 +27,13 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header \
 		--no-annotate --upgrade -o requirements.lock
 
-# Runs the whole app: migrate and load the replay data, then `serve`.
+# Runs the whole app: migrate and load the demo data (load_demo: wallet labels, recorded samples, the replay), then
+# `serve`.
 run: export DEBUG ?= 1
 run: export STATIC_COLLECTED ?= 1
 run: $(STAMP)
 	@mkdir -p var/staticfiles
-	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
-	$(BIN)/python manage.py import_wallet_labels
-	$(BIN)/python manage.py load_flow_samples
-	$(BIN)/python manage.py load_derivatives_sample
-	$(BIN)/python manage.py load_replay
+	$(BIN)/python manage.py load_demo
 	@$(MAKE) --no-print-directory serve
 
 # The processes alone, under supervisord (supervisord.conf runs the Procfile's commands): embedded Redis (unless

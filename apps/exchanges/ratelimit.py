@@ -19,8 +19,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-import ccxt
-
 from pressureweb.lib.http import SOURCE_BACKOFF
 
 OK, BACKOFF, RATE_LIMITED, BANNED, UNREACHABLE = "ok", "backoff", "rate_limited", "banned", "unreachable"
@@ -69,6 +67,10 @@ def classify(exc: BaseException | None, status: int | None) -> str:
         return RATE_LIMIT
     if status is not None and 500 <= status < 600:
         return TIMEOUT if status == 504 else SERVER_ERROR
+    # At use: importing ccxt loads every exchange (half a second), which web and worker start-up do not need;
+    # a request that failed has loaded it already.
+    import ccxt
+
     if isinstance(exc, ccxt.RequestTimeout):
         return TIMEOUT
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):

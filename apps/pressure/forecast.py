@@ -33,13 +33,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.preprocessing import StandardScaler
 
 from apps.pressure.track_record import drop_events
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 RECIPE = "dr1"
 MINUTE_MS = 60_000
@@ -288,6 +290,11 @@ def _fit_rows(tr: _Training, train_end_ms: int) -> DropRiskModel | None:
     y = tr.event[rows]
     if rows.sum() * spec.interval_ms < MIN_TRAIN_DAYS * DAY_MS or y.sum() < MIN_TRAIN_EVENTS:
         return None
+    # scikit-learn is imported where a model is fitted: predicting needs only the stored coefficients, and every
+    # process (web, worker, each manage.py command) would otherwise pay its second and a half of imports at start.
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.preprocessing import StandardScaler
+
     x1 = tr.table.loc[rows, tr.scale_features].to_numpy()
     scaler1 = StandardScaler().fit(x1)
     stage1 = Linear.from_sklearn(scaler1, Ridge(alpha=RIDGE_ALPHA).fit(scaler1.transform(x1),

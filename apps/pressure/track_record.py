@@ -58,7 +58,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -206,11 +205,15 @@ def brier(y: np.ndarray, p: np.ndarray) -> tuple[float, float | None]:
 
 def auc(y: np.ndarray, score: np.ndarray) -> float | None:
     """Mann-Whitney AUC with ties counting half; None without both classes."""
+    from sklearn.metrics import roc_auc_score  # at use: see _fit_rows in forecast.py
+
     return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else None
 
 
 def roc_points(y: np.ndarray, score: np.ndarray, *, points: int = 201) -> list[list[float]]:
     """[fpr, tpr] corners of the ROC curve from (0, 0) to (1, 1), at most ``points`` of them (evenly picked)."""
+    from sklearn.metrics import roc_curve  # at use: see _fit_rows in forecast.py
+
     if not 0 < y.sum() < len(y):
         return []
     fpr, tpr, _ = roc_curve(y, score)

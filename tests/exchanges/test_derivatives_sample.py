@@ -18,7 +18,7 @@ from apps.derivatives import selectors as dsel
 from apps.derivatives.models import FundingRate, OpenInterest, RecordedSample
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_ensure
-from tests.conftest import SHARED_DATA
+from tests.conftest import ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +147,21 @@ def test_a_spot_panel_says_spot_markets_have_no_funding_or_open_interest(setting
     assert "Spot markets have no funding or open interest" in html
     assert 'data-term="funding-rate"' not in html and "derivatives-chart" not in html
     assert "Bybit BTC/USDT Perpetual" in html
+
+
+def test_make_run_loads_every_demo_step_in_one_process(monkeypatch):
+    """`make run` calls load_demo, which runs each setup command in turn (here the light ones, for real)."""
+    from django.core.management import get_commands
+
+    from apps.replay.management.commands import load_demo
+
+    assert "$(BIN)/python manage.py load_demo" in (ROOT / "Makefile").read_text()
+    names = [name for name, _ in load_demo.STEPS]
+    assert names == ["migrate", "collectstatic", "import_wallet_labels", "load_flow_samples",
+                     "load_derivatives_sample", "load_replay"]
+    assert set(names) <= set(get_commands())
+    monkeypatch.setattr(load_demo, "STEPS", (("load_derivatives_sample", {}),))
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    assert "== load_derivatives_sample" in out.getvalue() and "46 open-interest readings" in out.getvalue()
+    assert OpenInterest.objects.filter(instrument=_bybit()).count() == 46
