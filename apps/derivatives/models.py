@@ -47,6 +47,23 @@ class OpenInterest(models.Model):
         return f"{self.instrument_id}@{self.time_ms} {self.oi_base}"
 
 
+class MarkPrice(models.Model):
+    """A perpetual's mark price (what the exchange values positions and liquidates at) and index price (its spot
+    reference), in the quote currency, at the time the exchange sent them."""
+
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="mark_prices")
+    time_ms = models.BigIntegerField()
+    mark_price = models.DecimalField(max_digits=24, decimal_places=10)
+    index_price = models.DecimalField(max_digits=24, decimal_places=10, null=True)
+
+    class Meta:
+        ordering = ["instrument", "time_ms"]
+        constraints = [models.UniqueConstraint(fields=["instrument", "time_ms"], name="mark_unique_time")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time_ms} {self.mark_price}"
+
+
 class Liquidation(models.Model):
     """A forced order. ``side`` is the position that was liquidated: a SELL liquidation order
     closes a long. ``sampled``: the exchange sends a sample, not every order (Binance pushes at

@@ -17,3 +17,10 @@ class OpenInterestPoint:
     time_ms: int
     oi_base: str | None
     oi_usd: str | None
+
+
+@dataclass(frozen=True)
+class MarkPricePoint:
+    time_ms: int
+    mark_price: str
+    index_price: str | None = None

@@ -16,6 +16,7 @@ from itertools import pairwise
 from apps.derivatives.models import (
     FundingRate,
     Liquidation,
+    MarkPrice,
     OpenInterest,
     OptionIV,
     RecordedSample,
@@ -30,7 +31,7 @@ FIELDS = (
     "funding_rate", "funding_change", "oi_base", "oi_usd", "oi_change_base", "oi_change_usd", "oi_change_pct",
     "liq_long_usd", "liq_short_usd", "liq_long_base", "liq_short_base", "liq_count", "liq_lower_bound",
     "exch_taker_buy_base", "exch_taker_sell_base", "exch_taker_sell_ratio", "taker_sell_ratio", "close",
-    "dvol", "dvol_change", "atm_iv",
+    "dvol", "dvol_change", "atm_iv", "mark_price", "index_price", "basis_bps",
 )
 
 
@@ -110,7 +111,17 @@ def _levels_by_bucket(*, instrument: Instrument, buckets: list[int], size: int, 
         "oi_usd": _levels(_sample_ended(oi_usd, sample_end, size), buckets, size),
         "dvol": _levels(_level_rows(VolIndex, ("dvol",), lo=lo, hi=hi, currency=currency), buckets, size),
         "atm": _levels(_level_rows(OptionIV, ("atm_iv",), lo=lo, hi=hi, currency=currency), buckets, size),
+        **_mark_levels(_level_rows(MarkPrice, ("mark_price", "index_price"), lo=lo, hi=hi, instrument=instrument),
+                       buckets, size, sample_end=sample_end),
     }
+
+
+def _mark_levels(rows: list[tuple], times: list[int], size: int, *, sample_end: int | None = None) -> dict[str, list]:
+    """Mark and index price levels at `times`, and the basis between them in basis points."""
+    marks = _levels(_sample_ended([(t, m) for t, m, _ in rows], sample_end, size), times, size)
+    index = _levels(_sample_ended([(t, i) for t, _, i in rows if i is not None], sample_end, size), times, size)
+    basis = [(m - i) / i * 10_000 if m is not None and i else None for m, i in zip(marks, index, strict=True)]
+    return {"mark": marks, "index": index, "basis": basis}
 
 
 def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, end: datetime) -> list[dict]:
@@ -151,6 +162,7 @@ def derivatives_bars(*, instrument: Instrument, interval: str, start: datetime, 
             "exch_taker_sell_ratio": _f(tk[1] / (tk[0] + tk[1])) if tk and (tk[0] + tk[1]) else None,
             "taker_sell_ratio": ratio, "close": _f(close),
             "dvol": _f(dvol[i]), "dvol_change": _f(dvol_change[i]), "atm_iv": _f(lv["atm"][i]),
+            "mark_price": _f(lv["mark"][i]), "index_price": _f(lv["index"][i]), "basis_bps": _f(lv["basis"][i]),
         })
     return rows
 
@@ -162,9 +174,13 @@ def derivatives_latest(*, instrument: Instrument) -> dict:
     oi = OpenInterest.objects.filter(instrument=instrument).order_by("-time_ms").first()
     dvol = VolIndex.objects.filter(currency=currency).order_by("-time_ms").first()
     iv = OptionIV.objects.filter(currency=currency).order_by("-time_ms").first()
+    mark = MarkPrice.objects.filter(instrument=instrument).order_by("-time_ms").first()
+    basis = ((mark.mark_price - mark.index_price) / mark.index_price * 10_000
+             if mark is not None and mark.index_price else None)
     sampled = Liquidation.objects.filter(instrument=instrument, sampled=True).exists()
-    return {"funding": funding, "oi": oi, "dvol": dvol, "atm_iv": iv, "liquidations_sampled": sampled,
-            "has_any": any(x is not None for x in (funding, oi, dvol, iv))
+    return {"funding": funding, "oi": oi, "dvol": dvol, "atm_iv": iv, "mark": mark, "basis_bps": basis,
+            "liquidations_sampled": sampled,
+            "has_any": any(x is not None for x in (funding, oi, dvol, iv, mark))
             or Liquidation.objects.filter(instrument=instrument).exists()}
 
 
@@ -178,16 +194,21 @@ def derivatives_samples() -> list[RecordedSample]:
 
 
 def derivatives_readings(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[dict]:
-    """Funding and open interest at each reading's own time in [start_ms, end_ms] (no buckets), each level carried
-    forward from the previous reading: a sample of seconds is drawn as it was recorded, never stretched."""
-    funding = list(FundingRate.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lte=end_ms)
-                   .order_by("time_ms").values_list("time_ms", "rate"))
-    oi = list(OpenInterest.objects.filter(instrument=instrument, time_ms__gte=start_ms, time_ms__lte=end_ms)
-              .order_by("time_ms").values_list("time_ms", "oi_base", "oi_usd"))
-    times = sorted({t for t, *_ in funding} | {t for t, *_ in oi})
+    """Funding, open interest and mark/index prices at each reading's own time in [start_ms, end_ms] (no buckets),
+    each level carried forward from the previous reading: a sample of seconds is drawn as it was recorded, never
+    stretched."""
+    window = {"instrument": instrument, "time_ms__gte": start_ms, "time_ms__lte": end_ms}
+    funding = list(FundingRate.objects.filter(**window).order_by("time_ms").values_list("time_ms", "rate"))
+    oi = list(OpenInterest.objects.filter(**window).order_by("time_ms").values_list("time_ms", "oi_base", "oi_usd"))
+    marks = list(MarkPrice.objects.filter(**window).order_by("time_ms")
+                 .values_list("time_ms", "mark_price", "index_price"))
+    times = sorted({t for t, *_ in funding} | {t for t, *_ in oi} | {t for t, *_ in marks})
     size = 1  # a level "in the bucket" of one millisecond: the last reading at or before it
     rates = _levels(funding, times, size)
     bases = _levels([(t, b) for t, b, _ in oi if b is not None], times, size)
     usds = _levels([(t, u) for t, _, u in oi if u is not None], times, size)
+    prices = _mark_levels(marks, times, size)
     return [{**dict.fromkeys(FIELDS), "bucket_start": iso_z(ms_to_dt(t)), "funding_rate": _f(rates[i]),
-             "oi_base": _f(bases[i]), "oi_usd": _f(usds[i])} for i, t in enumerate(times)]
+             "oi_base": _f(bases[i]), "oi_usd": _f(usds[i]), "mark_price": _f(prices["mark"][i]),
+             "index_price": _f(prices["index"][i]), "basis_bps": _f(prices["basis"][i])}
+            for i, t in enumerate(times)]

@@ -16,13 +16,14 @@ from django.db import transaction
 from apps.derivatives.models import (
     FundingRate,
     Liquidation,
+    MarkPrice,
     OpenInterest,
     OptionIV,
     RecordedSample,
     TakerRatio,
     VolIndex,
 )
-from apps.derivatives.readings import FundingPoint, OpenInterestPoint
+from apps.derivatives.readings import FundingPoint, MarkPricePoint, OpenInterestPoint
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_ensure
 
@@ -119,6 +120,19 @@ def open_interest_store(*, instrument: Instrument, points: Sequence) -> StoreRes
         rejected_as="open interest", logged_as="open interest readings", about=instrument)
 
 
+def mark_prices_store(*, instrument: Instrument, points: Sequence) -> StoreResult:
+    """Upsert mark and index prices (``MarkPricePoint``): positive prices only."""
+    def check(p) -> tuple[Decimal, Decimal | None]:
+        index = _dec(p.index_price, allow_zero=False) if p.index_price is not None else None
+        return _dec(p.mark_price, allow_zero=False), index
+
+    return _readings_store(
+        points, check=check, model=MarkPrice,
+        upsert=_upsert_on("instrument", "time_ms", update=["mark_price", "index_price"]),
+        build=lambda p, v: MarkPrice(instrument=instrument, time_ms=p.time_ms, mark_price=v[0], index_price=v[1]),
+        rejected_as="mark price", logged_as="mark prices", about=instrument)
+
+
 def liquidations_store(*, instrument: Instrument, points: Iterable, sampled: bool) -> StoreResult:
     def check(p) -> tuple[Decimal, Decimal]:
         if p.position not in (Liquidation.Side.LONG, Liquidation.Side.SHORT):
@@ -187,17 +201,22 @@ class SampleLoadResult:
     instrument: Instrument
     funding: int = 0
     open_interest: int = 0
+    marks: int = 0
     changed: int = 0  # readings and sample rows written with new values
 
 
-def bybit_ticker_points(*, path: Path, market: str, symbol: str) -> tuple[list[FundingPoint], list[OpenInterestPoint]]:
-    """Funding and open-interest readings of one symbol from Bybit v5 ``tickers`` messages (one CSV row each).
+def bybit_ticker_points(
+    *, path: Path, market: str, symbol: str,
+) -> tuple[list[FundingPoint], list[OpenInterestPoint], list[MarkPricePoint]]:
+    """Funding, open-interest and mark/index price readings of one symbol from Bybit v5 ``tickers`` messages (one
+    CSV row each).
 
     A delta message carries only the fields that changed, so a reading is taken at each message that changed it,
-    at that message's time; open interest in coins and its value are carried forward from earlier messages.
+    at that message's time; the fields it did not carry are carried forward from earlier messages.
     """
     funding: list[FundingPoint] = []
     oi: list[OpenInterestPoint] = []
+    marks: list[MarkPricePoint] = []
     state: dict[str, str] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -211,7 +230,9 @@ def bybit_ticker_points(*, path: Path, market: str, symbol: str) -> tuple[list[F
                 funding.append(FundingPoint(t, state["funding_rate"], int(nxt) if nxt else None))
             if "open_interest" in changed or "open_interest_value" in changed:
                 oi.append(OpenInterestPoint(t, state.get("open_interest"), state.get("open_interest_value")))
-    return funding, oi
+            if ("mark_price" in changed or "index_price" in changed) and "mark_price" in state:
+                marks.append(MarkPricePoint(t, state["mark_price"], state.get("index_price")))
+    return funding, oi, marks
 
 
 def _unchanged(model, instrument: Instrument, points: Sequence, fields: dict) -> bool:
@@ -224,22 +245,25 @@ def _unchanged(model, instrument: Instrument, points: Sequence, fields: dict) ->
 
 
 def derivatives_sample_load(*, path: Path = SAMPLE_TICKERS) -> SampleLoadResult:
-    """Store the recorded Bybit BTCUSDT perpetual funding and open interest at their real times, as a sample.
+    """Store the recorded Bybit BTCUSDT perpetual funding, open interest and mark/index prices at their real times,
+    as a sample.
 
     Re-running changes nothing: readings are keyed by time and written only when they differ.
     """
-    funding, oi = bybit_ticker_points(path=path, market="linear", symbol="BTCUSDT")
-    if not funding and not oi:
+    funding, oi, marks = bybit_ticker_points(path=path, market="linear", symbol="BTCUSDT")
+    if not funding and not oi and not marks:
         raise ValueError(f"{path}: no linear BTCUSDT ticker readings")
     instrument = instrument_ensure(exchange_slug="bybit", exchange_name="Bybit", market="linear", symbol="BTCUSDT",
                                    base="BTC", quote="USDT", kind="perp")
-    result = SampleLoadResult(instrument, funding=len(funding), open_interest=len(oi))
-    times = [p.time_ms for p in (*funding, *oi)]
+    result = SampleLoadResult(instrument, funding=len(funding), open_interest=len(oi), marks=len(marks))
+    times = [p.time_ms for p in (*funding, *oi, *marks)]
     with transaction.atomic():
         if not _unchanged(FundingRate, instrument, funding, {"rate": "rate"}):
             result.changed += funding_rates_store(instrument=instrument, points=funding).stored
         if not _unchanged(OpenInterest, instrument, oi, {"oi_base": "oi_base", "oi_usd": "oi_usd"}):
             result.changed += open_interest_store(instrument=instrument, points=oi).stored
+        if not _unchanged(MarkPrice, instrument, marks, {"mark_price": "mark_price", "index_price": "index_price"}):
+            result.changed += mark_prices_store(instrument=instrument, points=marks).stored
         values = {"venue": "Bybit", "start_ms": min(times), "end_ms": max(times), "funding_readings": len(funding),
                   "oi_readings": len(oi), "source": SAMPLE_SOURCE}
         sample = RecordedSample.objects.filter(instrument=instrument).first()

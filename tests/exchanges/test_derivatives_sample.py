@@ -15,7 +15,7 @@ from django.template import Context, Template
 from django.urls import reverse
 
 from apps.derivatives import selectors as dsel
-from apps.derivatives.models import FundingRate, OpenInterest, RecordedSample
+from apps.derivatives.models import FundingRate, MarkPrice, OpenInterest, RecordedSample
 from apps.markets.models import Instrument
 from apps.markets.services import instrument_ensure
 from tests.conftest import ROOT, SHARED_DATA
@@ -36,6 +36,23 @@ def _raw_btcusdt_tickers() -> list[dict]:
                 if message.get("topic") == "tickers.BTCUSDT":
                     out.append(message)
     return out
+
+
+def _raw_marks(raw: list[dict]) -> list[tuple[int, Decimal, Decimal | None]]:
+    """(time, mark, index) at each message that changed either, the other carried from earlier messages."""
+    out, state = [], {}
+    for message in raw:
+        changed = {k: message["data"][k] for k in ("markPrice", "indexPrice") if k in message["data"]}
+        state.update(changed)
+        if changed and "markPrice" in state:
+            out.append((message["ts"], Decimal(state["markPrice"]),
+                        Decimal(state["indexPrice"]) if "indexPrice" in state else None))
+    return out
+
+
+def _sample_times(raw: list[dict]) -> list[int]:
+    keys = {"openInterest", "openInterestValue", "fundingRate", "markPrice", "indexPrice"}
+    return sorted({m["ts"] for m in raw if keys & m["data"].keys()})
 
 
 def _load() -> str:
@@ -68,24 +85,31 @@ def test_the_sample_is_stored_at_the_times_bybit_sent_it():
     assert (funding.time_ms, funding.rate) == (funding_times[0], Decimal("0.0001"))  # SOURCE.txt: fundingRate 0.0001
     first = OpenInterest.objects.filter(instrument=inst).order_by("time_ms").first()
     assert first.oi_base == Decimal("59891.732") and round(first.oi_usd / Decimal("1e9"), 2) == Decimal("3.90")
+    marks = _raw_marks(raw)
+    assert len(marks) > 40 and marks[0][2] is not None
+    assert list(MarkPrice.objects.filter(instrument=inst).order_by("time_ms")
+                .values_list("time_ms", "mark_price", "index_price")) == marks
     sample = RecordedSample.objects.get(instrument=inst)
-    assert (sample.start_ms, sample.end_ms) == (raw[0]["ts"], oi_times[-1])
+    assert (sample.start_ms, sample.end_ms) == (raw[0]["ts"], _sample_times(raw)[-1])
     assert sample.start.date() == datetime(2026, 8, 9, tzinfo=UTC).date() and sample.seconds == 44
     # Nothing outside the recording: no stretched history.
     assert not FundingRate.objects.filter(instrument=inst, time_ms__gt=sample.end_ms).exists()
     assert not OpenInterest.objects.exclude(time_ms__range=(sample.start_ms, sample.end_ms)).exists()
+    assert not MarkPrice.objects.exclude(time_ms__range=(sample.start_ms, sample.end_ms)).exists()
 
 
 def test_loading_again_changes_nothing():
     _load()
-    snapshot = (list(FundingRate.objects.values_list("pk", "time_ms", "rate", "next_funding_ms")),
+    def snapshot():
+        return (list(FundingRate.objects.values_list("pk", "time_ms", "rate", "next_funding_ms")),
                 list(OpenInterest.objects.values_list("pk", "time_ms", "oi_base", "oi_usd")),
+                list(MarkPrice.objects.values_list("pk", "time_ms", "mark_price", "index_price")),
                 list(RecordedSample.objects.values_list("pk", "start_ms", "end_ms", "oi_readings")))
+
+    before = snapshot()
     report = _load()
     assert "nothing changed" in report
-    assert snapshot == (list(FundingRate.objects.values_list("pk", "time_ms", "rate", "next_funding_ms")),
-                        list(OpenInterest.objects.values_list("pk", "time_ms", "oi_base", "oi_usd")),
-                        list(RecordedSample.objects.values_list("pk", "start_ms", "end_ms", "oi_readings")))
+    assert snapshot() == before
 
 
 def test_the_perpetual_panel_labels_the_sample_and_charts_it_at_its_times(client):
@@ -98,11 +122,21 @@ def test_the_perpetual_panel_labels_the_sample_and_charts_it_at_its_times(client
     url = reverse("exchanges:derivatives-series", args=[inst.pk])
     assert f'data-series-url="{url}?sample=1" data-refresh-seconds="0"' in html
     payload = client.get(url, {"sample": "1"}).json()
-    assert payload["rows"] == 46
+    raw = _raw_btcusdt_tickers()
+    times = _sample_times(raw)
+    assert payload["rows"] == len(times)  # one row per reading time of any kind
     oi = next(t for t in payload["figure"]["data"] if t["meta"].get("y") == "oi_base")
     assert oi["x"][0] == "2026-08-09T21:26:57.583000Z" and oi["y"][0] == pytest.approx(59891.732)
     funding = next(t for t in payload["figure"]["data"] if t["meta"].get("y") == "funding_rate")
-    assert funding["y"] == [pytest.approx(0.01)] * 46  # the one reading, carried over the 44 s only
+    assert funding["y"] == [pytest.approx(0.01)] * len(times)  # the one reading, carried over the 44 s only
+    # Mark and index price at the times Bybit sent them, with the basis between them on hover.
+    mark = next(t for t in payload["figure"]["data"] if t["meta"].get("y") == "mark_price")
+    index = next(t for t in payload["figure"]["data"] if t["meta"].get("y") == "index_price")
+    last = _raw_marks(raw)[-1]
+    assert mark["name"] == "Mark price (USDT)" and mark["y"][-1] == pytest.approx(float(last[1]))
+    assert index["y"][-1] == pytest.approx(float(last[2]))
+    assert mark["customdata"][-1] == pytest.approx(float((last[1] - last[2]) / last[2] * 10_000))
+    assert "Mark price" in html and f"{last[1]:,.2f} USDT" in html
     # The live window (the last hours) has none of it: the sample is never drawn as recent data.
     live = client.get(url, {"interval": "1m", "minutes": "10"}).json()
     oi_live = next(t for t in live["figure"]["data"] if t["meta"].get("y") == "oi_base")
@@ -157,11 +191,11 @@ def test_make_run_loads_every_demo_step_in_one_process(monkeypatch):
 
     assert "$(BIN)/python manage.py load_demo" in (ROOT / "Makefile").read_text()
     names = [name for name, _ in load_demo.STEPS]
-    assert names == ["migrate", "collectstatic", "import_wallet_labels", "load_flow_samples",
+    assert names == ["migrate", "load_glossary", "collectstatic", "import_wallet_labels", "load_flow_samples",
                      "load_derivatives_sample", "load_replay"]
     assert set(names) <= set(get_commands())
     monkeypatch.setattr(load_demo, "STEPS", (("load_derivatives_sample", {}),))
     out = io.StringIO()
     call_command("load_demo", stdout=out)
-    assert "== load_derivatives_sample" in out.getvalue() and "46 open-interest readings" in out.getvalue()
+    assert "== load_derivatives_sample" in out.getvalue() and "46 open-interest and" in out.getvalue()
     assert OpenInterest.objects.filter(instrument=_bybit()).count() == 46

@@ -4,9 +4,9 @@ from apps.derivatives.services import SAMPLE_TICKERS, derivatives_sample_load
 
 
 class Command(BaseCommand):
-    help = ("Store the shipped recording of Bybit v5 tickers (data/derivatives-sample, ~45 s on 2026-08-09): funding "
-            "and open interest of the Bybit BTCUSDT perpetual at their real times, marked as a recorded sample. "
-            "Re-running changes nothing.")
+    help = ("Store the shipped recording of Bybit v5 tickers (data/derivatives-sample, ~45 s on 2026-08-09): funding, "
+            "open interest and mark/index prices of the Bybit BTCUSDT perpetual at their real times, marked as a "
+            "recorded sample. Re-running changes nothing.")
 
     def handle(self, *args, **options):
         if not SAMPLE_TICKERS.exists():
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
-            f"{result.instrument}: {result.funding} funding and {result.open_interest} open-interest readings"
+            f"{result.instrument}: {result.funding} funding, {result.open_interest} open-interest and {result.marks} "
+            "mark-price readings"
             f"{'' if result.changed else ' - nothing changed'}")
         self.stdout.write(self.style.SUCCESS("recorded sample loaded (its instrument page labels it)"))

@@ -7,6 +7,7 @@ from pressureweb import embedded_redis
 # be run alone and again (all are idempotent).
 STEPS = (
     ("migrate", {"interactive": False, "verbosity": 0}),
+    ("load_glossary", {}),  # a database migrated before the term files last changed gets their text
     ("collectstatic", {"interactive": False, "verbosity": 0}),
     ("import_wallet_labels", {}),
     ("load_flow_samples", {}),
