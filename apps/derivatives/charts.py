@@ -79,8 +79,9 @@ def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = 
     ), row=4, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=2, col=1)
     fig.add_hline(y=0, line_dash="dot", line_color="#888", row=3, col=1)
-    fig.update_yaxes(title_text=base, row=1, col=1, secondary_y=False)
-    fig.update_yaxes(title_text=quote, row=1, col=1, secondary_y=True, showgrid=False)
+    # Up to six significant digits with thousands separators (59,896 BTC, 65,137.8 USDT), never "59.896k".
+    fig.update_yaxes(title_text=base, row=1, col=1, secondary_y=False, tickformat=",.6~r")
+    fig.update_yaxes(title_text=quote, row=1, col=1, secondary_y=True, showgrid=False, tickformat=",.6~r")
     fig.update_yaxes(title_text=quote, row=2, col=1)
     fig.update_yaxes(title_text="% / interval", row=3, col=1)
     fig.update_yaxes(title_text="% (annualised)", row=4, col=1)
