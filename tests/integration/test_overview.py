@@ -117,3 +117,9 @@ def test_the_overview_draws_sparklines_without_a_charting_library(client, inst):
     html = client.get("/").content.decode()
     assert 'class="sparkline" viewBox="0 0 60 100"' in html and "M59.00 50.0 L60.00 20.0" in html
     assert "plotly" not in html.lower()
+
+
+def test_an_instrument_without_bars_shows_no_index_rather_than_warming_up(client, inst):
+    html = client.get("/").content.decode()
+    assert _cell(html, "spi")[1] == "\u2013" and "warming up" not in html
+    assert "No trade bars yet" in html
