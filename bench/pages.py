@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import secrets
+import select
 import socket
 import subprocess
 import sys
@@ -154,6 +155,18 @@ async def _load_clients(bases: list[str], path: str) -> dict:
     return {"samples": samples, "sizes": sizes, "errors": errors, "cpu_s": sum(os.times()[:2]) - cpu0}
 
 
+def result_print(result: dict) -> None:
+    """The result as the last line of stdout, whole. The load clients (libuv, other threads) set the shared pipe
+    non-blocking, and may again while this writes: a plain print was cut at the pipe's buffer (64, then 256 KiB)."""
+    sys.stdout.flush()
+    fd, view = sys.stdout.fileno(), memoryview((json.dumps(result) + "\n").encode())
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])  # wait until the reader has drained the pipe
+
+
 def _load_main(argv: list[str]) -> None:
     import asyncio
 
@@ -162,10 +175,7 @@ def _load_main(argv: list[str]) -> None:
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run
-    result = runner(_load_clients(json.loads(argv[0]), argv[1]))
-    # libuv leaves stdout non-blocking: a result larger than the pipe's buffer would be cut short.
-    os.set_blocking(sys.stdout.fileno(), True)
-    print(json.dumps(result))
+    result_print(runner(_load_clients(json.loads(argv[0]), argv[1])))
 
 
 def cold(bases: list[str], path: str, bump) -> dict:
@@ -418,16 +428,14 @@ def _run(tmp: Path, redis_url: str, seeded: dict) -> None:
         instrument_checks = {name: instrument_check(bases[0], path) for name, path in pages.items()
                              if name.startswith("instrument")}
         figures = _measure(bases, pages, _bumps(pages, instruments), [writer, flow_writer])
-        # The load clients (libuv) left the shared stdout pipe non-blocking: the result would be cut at 64 KiB.
-        os.set_blocking(sys.stdout.fileno(), True)
-        print(json.dumps({
+        result_print({
             "clients": CLIENTS, "seconds_per_page": SECONDS, "instruments": INSTRUMENTS, "days_of_1m_bars": DAYS,
             "daphne_processes": DAPHNES, "debug": False, "cold_samples": COLD_SAMPLES,
             "live_writes": {"instruments": list(WRITTEN), "per_second_each": WRITES_PER_SECOND,
                             "bars_written": writer.writes,
                             "flows": {"btc_transactions_every_s": FLOW_WRITE_SECONDS, "written": flow_writer.writes}},
             "seed": seeded, "flows_pages": checks, "instrument_pages": instrument_checks, **figures,
-        }))
+        })
     finally:
         writer.done.set()
         flow_writer.done.set()

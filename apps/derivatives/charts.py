@@ -21,6 +21,24 @@ PANELS = (
 )
 
 
+def _exchange_prices_add(fig: go.Figure, rows: list[dict], *, x: list, quote: str) -> None:
+    """The exchange's own prices where a source gives them (the recorded Bybit sample): what positions are valued
+    and liquidated at, and the spot index it follows; hover shows the basis between them."""
+    if not any(r.get("mark_price") is not None for r in rows):
+        return
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "mark_price"), name=f"Mark price ({quote})", mode="lines",
+        line={"color": "#ef9a9a", "width": 1.5, "shape": "hv"}, meta={"y": "mark_price"},
+        customdata=floats_of(rows, "basis_bps"),
+        hovertemplate=f"mark %{{y:,.2f}} {quote}, basis %{{customdata:+.2f}} bps vs index<extra></extra>",
+    ), row=1, col=1, secondary_y=True)
+    fig.add_trace(go.Scatter(
+        x=x, y=floats_of(rows, "index_price"), name=f"Index price ({quote})", mode="lines",
+        line={"color": "#80cbc4", "width": 1, "dash": "dot", "shape": "hv"}, meta={"y": "index_price"},
+        hovertemplate=f"index %{{y:,.2f}} {quote}<extra></extra>",
+    ), row=1, col=1, secondary_y=True)
+
+
 def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = "dark") -> str:
     t = THEMES.get(theme, THEMES["dark"])
     x = [r["bucket_start"] for r in rows]
@@ -39,20 +57,7 @@ def derivatives_figure(rows: list[dict], *, base: str, quote: str, theme: str = 
         x=x, y=floats_of(rows, "close"), name=f"Price ({quote})", mode="lines", line={"color": "#90caf9", "width": 1},
         meta={"y": "close"}, hovertemplate=f"close %{{y:,.2f}} {quote}<extra></extra>",
     ), row=1, col=1, secondary_y=True)
-    if any(r.get("mark_price") is not None for r in rows):
-        # The exchange's own prices where a source gives them (the recorded Bybit sample): what positions are
-        # valued and liquidated at, and the spot index it follows; hover shows the basis between them.
-        fig.add_trace(go.Scatter(
-            x=x, y=floats_of(rows, "mark_price"), name=f"Mark price ({quote})", mode="lines",
-            line={"color": "#ef9a9a", "width": 1.5, "shape": "hv"}, meta={"y": "mark_price"},
-            customdata=floats_of(rows, "basis_bps"),
-            hovertemplate=f"mark %{{y:,.2f}} {quote}, basis %{{customdata:+.2f}} bps vs index<extra></extra>",
-        ), row=1, col=1, secondary_y=True)
-        fig.add_trace(go.Scatter(
-            x=x, y=floats_of(rows, "index_price"), name=f"Index price ({quote})", mode="lines",
-            line={"color": "#80cbc4", "width": 1, "dash": "dot", "shape": "hv"}, meta={"y": "index_price"},
-            hovertemplate=f"index %{{y:,.2f}} {quote}<extra></extra>",
-        ), row=1, col=1, secondary_y=True)
+    _exchange_prices_add(fig, rows, x=x, quote=quote)
     suffix = " (lower bound)" if lower_bound else ""
     fig.add_trace(go.Bar(
         x=x, y=floats_of(rows, "liq_short_usd"), name=f"Shorts liquidated{suffix}", marker_color=BUY,
