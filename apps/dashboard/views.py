@@ -48,7 +48,8 @@ def _theme(request) -> str:
 
 def overview(request):
     instruments = instruments_active()
-    return render(request, "dashboard/overview.html", {"rows_html": overview_rows_html(instruments)})
+    return render(request, "dashboard/overview.html", {"rows_html": overview_rows_html(instruments),
+                                                       "min_train_days": MIN_TRAIN_DAYS})
 
 
 SPARK_BARS = GLANCE_MINUTES  # the sparkline's last hour of the 1m index

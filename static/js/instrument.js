@@ -68,7 +68,7 @@
     const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("bars-data"),
       { rangeMs: config.rangeMs, live: config.live, lazy: true });
     let updates = 0;
-    // A range longer than the stored history (the replay keeps 30 minutes): say where the data starts, rather
+    // A range longer than the stored history (the replay starts with an hour): say where the data starts, rather
     // than let a 24h chart look like the 1h one.
     const note = document.getElementById("range-note");
     if (note && main.rows.length && config.rangeStart) {

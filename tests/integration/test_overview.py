@@ -65,6 +65,8 @@ def test_the_overview_page_shows_the_glance_sortable_with_units(client, inst):
     assert _cell(html, "taker_sell_ratio")[1] == "61%" and _cell(html, "spread_bps")[1] == "1.25 bps"
     assert _cell(html, "bucket_start")[1].endswith('UTC <span class="forming">forming</span>')
     assert html.count('aria-sort="none"') == 9 and "Last closed minute" in html and "Now (forming minute)" in html
+    # Why the drop-risk column is empty until an instrument has the history its forecast is fitted on.
+    assert "Drop risk shows once an instrument has 28 days of final bars" in " ".join(html.split())
 
 
 def test_an_instrument_whose_index_warms_up_says_so(client, inst):
