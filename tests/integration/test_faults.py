@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 KILLS = 5
 CANNOT_CONNECT = "consumer: Cannot connect to redis"
 CONNECTED = "Connected to redis"
+RECOVERY_S = 120  # kombu's own bound for a stale broker connection is about 51 s (brpop_timeout + 2 x health check)
 WHOLE_WORKER_KILL = 3  # the other kills hit the pool process only: a whole worker restarts slowly
 
 
@@ -142,11 +143,13 @@ def test_redis_killed_and_restarted_five_times_under_load_the_worker_resumes_and
             failed, connected = stack.log("worker").count(CANNOT_CONNECT), stack.log("worker").count(CONNECTED)
             redis.kill()
             redis.wait(5)
-            # Down until the worker has noticed and failed to reconnect at least once.
-            stack.wait_log("worker", CANNOT_CONNECT, count=failed + 1, timeout=30)
+            # Down until the worker has noticed and failed to reconnect at least once. Usually within milliseconds;
+            # in CI the consumer twice logged nothing for 30 s (its event loop busy elsewhere, cause not found):
+            # the bound is the worker recovering by itself within RECOVERY_S, not how fast.
+            stack.wait_log("worker", CANNOT_CONNECT, count=failed + 1, timeout=RECOVERY_S)
             redis = redis_start(port, tmp_path)
-            stack.wait_log("worker", CONNECTED, count=connected + 1, timeout=30)
-            wait_for(lambda: _ran_a_task_since_reconnect(stack.log("worker")), 30,
+            stack.wait_log("worker", CONNECTED, count=connected + 1, timeout=RECOVERY_S)
+            wait_for(lambda: _ran_a_task_since_reconnect(stack.log("worker")), RECOVERY_S,
                      f"round {n}: the worker did not consume again\n{stack.logs()}")
         stack.check_alive()
         assert stack.procs["worker"] is worker, "the worker was restarted"
