@@ -61,17 +61,21 @@
     }
   }, { rootMargin: "300px 0px" }) : null;
 
+  // Draw now; the time it took sets the gap before the next redraw.
+  function run(state) {
+    state.dirty = false;
+    const t0 = performance.now();
+    state.draw();
+    state.lastEnd = performance.now();
+    state.lastMs = state.lastEnd - t0;
+  }
+
   function pump(state) {
     if (!state.dirty || state.timer || document.hidden || !state.near) return;
     const wait = Math.max(0, state.lastEnd + Math.max(MIN_GAP_MS, 4 * state.lastMs) - performance.now());
     state.timer = setTimeout(() => requestAnimationFrame(() => {
       state.timer = null;
-      if (document.hidden || !state.near) return; // resumed when seen again
-      state.dirty = false;
-      const t0 = performance.now();
-      state.draw();
-      state.lastEnd = performance.now();
-      state.lastMs = state.lastEnd - t0;
+      if (!document.hidden && state.near) run(state); // else resumed when seen again
     }), wait);
   }
 
@@ -83,14 +87,7 @@
     if (observer) observer.observe(el);
     return {
       request() { state.dirty = true; pump(state); },
-      // Draw now (the page's first chart): the time it took sets the pace of the live redraws after it.
-      now() {
-        state.dirty = false;
-        const t0 = performance.now();
-        draw();
-        state.lastEnd = performance.now();
-        state.lastMs = state.lastEnd - t0;
-      },
+      now() { run(state); }, // the page's first chart: drawn at once
     };
   };
 })();
