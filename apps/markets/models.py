@@ -1,6 +1,11 @@
+import secrets
 from datetime import UTC, datetime
 
 from django.db import models
+
+
+def trades_revision_new() -> int:
+    return secrets.randbits(62)
 
 
 class Exchange(models.Model):
@@ -44,6 +49,10 @@ class Instrument(models.Model):
     price_int_digits = models.PositiveSmallIntegerField(default=0)
     qty_int_digits = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
+    # A fresh random value whenever stored trades change other than by appending after the newest one (a
+    # late trade, pruning): what a copy of the newest trades (the live path's large-trade window) is checked
+    # against. Random, so a new row never matches a copy taken of another one.
+    trades_revision = models.BigIntegerField(default=trades_revision_new, editable=False)
 
     objects = InstrumentQuerySet.as_manager()
 

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from apps.markets.models import BookSample, Exchange, Instrument, SourceStatus, Trade
+from apps.markets.models import BookSample, Exchange, Instrument, SourceStatus, Trade, trades_revision_new
 from apps.markets.validation import Scale, TradeRow, Validated, scale_admit, trades_validate
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,16 @@ def instrument_lock(*, instrument: Instrument) -> Scale:
     Writers of one instrument take turns behind it, so bars are never computed from a view of the
     trades that misses another writer's batch, and two batches never widen the scale past each other.
     """
-    values = Instrument.objects.select_for_update().filter(pk=instrument.pk).values_list(*_SCALE_FIELDS).get()
+    *values, instrument.trades_revision = (Instrument.objects.select_for_update().filter(pk=instrument.pk)
+                                           .values_list(*_SCALE_FIELDS, "trades_revision").get())
     for name, value in zip(_SCALE_FIELDS, values, strict=True):
         setattr(instrument, name, value)
     return Scale(*values)
+
+
+def trades_revision_bump(*, instrument_ids) -> None:
+    """Stored trades of these instruments changed other than by appending after the newest one."""
+    Instrument.objects.filter(pk__in=instrument_ids).update(trades_revision=trades_revision_new())
 
 
 def _stored_trades(cursor, pk: int, ids: list[int]) -> dict[int, tuple]:
@@ -293,8 +299,11 @@ def raw_data_prune(*, older_than_ms: int, batch: int = 50_000) -> dict[str, int]
     deleted = {"trades": 0, "book_samples": 0}
     for model, key in ((Trade, "trades"), (BookSample, "book_samples")):
         while True:
-            ids = list(model.objects.filter(time_ms__lt=older_than_ms).values_list("pk", flat=True)[:batch])
-            if not ids:
+            rows = list(model.objects.filter(time_ms__lt=older_than_ms).values_list("pk", "instrument_id")[:batch])
+            if not rows:
                 break
-            deleted[key] += model.objects.filter(pk__in=ids).delete()[0]
+            with transaction.atomic():
+                deleted[key] += model.objects.filter(pk__in=[pk for pk, _ in rows]).delete()[0]
+                if model is Trade:
+                    trades_revision_bump(instrument_ids={instrument for _, instrument in rows})
     return deleted

@@ -22,6 +22,8 @@ Definitions (per bar, base currency):
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
@@ -120,10 +122,38 @@ def large_trade_threshold(
         raise ValueError("quantile must be within [0, 1]")
     qty = np.asarray(qty, dtype=np.float64)
     prior = np.zeros(0) if history is None else np.asarray(history, dtype=np.float64)[-window:]
+    if 0.0 < quantile < 1.0 and len(qty) <= _SHORT_BATCH:
+        return _threshold_short(qty, prior, quantile=quantile, window=window, min_trades=max(1, min_trades))
     sizes = pd.Series(np.concatenate((prior, qty)))
     q = sizes.rolling(window, min_periods=max(1, min_trades)).quantile(quantile, interpolation="linear")
     # Shift by one trade: a trade's threshold comes from the trades before it only.
     return q.shift(1).to_numpy()[len(prior):]
+
+
+# A live batch holds a few dozen trades: a sorted window beats a rolling pass over the whole history.
+_SHORT_BATCH = 256
+
+
+def _threshold_short(qty: np.ndarray, prior: np.ndarray, *, quantile: float, window: int,
+                     min_trades: int) -> np.ndarray:
+    """large_trade_threshold for a short batch: the same numbers as pandas' rolling quantile (linear
+    interpolation between order statistics, the formula and operation order of its skiplist), from one
+    sorted copy of the window updated trade by trade."""
+    stream = [*prior.tolist(), *qty.tolist()]
+    ordered = np.sort(prior).tolist()
+    oldest = 0
+    out = np.full(len(qty), np.nan)
+    for i, size in enumerate(stream[len(prior):]):
+        nobs = len(ordered)
+        if nobs >= min_trades:
+            at = quantile * (nobs - 1)
+            low = int(at)
+            out[i] = ordered[low] if at == low else ordered[low] + (ordered[low + 1] - ordered[low]) * (at - low)
+        bisect.insort(ordered, size)
+        if len(ordered) > window:
+            del ordered[bisect.bisect_left(ordered, stream[oldest])]
+            oldest += 1
+    return out
 
 
 def large_trade_bars(

@@ -15,6 +15,7 @@ from apps.markets.services import (
     book_samples_store,
     instrument_lock,
     source_status_record,
+    trades_revision_bump,
     trades_store,
 )
 from apps.markets.validation import TradeRow, Validated, trades_validate
@@ -166,6 +167,8 @@ def market_batch_ingest(
                               scale=scale)
         appended = appended_trades(instrument=instrument, rows=stored.checked.rows, inserted=stored.inserted,
                                    tail=tail)
+        if stored.inserted and appended is None:  # trades landed before the newest: copies of the tail are stale
+            trades_revision_bump(instrument_ids=[instrument.pk])
         samples = book_samples_store(instrument=instrument, samples=book_samples)
         times = [t for t in (stored.min_time_ms, stored.max_time_ms) if t is not None]
         times += [s.time_ms for s in (book_samples[0], book_samples[-1])] if book_samples else []

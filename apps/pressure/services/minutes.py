@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.validation import TradeRow
@@ -98,7 +98,10 @@ def _qty_before(*, instrument: Instrument, start_ms: int, count: int, trade_id: 
             " ORDER BY time_ms DESC, trade_id DESC LIMIT %s", params,
         )
         qty = np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.float64)
-    return qty[::-1]
+    # The float nearest each stored decimal, as the batch's own sizes are computed (units / 10**decimals):
+    # SQLite's text-to-real conversion is off by an ulp now and then.
+    unit = 10.0**instrument.qty_decimals
+    return np.rint(qty[::-1] * unit) / unit
 
 
 def trade_tail(*, instrument: Instrument) -> tuple[int, int] | None:
@@ -122,6 +125,8 @@ class AppendedTrades:
     qty: np.ndarray  # units of its qty decimals
     sell: np.ndarray
     first_id: int | None
+    tail_before: tuple[int, int] | None = None  # (time, trade id) of the newest trade stored before the batch
+    tail_after: tuple[int, int] | None = None  # ... and of the batch's newest trade
 
 
 def appended_trades(
@@ -141,6 +146,7 @@ def appended_trades(
         qty=barmath.to_units([r.qty for r in ordered], instrument.qty_decimals),
         sell=np.fromiter((r.taker_sell for r in ordered), dtype=bool, count=len(ordered)),
         first_id=first.trade_id if first is not None else None,
+        tail_before=tail, tail_after=(ordered[-1].time_ms, ordered[-1].trade_id) if ordered else tail,
     )
 
 
@@ -227,7 +233,8 @@ def minute_bars_extend(
     tb = barmath.trade_bars(t, appended.price, appended.qty, sell, interval_ms=minute)
     counts = _trade_counts(t, sell)
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
-                              start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id)
+                              start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id,
+                              appended=appended)
     stored = PressureBar.objects.filter(  # a kline bar of the minute is replaced, never grown by trades
         instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,
         bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
@@ -272,25 +279,57 @@ def _trade_counts(t: np.ndarray, sell: np.ndarray) -> dict[int, dict[str, int]]:
     return out
 
 
+# Per instrument, the sizes of its newest trades as this process last saw them, with what they were read
+# at: (trades_revision, newest (time, trade id)). A live batch's large-trade threshold needs the `window`
+# trades before it, and reading them back was most of a batch's database time. The entry is used only
+# while the instrument's revision (changed by late trades and pruning) and newest trade are the same.
+_recent_sizes: dict[int, tuple[tuple, np.ndarray]] = {}
+
+
+def _sizes_before(*, instrument: Instrument, start_ms: int, count: int, first_id: int | None,
+                  appended: AppendedTrades | None) -> np.ndarray:
+    revision = getattr(instrument, "trades_revision", None)
+    if appended is not None and revision is not None and appended.tail_before is not None:
+        cached = _recent_sizes.get(instrument.pk)
+        if cached is not None and cached[0] == (revision, appended.tail_before):
+            return cached[1]
+    return _qty_before(instrument=instrument, start_ms=start_ms, count=count, trade_id=first_id)
+
+
+def _sizes_remember(*, instrument: Instrument, appended: AppendedTrades, sizes: np.ndarray) -> None:
+    """After the batch commits: its trades are the newest, so the window moves on by them."""
+    revision = getattr(instrument, "trades_revision", None)
+    if revision is None or appended.tail_after is None:
+        return
+    key = (revision, appended.tail_after)
+    transaction.on_commit(lambda: _recent_sizes.__setitem__(instrument.pk, (key, sizes)))
+
+
 def _large_trade_sums(
     *, instrument: Instrument, t: np.ndarray, qty: np.ndarray, sell: np.ndarray, start_ms: int,
-    first_id: int | None = None,
+    first_id: int | None = None, appended: AppendedTrades | None = None,
 ) -> dict[int, dict[str, float]]:
     """Per minute, the base volume of large trades and of large taker sells (SPI input).
 
     A trade is large when its size reaches the trailing quantile of the trades before it, so the
-    history before the first trade is read from the database.
+    history before the first trade is read from the database (or, for appended trades, this process's
+    copy of it).
     """
     if not len(t):
         return {}
     cfg = settings.SPI_LARGE_TRADES
-    history = _qty_before(instrument=instrument, start_ms=start_ms, count=cfg["window"], trade_id=first_id)
+    history = _sizes_before(instrument=instrument, start_ms=start_ms, count=cfg["window"], first_id=first_id,
+                            appended=appended)
     threshold = orderflow.large_trade_threshold(qty, quantile=cfg["quantile"], window=cfg["window"],
                                                 min_trades=cfg["min_trades"], history=history)
+    if appended is not None:
+        _sizes_remember(instrument=instrument, appended=appended,
+                        sizes=np.concatenate((history, qty))[-cfg["window"]:])
     large = np.nan_to_num(threshold, nan=np.inf) <= qty
-    frame = pd.DataFrame({"bucket": t - t % barmath.INTERVAL_MS["1m"], "large_trade_sell_base": np.where(
-        large & sell, qty, 0.0), "large_trade_base": np.where(large, qty, 0.0)}).groupby("bucket").sum()
-    return frame.to_dict("index")
+    buckets, first = np.unique(t - t % barmath.INTERVAL_MS["1m"], return_index=True)  # t is sorted
+    sums = {name: np.add.reduceat(np.where(mask, qty, 0.0), first).tolist()
+            for name, mask in (("large_trade_sell_base", large & sell), ("large_trade_base", large))}
+    return {bucket: {name: values[i] for name, values in sums.items()} for i, bucket in enumerate(buckets.tolist())}
 
 
 def _ofi_by_minute(book: dict) -> dict[int, float]:

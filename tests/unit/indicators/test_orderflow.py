@@ -8,6 +8,7 @@ from collections import deque
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,6 +124,29 @@ def test_threshold_uses_only_earlier_trades_and_history_continues_the_stream():
     whole = orderflow.large_trade_threshold(qty, quantile=0.9, window=4, min_trades=1)
     split = orderflow.large_trade_threshold(qty[3:], quantile=0.9, window=4, min_trades=1, history=qty[:3])
     np.testing.assert_array_equal(whole[3:], split)
+
+
+def _pandas_rolling_threshold(qty, history, *, quantile, window, min_trades):
+    """The definition: pandas' rolling quantile over history + batch, shifted by one trade."""
+    prior = history[-window:]
+    sizes = pd.Series(np.concatenate((prior, qty)))
+    rolled = sizes.rolling(window, min_periods=max(1, min_trades)).quantile(quantile, interpolation="linear")
+    return rolled.shift(1).to_numpy()[len(prior):]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_live_batch_gets_the_same_thresholds_as_the_rolling_quantile_of_the_whole_stream(seed):
+    # Short batches take a sorted-window path; it must give pandas' numbers to the bit, ties and all.
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        window = int(rng.integers(1, 80))
+        history = np.round(rng.exponential(1.0, int(rng.integers(0, 2 * window))), int(rng.integers(0, 4)))
+        batch = np.round(rng.exponential(1.0, int(rng.integers(1, 60))), int(rng.integers(0, 4)))
+        quantile, min_trades = float(rng.choice([0.95, 0.5, 0.01, rng.random()])), int(rng.integers(0, window + 1))
+        got = orderflow.large_trade_threshold(batch, quantile=quantile, window=window, min_trades=min_trades,
+                                              history=history)
+        want = _pandas_rolling_threshold(batch, history, quantile=quantile, window=window, min_trades=min_trades)
+        np.testing.assert_array_equal(got, want)
 
 
 trade_lists = st.lists(
