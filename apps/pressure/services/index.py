@@ -85,33 +85,51 @@ def _spot_perp_divergence(*, instrument: Instrument, interval: str, start_ms: in
 
 def regime_calibration_get(*, instrument: Instrument, interval: str, day_ms: int,
                            fresh: pd.Series | None = None) -> RegimeCalibration:
-    """The thresholds in force on one UTC day, computed and stored on first use: percentiles of the
-    instrument's final index values over the window before that day (walk-forward: never that day's).
+    """The thresholds in force on one UTC day (see regime_calibrations_ensure)."""
+    return regime_calibrations_ensure(instrument=instrument, interval=interval, days_ms=[day_ms], fresh=fresh)[day_ms]
+
+
+def regime_calibrations_ensure(*, instrument: Instrument, interval: str, days_ms,
+                               fresh: pd.Series | None = None) -> dict[int, RegimeCalibration]:
+    """The thresholds in force on each of these UTC days (by day start, ms), computed and stored on first use:
+    percentiles of the instrument's final index values over the window before that day (walk-forward: never
+    that day's). The first stored copy of a day wins.
 
     `fresh`: final index values (by bar start) computed but not written yet; they replace the stored
     values of their bars (a backfill's index is computed in one pass, then written).
     """
-    day = ms_to_dt(day_ms)
-    found = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
-    if found is not None:
+    days = sorted({int(d) for d in days_ms})
+    calibrations = RegimeCalibration.objects.filter(instrument=instrument, interval=interval)
+    found = {dt_to_ms(c.day): c for c in calibrations.filter(day__in=[ms_to_dt(d) for d in days])}
+    missing = [d for d in days if d not in found]
+    if not missing:
         return found
-    lo = day_ms - index_math.REGIME_WINDOW_MS
-    stored = PressureBar.objects.filter(instrument=instrument, interval=interval, final=True,
-                                        bucket_start__gte=ms_to_dt(lo), bucket_start__lt=day).exclude(spi=None)
-    values = np.fromiter(stored.values_list("spi", flat=True), dtype=np.float64) if fresh is None else None
-    if fresh is not None:
-        first_fresh = int(fresh.index[0]) if len(fresh) else day_ms
-        older = stored.filter(bucket_start__lt=ms_to_dt(first_fresh)).values_list("spi", flat=True)
-        window = fresh[(fresh.index >= lo) & (fresh.index < day_ms)]
-        values = np.concatenate((np.fromiter(older, dtype=np.float64), window.to_numpy(dtype=np.float64)))
+    # One read of the values behind every missing day (a backfill asks for months of days at once).
+    stored = PressureBar.objects.filter(
+        instrument=instrument, interval=interval, final=True, bucket_start__gte=ms_to_dt(
+            missing[0] - index_math.REGIME_WINDOW_MS), bucket_start__lt=ms_to_dt(missing[-1])).exclude(spi=None)
+    if fresh is not None and len(fresh):
+        stored = stored.filter(bucket_start__lt=ms_to_dt(int(fresh.index[0])))
+    rows = stored.order_by("bucket_start").values_list("bucket_start", "spi")
+    times = np.fromiter((dt_to_ms(start) for start, _ in rows), dtype=np.int64)
+    values = np.fromiter((value for _, value in rows), dtype=np.float64)
+    if fresh is not None and len(fresh):
+        times = np.concatenate((times, fresh.index.to_numpy(dtype=np.int64)))
+        values = np.concatenate((values, fresh.to_numpy(dtype=np.float64)))
+        order = np.argsort(times, kind="stable")
+        times, values = times[order], values[order]
     minimum = settings.SPI_REGIME_MIN_BARS
-    thresholds, count = index_math.thresholds_of(values, min_bars=minimum, defaults=settings.SPI_REGIME_THRESHOLDS)
-    calibration, _ = RegimeCalibration.objects.update_or_create(
-        instrument=instrument, interval=interval, day=day,
-        defaults={"elevated": thresholds[0], "high": thresholds[1], "extreme": thresholds[2],
-                  "bars": count if count >= minimum else 0, "is_default": count < minimum},
-    )
-    return calibration
+    new = []
+    for day in missing:
+        lo, hi = np.searchsorted(times, [day - index_math.REGIME_WINDOW_MS, day])
+        thresholds, count = index_math.thresholds_of(values[lo:hi], min_bars=minimum,
+                                                     defaults=settings.SPI_REGIME_THRESHOLDS)
+        new.append(RegimeCalibration(
+            instrument=instrument, interval=interval, day=ms_to_dt(day), elevated=thresholds[0], high=thresholds[1],
+            extreme=thresholds[2], bars=count if count >= minimum else 0, is_default=count < minimum))
+    RegimeCalibration.objects.bulk_create(new, ignore_conflicts=True)
+    found.update({dt_to_ms(c.day): c for c in calibrations.filter(day__in=[ms_to_dt(d) for d in missing])})
+    return found
 
 
 def _thresholds_by_bar(*, instrument: Instrument, interval: str, buckets,
@@ -120,9 +138,10 @@ def _thresholds_by_bar(*, instrument: Instrument, interval: str, buckets,
     buckets = np.asarray(buckets, dtype=np.int64)
     out = np.empty((len(buckets), 3))
     days = buckets - buckets % index_math.REGIME_REFRESH_MS
-    for day in np.unique(days):
-        out[days == day] = regime_calibration_get(instrument=instrument, interval=interval, day_ms=int(day),
-                                                  fresh=fresh).thresholds
+    calibrations = regime_calibrations_ensure(instrument=instrument, interval=interval, days_ms=np.unique(days),
+                                              fresh=fresh)
+    for day, calibration in calibrations.items():
+        out[days == day] = calibration.thresholds
     return out
 
 
