@@ -180,25 +180,53 @@ def spi_refresh(*, instrument: Instrument, start_ms: int, end_ms: int, interval:
     return written
 
 
+# Past this many bars, one UPDATE joined to a staged copy of the new values beats an UPDATE per bar.
+_STAGED_FROM = 1_000
+
+
 def bars_fields_update(*, instrument: Instrument, interval: str, rows: dict[int, dict], fields: list[str]) -> None:
-    """Set `fields` of the stored bars given by start (ms): one UPDATE per bar through the unique index, sent
-    in one executemany (Django's bulk_update builds a CASE per field and row: minutes for a backfill)."""
+    """Set `fields` of the stored bars given by start (ms). A few bars: one UPDATE each through the unique
+    index, sent in one executemany (Django's bulk_update builds a CASE per field and row: minutes for a
+    backfill). A backfill's many: staged in a temporary table, then one UPDATE ... FROM."""
     if not rows:
         return
     ops = connection.ops
     json_fields = {f for f in fields if isinstance(PressureBar._meta.get_field(f), models.JSONField)}
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    assignments = ", ".join(f"{f} = %s{cast if f in json_fields else ''}" for f in fields)
-    sql = (f"UPDATE {PressureBar._meta.db_table} SET {assignments} "
-           "WHERE instrument_id = %s AND interval = %s AND bucket_start = %s")
 
     def value(name, v):
         return orjson.dumps(v).decode() if name in json_fields else v
 
-    params = [[*(value(f, row[f]) for f in fields), instrument.pk, interval,
-               ops.adapt_datetimefield_value(ms_to_dt(bucket))] for bucket, row in rows.items()]
+    params = [[*(value(f, row[f]) for f in fields), ops.adapt_datetimefield_value(ms_to_dt(bucket))]
+              for bucket, row in rows.items()]
+    if len(params) >= _STAGED_FROM:
+        _bars_fields_update_staged(instrument=instrument, interval=interval, fields=fields, params=params)
+        return
+    assignments = ", ".join(f"{f} = %s{cast if f in json_fields else ''}" for f in fields)
+    sql = (f"UPDATE {PressureBar._meta.db_table} SET {assignments} "
+           "WHERE instrument_id = %s AND interval = %s AND bucket_start = %s")
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.executemany(sql, [[*values, instrument.pk, interval, bucket] for *values, bucket in params])
+
+
+def _bars_fields_update_staged(*, instrument: Instrument, interval: str, fields: list[str], params: list[list]) -> None:
+    table, meta = PressureBar._meta.db_table, PressureBar._meta
+    columns = [*fields, "bucket_start"]
+    stage = "bar_fields_stage"
+    with transaction.atomic(), connection.cursor() as cursor:  # the stage lives and dies in this transaction
+        cursor.execute(f"CREATE TEMP TABLE {stage} ("
+                       + ", ".join(f"{c} {meta.get_field(c).db_type(connection)}" for c in columns) + ")")
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {stage} VALUES ({', '.join(['%s'] * len(columns))})", params)
+        assignments = ", ".join(f"{f} = {stage}.{f}" for f in fields)
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM {stage} WHERE {table}.instrument_id = %s"
+                       f" AND {table}.interval = %s AND {table}.bucket_start = {stage}.bucket_start",
+                       [instrument.pk, interval])
+        cursor.execute(f"DROP TABLE {stage}")
 
 
 # --- final bars ---------------------------------------------------------------------------------------------
