@@ -191,41 +191,30 @@ CELERY_TIMEZONE = "UTC"
 # An unacknowledged task (its worker died) is redelivered after this many seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300)}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+
+
+def _beat(task: str, schedule, *, expires: float | None = None, args: tuple = ()) -> dict:
+    """A CELERY_BEAT_SCHEDULE entry: ``task`` on ``schedule`` (seconds or a crontab), its runs dropped when not
+    started within ``expires`` seconds (a backlog after an outage is not worth running)."""
+    entry: dict = {"task": task, "schedule": schedule}
+    if args:
+        entry["args"] = args
+    if expires is not None:
+        entry["options"] = {"expires": expires}
+    return entry
+
+
 CELERY_BEAT_SCHEDULE = {
-    "replay-tick": {
-        "task": "apps.replay.tasks.replay_tick",
-        "schedule": env.float("REPLAY_TICK_SECONDS", default=1.0),
-        # A tick is only useful now; a backlog after an outage must not replay in bursts.
-        "options": {"expires": 5},
-    },
-    "alert-digests": {
-        "task": "apps.alerts.tasks.alert_digests_send",
-        "schedule": crontab(hour=7, minute=0),
-    },
-    "raw-data-prune": {
-        "task": "apps.markets.tasks.raw_data_prune_old",
-        "schedule": crontab(hour=3, minute=17),
-    },
-    "bars-finalize": {
-        "task": "apps.pressure.tasks.bars_finalize_due",
-        "schedule": env.float("BARS_FINALIZE_SECONDS", default=2.0),
-        "options": {"expires": 10},
-    },
-    "forecast-refit": {
-        "task": "apps.pressure.tasks.forecast_models_refit",
-        "schedule": crontab(hour=0, minute=7),  # a month's model once its first day starts
-        "options": {"expires": 3600},
-    },
-    "track-records": {
-        "task": "apps.pressure.tasks.track_records_refresh",
-        "schedule": crontab(minute=23),
-        "options": {"expires": 3000},
-    },
-    "heartbeat": {
-        "task": "apps.health.tasks.heartbeat",
-        "schedule": 10.0,
-        "options": {"expires": 20},
-    },
+    # A tick is only useful now; a backlog after an outage must not replay in bursts.
+    "replay-tick": _beat("apps.replay.tasks.replay_tick", env.float("REPLAY_TICK_SECONDS", default=1.0), expires=5),
+    "alert-digests": _beat("apps.alerts.tasks.alert_digests_send", crontab(hour=7, minute=0)),
+    "raw-data-prune": _beat("apps.markets.tasks.raw_data_prune_old", crontab(hour=3, minute=17)),
+    "bars-finalize": _beat("apps.pressure.tasks.bars_finalize_due", env.float("BARS_FINALIZE_SECONDS", default=2.0),
+                           expires=10),
+    # A month's model once its first day starts.
+    "forecast-refit": _beat("apps.pressure.tasks.forecast_models_refit", crontab(hour=0, minute=7), expires=3600),
+    "track-records": _beat("apps.pressure.tasks.track_records_refresh", crontab(minute=23), expires=3000),
+    "heartbeat": _beat("apps.health.tasks.heartbeat", 10.0, expires=20),
 }
 
 # --- Market data ------------------------------------------------------------------------------
@@ -372,14 +361,12 @@ ETH_BLOCK_HASHES_KEPT = env.int("ETH_BLOCK_HASHES_KEPT", default=10_000)  # for 
 ETH_NATIVE_START_BLOCK = env.int("ETH_NATIVE_START_BLOCK", default=0)
 if FLOWS_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
-        "flows-btc-poll": {"task": "apps.flows.tasks.btc_wallets_poll", "schedule": float(FLOWS_POLL_SECONDS),
-                           "options": {"expires": FLOWS_POLL_SECONDS}},
-        "flows-eth-poll": {"task": "apps.flows.tasks.eth_logs_poll", "schedule": float(FLOWS_POLL_SECONDS),
-                           "options": {"expires": FLOWS_POLL_SECONDS}},
-        "flows-eth-native-poll": {"task": "apps.flows.tasks.eth_native_poll", "schedule": crontab(minute="*/15"),
-                                  "options": {"expires": 600}},
-        "flows-bars-recent": {"task": "apps.flows.tasks.flow_bars_refresh_recent",
-                              "schedule": crontab(minute="*/10"), "options": {"expires": 300}},
+        "flows-btc-poll": _beat("apps.flows.tasks.btc_wallets_poll", float(FLOWS_POLL_SECONDS),
+                                expires=FLOWS_POLL_SECONDS),
+        "flows-eth-poll": _beat("apps.flows.tasks.eth_logs_poll", float(FLOWS_POLL_SECONDS),
+                                expires=FLOWS_POLL_SECONDS),
+        "flows-eth-native-poll": _beat("apps.flows.tasks.eth_native_poll", crontab(minute="*/15"), expires=600),
+        "flows-bars-recent": _beat("apps.flows.tasks.flow_bars_refresh_recent", crontab(minute="*/10"), expires=300),
     })
 
 # --- Live exchanges (ccxt REST polling and the ccxt.pro collector) -----------------------------
@@ -396,15 +383,12 @@ EXCHANGE_API_BASE = env("EXCHANGE_API_BASE", default=None)
 EXCHANGE_WS_BASE = env("EXCHANGE_WS_BASE", default=None)
 if EXCHANGES_ENABLED:
     CELERY_BEAT_SCHEDULE.update({
-        "exchanges-registry": {"task": "apps.exchanges.tasks.registry_sync", "schedule": 300.0},
-        "exchanges-derivatives": {"task": "apps.exchanges.tasks.derivatives_poll_all", "schedule": 60.0,
-                                  "options": {"expires": 50}},
-        "exchanges-books": {"task": "apps.exchanges.tasks.book_snapshots_all", "schedule": 60.0,
-                            "options": {"expires": 50}},
-        "exchanges-trades": {"task": "apps.exchanges.tasks.trades_backfill_all", "schedule": 300.0,
-                             "options": {"expires": 250}},
-        "volatility-btc": {"task": "apps.exchanges.tasks.volatility_poll", "schedule": 300.0, "args": ("BTC",)},
-        "volatility-eth": {"task": "apps.exchanges.tasks.volatility_poll", "schedule": 300.0, "args": ("ETH",)},
+        "exchanges-registry": _beat("apps.exchanges.tasks.registry_sync", 300.0),
+        "exchanges-derivatives": _beat("apps.exchanges.tasks.derivatives_poll_all", 60.0, expires=50),
+        "exchanges-books": _beat("apps.exchanges.tasks.book_snapshots_all", 60.0, expires=50),
+        "exchanges-trades": _beat("apps.exchanges.tasks.trades_backfill_all", 300.0, expires=250),
+        "volatility-btc": _beat("apps.exchanges.tasks.volatility_poll", 300.0, args=("BTC",)),
+        "volatility-eth": _beat("apps.exchanges.tasks.volatility_poll", 300.0, args=("ETH",)),
     })
 
 LOGGING = {

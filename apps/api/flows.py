@@ -31,7 +31,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router, Schema
 from pydantic import BeforeValidator, Field, WithJsonSchema, create_model, model_validator
 
-from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
+from apps.api.responses import ApiError, csv_response, get_operation
 from apps.api.schemas import DecimalText, End, Float, Format, Start, one_of
 from apps.flows import selectors
 from apps.flows.models import ALL_EXCHANGES
@@ -124,8 +124,8 @@ class Flows(Schema):
     bars: list[FlowBar] | list[FlowBlock] = Field(description="Per hour (interval=1h) or per block, oldest first")
 
 
-@router.get("/flows", response={200: Flows, **ERRORS}, url_name="flows", operation_id="flows",
-            openapi_extra=openapi_extra(), summary="Exchange inflow, outflow and netflow per hour or block (on-chain)")
+@get_operation(router, "flows", ok=Flows,
+               summary="Exchange inflow, outflow and netflow per hour or block (on-chain)")
 def flows(request: HttpRequest, query: Query[FlowQuery]) -> HttpResponse:
     q = query
     if not selectors.exchange_known(chain=q.chain, exchange=q.exchange):

@@ -6,6 +6,7 @@ import csv
 from collections.abc import Iterable
 
 from django.http import HttpResponse
+from ninja import Router
 from ninja.errors import HttpError
 
 from apps.api.schemas import Error
@@ -32,6 +33,13 @@ def openapi_extra(*, csv_too: bool = True) -> dict:
     if csv_too:
         responses[200] = {"content": {"text/csv": {"schema": {"type": "string"}}}}
     return {"responses": responses}
+
+
+def get_operation(router: Router, name: str, *, ok: type, summary: str):
+    """The decorator of ``GET /<name>`` on ``router``, whose URL name and OpenAPI operation id are ``name`` too:
+    a 200 body of the schema ``ok``, the ERRORS and the JSON-or-CSV openapi_extra()."""
+    return router.get(f"/{name}", response={200: ok, **ERRORS}, url_name=name, operation_id=name,
+                      openapi_extra=openapi_extra(), summary=summary)
 
 
 def csv_response(*, filename: str, fieldnames: Iterable[str], rows: Iterable[dict]) -> HttpResponse:

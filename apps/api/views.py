@@ -7,10 +7,12 @@ schema test checks real answers against the declared schema instead).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router
 
-from apps.api.responses import ERRORS, ApiError, csv_response, openapi_extra
+from apps.api.responses import ApiError, csv_response, get_operation
 from apps.api.schemas import (
     BarQuery,
     Bars,
@@ -53,6 +55,12 @@ def instrument_get(*, exchange: str, market: str, symbol: str) -> Instrument:
     return instrument
 
 
+def _instrument_rows(query: BarQuery | PressureQuery, read: Callable[..., list[dict]]) -> tuple[Instrument, list[dict]]:
+    """The instrument a range query names, and the rows ``read`` gives of it for the query's interval and range."""
+    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
+    return instrument, read(instrument=instrument, interval=query.interval, start=query.start, end=query.end)
+
+
 def _instrument_info(instrument: Instrument) -> dict:
     return {
         "exchange": instrument.exchange.slug, "market": instrument.market, "symbol": instrument.symbol,
@@ -61,11 +69,9 @@ def _instrument_info(instrument: Instrument) -> dict:
     }
 
 
-@router.get("/bars", response={200: Bars, **ERRORS}, url_name="bars", operation_id="bars",
-            openapi_extra=openapi_extra(), summary="Selling-pressure bars of one instrument")
+@get_operation(router, "bars", ok=Bars, summary="Selling-pressure bars of one instrument")
 def bars(request: HttpRequest, query: Query[BarQuery]) -> HttpResponse:
-    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
-    rows = bars_for_range(instrument=instrument, interval=query.interval, start=query.start, end=query.end)
+    instrument, rows = _instrument_rows(query, bars_for_range)
     if query.format == "csv":
         name = f"{instrument.exchange.slug}_{instrument.market}_{instrument.symbol}_{query.interval}.csv"
         return csv_response(filename=name, fieldnames=API_FIELDS, rows=rows)
@@ -87,11 +93,9 @@ def _pressure_flat(row: dict, names) -> dict:
     return item
 
 
-@router.get("/pressure", response={200: Pressure, **ERRORS}, url_name="pressure", operation_id="pressure",
-            openapi_extra=openapi_extra(), summary="Selling Pressure Index per bar with its components")
+@get_operation(router, "pressure", ok=Pressure, summary="Selling Pressure Index per bar with its components")
 def pressure(request: HttpRequest, query: Query[PressureQuery]) -> HttpResponse:
-    instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
-    rows = pressure_rows(instrument=instrument, interval=query.interval, start=query.start, end=query.end)
+    instrument, rows = _instrument_rows(query, pressure_rows)
     if query.format == "csv":
         names = list(DEFAULT_WEIGHTS)
         fields = ["bucket_start", "final", "spi", "regime", "drop_risk",
@@ -102,8 +106,7 @@ def pressure(request: HttpRequest, query: Query[PressureQuery]) -> HttpResponse:
                          "fields": list(PRESSURE_FIELDS), "pressure": rows})
 
 
-@router.get("/episodes", response={200: Episodes, **ERRORS}, url_name="episodes", operation_id="episodes",
-            openapi_extra=openapi_extra(), summary="Selling-pressure episodes")
+@get_operation(router, "episodes", ok=Episodes, summary="Selling-pressure episodes")
 def episodes(request: HttpRequest, query: Query[EpisodeQuery]) -> HttpResponse:
     instrument = None
     if query.instrument_given:
@@ -125,9 +128,8 @@ _SIGNAL_FIELDS = ("auc", "brier", "brier_skill", "precision", "recall", "lift", 
                   "false_alarms_per_day")
 
 
-@router.get("/track-record", response={200: TrackRecordOut, **ERRORS}, url_name="track-record",
-            operation_id="track-record", openapi_extra=openapi_extra(),
-            summary="How the index, its regimes and the drop-risk forecast foresaw drops, beside baselines")
+@get_operation(router, "track-record", ok=TrackRecordOut,
+               summary="How the index, its regimes and the drop-risk forecast foresaw drops, beside baselines")
 def track_record(request: HttpRequest, query: Query[TrackRecordQuery]) -> HttpResponse:
     instrument = instrument_get(exchange=query.exchange, market=query.market, symbol=query.symbol)
     result = track_record_compute(

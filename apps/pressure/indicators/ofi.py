@@ -73,20 +73,3 @@ def price_impact(mid: pd.Series, ofi: pd.Series, *, window: int = 30, min_period
     """
     fit = rolling_ols(ofi, mid.diff(), window=window, min_periods=min_periods)
     return fit[["beta", "r2"]]
-
-
-def ofi_components(
-    time_ms: np.ndarray,
-    bid_px: np.ndarray,
-    bid_qty: np.ndarray,
-    ask_px: np.ndarray,
-    ask_qty: np.ndarray,
-    *,
-    interval_ms: int,
-    window: int = 30,
-    index=None,
-) -> pd.DataFrame:
-    """Per bar: ``ofi``, ``mid``, ``ofi_beta`` and ``ofi_r2``."""
-    bars = ofi_bars(time_ms, bid_px, bid_qty, ask_px, ask_qty, interval_ms=interval_ms, index=index)
-    fit = price_impact(bars["mid"], bars["ofi"], window=window)
-    return pd.DataFrame({"ofi": bars["ofi"], "mid": bars["mid"], "ofi_beta": fit["beta"], "ofi_r2": fit["r2"]})
