@@ -21,6 +21,24 @@ from apps.pressure.selectors import range_key
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
+class _PinnedClock(datetime):
+    """datetime with a fixed now(): pages take their range from the clock, and a minute turning between two
+    requests would give the second one another cache key (a busy machine crossed one in CI)."""
+
+    pinned = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz=None):
+        return cls.pinned.astimezone(tz) if tz else cls.pinned.replace(tzinfo=None)
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch):
+    _PinnedClock.pinned = datetime.now(tz=UTC).replace(second=30, microsecond=0)
+    for module in ("pressureweb.lib.ranges", "apps.dashboard.views"):
+        monkeypatch.setattr(f"{module}.datetime", _PinnedClock)
+
+
 @pytest.fixture
 def inst(flush_redis):
     cache.clear()
@@ -31,7 +49,7 @@ def inst(flush_redis):
 def _ingest(inst, *, price: str, minutes_ago: int, trade_id: int, capture) -> None:
     from apps.pressure.services import market_batch_ingest
 
-    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    now = _PinnedClock.pinned.replace(second=0)
     t = int((now - timedelta(minutes=minutes_ago)).timestamp() * 1000) + 1000
     with capture(execute=True):  # the version bump runs on commit, as in production
         market_batch_ingest(instrument=inst, trades=[TradeRow(trade_id, t, price, "1.5", True)], source="test",
