@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from pressureweb.lib.charts import BUY, SELL, THEMES, floats_of, panels_figure_json
+from pressureweb.lib.charts import BUY, SELL, THEMES
 from pressureweb.lib.times import iso_z
 
 # Colour-blind safe (Okabe-Ito) and dashed differently, so the four bands stay apart in any palette or print.
@@ -32,100 +32,116 @@ PANELS = (
 )
 
 
-def instrument_figure_empty(*, base: str, quote: str, theme: str = "dark") -> str:
-    """The figure without data (the page fills it from its bars): the same for every request."""
-    return _instrument_figure_cached(base, quote, theme)
+# Each panel is a figure of its own, so the page draws (and redraws live) only the panels near the screen, each in a
+# short task of its own: (element id, plot height in px, time axis labelled). The top and bottom panels label it.
+PANEL_LAYOUT = (("chart", 280, True), ("chart-volume", 120, False), ("chart-ratio", 96, False),
+                ("chart-cvd", 104, False), ("chart-imbalance", 112, False), ("chart-spread", 96, True))
+# The template's parts these traces use (the rest is for trace types and subplots the page has not).
+_TEMPLATE_DATA = ("bar", "scatter")
+_TEMPLATE_LAYOUT_UNUSED = ("polar", "ternary", "scene", "geo", "coloraxis", "colorscale")
 
 
-def instrument_figure_with_shapes(*, base: str, quote: str, theme: str = "dark", shapes: list[dict]) -> str:
-    """The empty figure with extra layout shapes (episodes) after its own, as JSON text."""
+def instrument_panels(*, base: str, quote: str, theme: str = "dark", shapes: list[dict] = ()) -> str:
+    """The instrument's panels without data (the page fills them from its bars) as JSON text:
+    {"template": the theme's template, shared by the panels, "panels": [{"id", "height", "figure"}, ...]},
+    with extra layout shapes (episodes) after each panel's own."""
     if not shapes:
-        return _instrument_figure_cached(base, quote, theme)
-    figure = _instrument_figure_parsed(base, quote, theme)
-    layout = {**figure["layout"], "shapes": [*figure["layout"].get("shapes", []), *shapes]}
-    return json.dumps({**figure, "layout": layout})
+        return _instrument_panels_cached(base, quote, theme)
+    parsed = _instrument_panels_parsed(base, quote, theme)
+    panels = [{**panel, "figure": {**panel["figure"], "layout": {
+        **panel["figure"]["layout"], "shapes": [*panel["figure"]["layout"].get("shapes", []), *shapes]}}}
+        for panel in parsed["panels"]]
+    return json.dumps({**parsed, "panels": panels})
+
+
+def instrument_panel_sizes(*, base: str, quote: str, theme: str = "dark") -> list[dict]:
+    """Each panel's element id and height, for the page to reserve the space before the panel is drawn."""
+    return [{"id": p["id"], "height": p["height"]} for p in _instrument_panels_parsed(base, quote, theme)["panels"]]
 
 
 @functools.lru_cache(maxsize=64)
-def _instrument_figure_parsed(base: str, quote: str, theme: str) -> dict:
-    return json.loads(_instrument_figure_cached(base, quote, theme))  # read only: callers copy what they change
+def _instrument_panels_parsed(base: str, quote: str, theme: str) -> dict:
+    return json.loads(_instrument_panels_cached(base, quote, theme))  # read only: callers copy what they change
 
 
 @functools.lru_cache(maxsize=64)
-def _instrument_figure_cached(base: str, quote: str, theme: str) -> str:
-    return instrument_figure([], base=base, quote=quote, theme=theme)
-
-
-def instrument_figure(rows: list[dict], *, base: str, quote: str, theme: str = "dark") -> str:
+def _instrument_panels_cached(base: str, quote: str, theme: str) -> str:
     t = THEMES.get(theme, THEMES["dark"])
-    x = [r["bucket_start"] for r in rows]
-    fig = make_subplots(
-        rows=6, cols=1, shared_xaxes=True, vertical_spacing=0.035,
-        row_heights=[0.34, 0.15, 0.12, 0.13, 0.14, 0.12],
-        subplot_titles=[f"{title}" for title, _ in PANELS],
-    )
-    _price_and_volume_traces(fig, rows, x, base=base, quote=quote)
-    _flow_and_book_traces(fig, rows, x, base=base)
-    fig.add_hline(y=0.5, line_dash="dot", line_color="#888", row=3, col=1)
-    fig.add_hline(y=0, line_dash="dot", line_color="#888", row=5, col=1)
-    fig.update_yaxes(title_text=quote, row=1, col=1)
-    fig.update_yaxes(title_text=base, row=2, col=1)
-    fig.update_yaxes(title_text="ratio", tickformat=".0%", range=[0, 1], row=3, col=1)
-    fig.update_yaxes(title_text=base, row=4, col=1)
-    fig.update_yaxes(title_text="-1..+1", range=[-1, 1], row=5, col=1)
-    fig.update_yaxes(title_text="bps", row=6, col=1)
-    fig.update_xaxes(rangeslider_visible=False, gridcolor=t["grid"])
-    fig.update_xaxes(title_text="Time (UTC)", row=6, col=1)
-    return panels_figure_json(fig, theme=theme, height=980, margin={"l": 60, "r": 20, "t": 80, "b": 40},
-                              legend_y=1.07)
+    figs = [go.Figure() for _ in PANELS]
+    _price_and_volume_traces(figs[0], figs[1], base=base, quote=quote)
+    _flow_and_book_traces(*figs[2:], base=base)
+    figs[2].add_hline(y=0.5, line_dash="dot", line_color="#888")
+    figs[4].add_hline(y=0, line_dash="dot", line_color="#888")
+    for fig, axis in zip(figs, ({"title_text": quote}, {"title_text": base},
+                                {"title_text": "ratio", "tickformat": ".0%", "range": [0, 1]}, {"title_text": base},
+                                {"title_text": "-1..+1", "range": [-1, 1]}, {"title_text": "bps"}), strict=True):
+        fig.update_yaxes(**axis)
+    panels, template = [], None
+    for fig, (title, _), (element_id, plot_px, labelled) in zip(figs, PANELS, PANEL_LAYOUT, strict=True):
+        several = len(fig.data) > 1
+        # The title on top; a legend (panels of several traces) on a line of its own below it, above the plot, where
+        # it covers no data on any screen.
+        legend_px = 20 if several else 0
+        top, bottom = 26 + legend_px, 52 if labelled else 8
+        # Fixed margins (no automargin): every panel's plot starts at the same x, so the bars line up across them.
+        fig.update_xaxes(rangeslider_visible=False, gridcolor=t["grid"], showticklabels=labelled,
+                         title_text="Time (UTC)" if labelled else None, title_standoff=4, automargin=False)
+        fig.update_yaxes(title_standoff=6, automargin=False)
+        fig.update_layout(
+            template=t["template"], paper_bgcolor=t["paper"], plot_bgcolor=t["plot"], height=top + plot_px + bottom,
+            margin={"l": 72, "r": 16, "t": top, "b": bottom}, barmode="relative", hovermode="x unified",
+            uirevision="keep-zoom", showlegend=several,
+            # Small enough for the four depth bands to fit one line on a 390 px phone.
+            legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom", "font": {"size": 10}},
+            annotations=[{"text": f"<b>{title}</b>", "font": {"size": 13}, "showarrow": False, "x": 0, "xref": "paper",
+                          "xanchor": "left", "y": 1, "yref": "paper", "yanchor": "bottom", "yshift": legend_px}])
+        figure = json.loads(pio.to_json(fig, validate=False, pretty=False))
+        template = figure["layout"].pop("template")
+        panels.append({"id": element_id, "height": top + plot_px + bottom, "figure": figure})
+    template = {"data": {k: v for k, v in template["data"].items() if k in _TEMPLATE_DATA},
+                "layout": {k: v for k, v in template["layout"].items() if k not in _TEMPLATE_LAYOUT_UNUSED}}
+    return json.dumps({"template": template, "panels": panels})
 
 
-def _price_and_volume_traces(fig: go.Figure, rows: list[dict], x: list, *, base: str, quote: str) -> None:
-    """Rows 1 and 2: candles with the VWAP, taker buy volume above the axis and taker sell below."""
-    fig.add_trace(go.Candlestick(
-        x=x, open=floats_of(rows, "open"), high=floats_of(rows, "high"), low=floats_of(rows, "low"),
-        close=floats_of(rows, "close"),
+def _price_and_volume_traces(price: go.Figure, volume: go.Figure, *, base: str, quote: str) -> None:
+    """Candles with the VWAP; taker buy volume above the axis and taker sell below."""
+    price.add_trace(go.Candlestick(
         name=f"Price ({quote})", increasing_line_color=BUY, decreasing_line_color=SELL,
         meta={"kind": "ohlc"}, hoverlabel={"namelength": -1},
-    ), row=1, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=floats_of(rows, "vwap"), name="VWAP", mode="lines", line={"width": 1, "color": "#ffb300"},
+    ))
+    price.add_trace(go.Scatter(
+        name="VWAP", mode="lines", line={"width": 1, "color": "#ffb300"},
         meta={"y": "vwap"}, hovertemplate=f"VWAP %{{y:,.2f}} {quote}<extra></extra>",
-    ), row=1, col=1)
-    fig.add_trace(go.Bar(
-        x=x, y=floats_of(rows, "taker_buy_base"), name="Taker buy", marker_color=BUY,
+    ))
+    volume.add_trace(go.Bar(
+        name="Taker buy", marker_color=BUY,
         meta={"y": "taker_buy_base"}, hovertemplate=f"taker buy %{{y:,.4f}} {base}<extra></extra>",
-    ), row=2, col=1)
-    fig.add_trace(go.Bar(
-        x=x, y=floats_of(rows, "taker_sell_base", -1), name="Taker sell", marker_color=SELL,
-        meta={"y": "taker_sell_base", "sign": -1},
-        hovertemplate=f"taker sell %{{customdata:,.4f}} {base}<extra></extra>",
-        customdata=floats_of(rows, "taker_sell_base"),
-    ), row=2, col=1)
+    ))
+    volume.add_trace(go.Bar(
+        name="Taker sell", marker_color=SELL, meta={"y": "taker_sell_base", "sign": -1},
+        hovertemplate=f"taker sell %{{customdata:,.4f}} {base}<extra></extra>", customdata=[],
+    ))
 
 
-def _flow_and_book_traces(fig: go.Figure, rows: list[dict], x: list, *, base: str) -> None:
-    """Rows 3 to 6: taker sell ratio, cumulative volume delta, book imbalance per depth band, spread."""
-    fig.add_trace(go.Scatter(
-        x=x, y=floats_of(rows, "taker_sell_ratio"), name="Taker sell ratio", mode="lines",
-        line={"color": SELL, "width": 1.5}, meta={"y": "taker_sell_ratio"},
+def _flow_and_book_traces(ratio: go.Figure, cvd: go.Figure, book: go.Figure, spread: go.Figure, *, base: str) -> None:
+    """Taker sell ratio, cumulative volume delta, book imbalance per depth band, spread."""
+    ratio.add_trace(go.Scatter(
+        name="Taker sell ratio", mode="lines", line={"color": SELL, "width": 1.5}, meta={"y": "taker_sell_ratio"},
         hovertemplate="taker sell ratio %{y:.1%}<extra></extra>",
-    ), row=3, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=floats_of(rows, "cvd_base"), name="CVD", mode="lines", fill="tozeroy",
-        line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
+    ))
+    cvd.add_trace(go.Scatter(
+        name="CVD", mode="lines", fill="tozeroy", line={"color": "#ab47bc", "width": 1.5}, meta={"y": "cvd_base"},
         hovertemplate=f"CVD %{{y:,.4f}} {base}<extra></extra>",
-    ), row=4, col=1)
+    ))
     for field, label, color, dash in BANDS:
-        fig.add_trace(go.Scatter(
-            x=x, y=floats_of(rows, field), name=f"Imbalance ±{label}", mode="lines",
-            line={"color": color, "width": 1.5, "dash": dash},
+        book.add_trace(go.Scatter(
+            name=f"±{label}", mode="lines", line={"color": color, "width": 1.5, "dash": dash},
             meta={"y": field}, hovertemplate=f"imbalance within {label}: %{{y:+.3f}}<extra></extra>",
-        ), row=5, col=1)
-    fig.add_trace(go.Scatter(
-        x=x, y=floats_of(rows, "spread_bps"), name="Spread", mode="lines", line={"color": "#26c6da", "width": 1.5},
+        ))
+    spread.add_trace(go.Scatter(
+        name="Spread", mode="lines", line={"color": "#26c6da", "width": 1.5},
         meta={"y": "spread_bps"}, hovertemplate="spread %{y:.3f} bps<extra></extra>",
-    ), row=6, col=1)
+    ))
 
 
 REGIME_COLORS = {"calm": "rgba(38,166,154,0.08)", "elevated": "rgba(255,179,0,0.08)", "high": "rgba(239,83,80,0.12)",
@@ -187,7 +203,7 @@ def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str
 
 
 def episode_shapes(episodes, *, end_iso: str) -> list[dict]:
-    """Shaded regions (Plotly layout shapes) for episodes, spanning every subplot."""
+    """Shaded regions (Plotly layout shapes) for episodes, each from the top of a panel to its bottom."""
     return [{
         "type": "rect", "xref": "x", "yref": "paper", "x0": iso_z(e.start),
         "x1": iso_z(e.end) if e.end else end_iso, "y0": 0, "y1": 1,

@@ -125,16 +125,16 @@ def instrument(request, exchange, market, symbol):
     ongoing = next((e for e in episodes if e.end is None), None)
     outlook = episode_outlook(ongoing.source, episode_outcomes(instrument=inst, interval=interval)) if ongoing else None
     # Figures carry layout and trace styles only: the page fills them from the bars it already embeds.
-    figure = charts.instrument_figure_with_shapes(
-        base=inst.base, quote=inst.quote, theme=_theme(request),
-        shapes=charts.episode_shapes(episodes, end_iso=iso_z(chart_range.end)))
+    theme = _theme(request)
+    figure = charts.instrument_panels(base=inst.base, quote=inst.quote, theme=theme,
+                                      shapes=charts.episode_shapes(episodes, end_iso=iso_z(chart_range.end)))
     return render_with_payloads(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
         "few_bars": INTERVALS[interval] * 3 > chart_range.end - chart_range.start,
-        "figure": figure,
+        "figure": figure, "chart_panels": charts.instrument_panel_sizes(base=inst.base, quote=inst.quote, theme=theme),
         "spi_figure": charts.spi_figure_empty(
-            components=tuple(spi_weights()), labels=SPI_LABELS, theme=_theme(request),
+            components=tuple(spi_weights()), labels=SPI_LABELS, theme=theme,
             thresholds=(headline or {}).get("thresholds") or settings.SPI_REGIME_THRESHOLDS),
         "headline": headline, "episodes": episodes[:10], "ongoing": ongoing, "outlook": outlook,
         "spi_missing": [SPI_LABELS.get(m, m) for m in (headline["missing"] if headline else [])],

@@ -1,13 +1,75 @@
-// Instrument page: render the server-built Plotly figures, then merge live bars into them.
+// Instrument page: the server-built figures (six panels of price and order flow, a figure each, and the index),
+// filled from the page's bars and then from live bars. Only the figures near the screen are drawn and redrawn, each
+// in a short task of its own, so a live page stays responsive on a slow phone.
 (function () {
   "use strict";
   const read = (id) => JSON.parse(document.getElementById(id).textContent);
   const byTime = (a, b) => (a.bucket_start < b.bucket_start ? -1 : a.bucket_start > b.bucket_start ? 1 : 0);
+  const CONFIG = { responsive: true, displaylogo: false };
 
-  // One chart fed by a list of bar rows; each trace's meta names the field it plots. A trace with
-  // meta.final plots final bars only; one with meta.forming the forming (not yet final) bar only.
-  function LiveFigure(el, figure, rows, { rangeMs, live, lazy = false }) {
+  // The bars all charts plot, merged by bucket_start. A live chart slides: it keeps the selected range behind the
+  // newest bar.
+  function Bars(rows, { rangeMs, live }) {
     const index = new Map(rows.map((r, i) => [r.bucket_start, i]));
+    const merge = (bars) => {
+      for (const bar of bars) {
+        const at = index.get(bar.bucket_start);
+        if (at === undefined) rows.push(bar); else rows[at] = bar;
+      }
+      rows.sort(byTime);
+      if (live && rows.length) {
+        const oldest = Date.parse(rows[rows.length - 1].bucket_start) - rangeMs;
+        let drop = 0;
+        while (drop < rows.length && Date.parse(rows[drop].bucket_start) < oldest) drop += 1;
+        rows.splice(0, drop);
+      }
+      index.clear();
+      rows.forEach((r, i) => index.set(r.bucket_start, i));
+      let run = 0;
+      for (const r of rows) { run += Number(r.delta_base || 0); r.cvd_base = run; }
+    };
+    return { rows, merge };
+  }
+
+  // The panels share one time axis, as the subplots of one figure would: a zoom or pan in one is applied to the
+  // others, and a double click (or autoscale) brings them all back to following the bars.
+  function TimeAxis(bars, intervalMs) {
+    const els = [];
+    let zoom = null;
+    const iso = (ms) => new Date(ms).toISOString();
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    const range = () => {
+      const rows = bars.rows;
+      if (zoom || !rows.length) return zoom;
+      return [iso(Date.parse(rows[0].bucket_start) - intervalMs / 2),
+        iso(Date.parse(rows[rows.length - 1].bucket_start) + intervalMs / 2)];
+    };
+    const show = (except) => {
+      const want = range();
+      for (const el of els) if (el !== except && want && !same(el.layout.xaxis.range, want)) {
+        Plotly.relayout(el, { "xaxis.range": want });
+      }
+    };
+    const follow = () => { zoom = null; show(); };
+    return {
+      range,
+      join(el) {
+        els.push(el);
+        el.on("plotly_relayout", (ev) => {
+          if (ev["xaxis.autorange"]) return follow();
+          const next = ev["xaxis.range"] || ("xaxis.range[0]" in ev ? [ev["xaxis.range[0]"], ev["xaxis.range[1]"]] : null);
+          if (!next || same(next, range())) return; // our own relayout, echoed
+          zoom = next;
+          show(el);
+        });
+        el.on("plotly_doubleclick", () => { setTimeout(follow); });
+      },
+    };
+  }
+
+  // One figure fed by the bars; each trace's meta names the field it plots. A trace with meta.final plots final
+  // bars only; one with meta.forming the forming (not yet final) bar only.
+  function Chart(el, figure, bars, { lazy = true, forming = false, fit = false, axis = null } = {}) {
     const value = (r, meta) => {
       if (meta.final && r.final === false) return null;
       if (meta.forming && r.final !== false) return null;
@@ -16,7 +78,9 @@
       return v === null || v === undefined ? null : (meta.sign || 1) * Number(v);
     };
     const baseAnnotations = (figure.layout.annotations || []).filter((a) => !a.forming);
-    const redraw = () => {
+    let joined = false;
+    const draw = () => {
+      const rows = bars.rows;
       const x = rows.map((r) => r.bucket_start);
       for (const trace of figure.data) {
         const meta = trace.meta || {};
@@ -30,49 +94,44 @@
       }
       // The forming bar is labelled: its values move until the bar is final.
       const last = rows[rows.length - 1];
-      figure.layout.annotations = baseAnnotations.concat(last && last.final === false ? [{
-        forming: true, x: last.bucket_start, xref: "x", y: 1, yref: "paper", yanchor: "bottom", showarrow: false,
-        text: "forming", font: { size: 10 }, opacity: 0.8,
-      }] : []);
-      if (PW.fitLayout) PW.fitLayout(el, figure.layout, figure.data);
-      Plotly.react(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
+      if (forming) {
+        figure.layout.annotations = baseAnnotations.concat(last && last.final === false ? [{
+          forming: true, x: last.bucket_start, xref: "x", y: 1, yref: "paper", yanchor: "bottom", showarrow: false,
+          text: "forming", font: { size: 10 }, opacity: 0.8,
+        }] : []);
+      }
+      if (axis) {
+        const range = axis.range();
+        figure.layout.xaxis = { ...figure.layout.xaxis, range: range || undefined, autorange: !range };
+      }
+      if (fit && PW.fitLayout) PW.fitLayout(el, figure.layout, figure.data);
+      Plotly.react(el, figure.data, figure.layout, CONFIG);
+      if (axis && !joined) { joined = true; axis.join(el); }
       el.dataset.ready = "1";
     };
-    const drawer = PW.drawer(el, redraw, { lazy });
-    const merge = (bars) => {
-      for (const bar of bars) {
-        const at = index.get(bar.bucket_start);
-        if (at === undefined) rows.push(bar); else rows[at] = bar;
-      }
-      rows.sort(byTime);
-      // A live chart slides: keep only the selected range behind the newest bar.
-      if (live && rows.length) {
-        const newest = Date.parse(rows[rows.length - 1].bucket_start);
-        while (rows.length && Date.parse(rows[0].bucket_start) < newest - rangeMs) rows.shift();
-      }
-      index.clear();
-      rows.forEach((r, i) => index.set(r.bucket_start, i));
-      let run = 0;
-      for (const r of rows) { run += Number(r.delta_base || 0); r.cvd_base = run; }
-      drawer.request();
-    };
-    return { rows, draw: drawer.now, request: drawer.request, merge };
+    return PW.drawer(el, draw, { lazy });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     const config = read("live-config");
-    const chart = document.getElementById("chart");
-    const main = LiveFigure(chart, JSON.parse(read("figure-data")), read("bars-data"), config);
+    const bars = Bars(read("bars-data"), config);
+    const rows = bars.rows;
+    const { template, panels } = JSON.parse(read("figure-data"));
+    const axis = TimeAxis(bars, config.intervalMs);
+    const charts = panels.map(({ id, figure }, i) => {
+      figure.layout.template = template;
+      // The price panel is the page's first chart, drawn at once; the others when they come near the screen.
+      return Chart(document.getElementById(id), figure, bars, { lazy: i > 0, forming: i === 0, axis });
+    });
+    const chart = document.getElementById(panels[0].id);
     const spiEl = document.getElementById("spi-chart");
-    // The index chart plots the same bars (parsed again: each chart keeps its own rows).
-    const spi = spiEl && LiveFigure(spiEl, JSON.parse(read("spi-figure-data")), read("bars-data"),
-      { rangeMs: config.rangeMs, live: config.live, lazy: true });
+    if (spiEl) charts.push(Chart(spiEl, JSON.parse(read("spi-figure-data")), bars, { forming: true, fit: true }));
     let updates = 0;
     // A range longer than the stored history (the replay starts with an hour): say where the data starts, rather
     // than let a 24h chart look like the 1h one.
     const note = document.getElementById("range-note");
-    if (note && main.rows.length && config.rangeStart) {
-      const first = Date.parse(main.rows[0].bucket_start);
+    if (note && rows.length && config.rangeStart) {
+      const first = Date.parse(rows[0].bucket_start);
       if (first - Date.parse(config.rangeStart) > 2 * config.intervalMs) {
         note.textContent = "Stored bars in this range start at " +
           new Date(first).toISOString().slice(0, 16).replace("T", " ") + " UTC; nothing is stored before that.";
@@ -106,18 +165,18 @@
       box.dataset.bucketStart = h.bucket_start;
     };
 
-    const apply = (bars, headline) => {
-      if (bars[config.interval]) {
-        main.merge(bars[config.interval]);
-        if (spi) spi.merge(bars[config.interval]);
+    const apply = (update, headline) => {
+      if (update[config.interval]) {
+        bars.merge(update[config.interval]);
+        for (const c of charts) c.request(); // each redrawn when due, if near the screen
       }
       if (headline && headline[config.interval]) showHeadline(headline[config.interval]);
       updates += 1;
       chart.dataset.liveUpdates = String(updates);
-      document.getElementById("bar-count").textContent = main.rows.length;
-      if (main.rows.length) {
+      document.getElementById("bar-count").textContent = rows.length;
+      if (rows.length) {
         document.getElementById("last-update").textContent =
-          main.rows[main.rows.length - 1].bucket_start.slice(0, 16).replace("T", " ") + " UTC";
+          rows[rows.length - 1].bucket_start.slice(0, 16).replace("T", " ") + " UTC";
         const empty = document.getElementById("empty-state");
         if (empty) empty.remove();
       }
@@ -126,28 +185,28 @@
     const catchUp = async () => {
       // Fetch everything since the last bar we hold, so the chart has no gap: the bars, and the index of
       // the same bars (with which of them are final) from the pressure API.
-      const since = main.rows.length ? main.rows[main.rows.length - 1].bucket_start
+      const since = rows.length ? rows[rows.length - 1].bucket_start
         : new Date(Date.now() - config.rangeMs).toISOString();
       try {
         // End one range past "since": a fast-forwarded replay runs ahead of the wall clock.
         const until = new Date(Date.parse(since) + config.rangeMs).toISOString();
         const window = `&start=${encodeURIComponent(since)}&end=${encodeURIComponent(until)}`;
-        const [bars, index] = await Promise.all([fetch(config.api + window), fetch(config.pressureApi + window)]);
-        if (!bars.ok || !index.ok) return;
+        const [barsResp, index] = await Promise.all([fetch(config.api + window), fetch(config.pressureApi + window)]);
+        if (!barsResp.ok || !index.ok) return;
         const pressure = new Map((await index.json()).pressure.map((r) => [r.bucket_start, r]));
-        const rows = (await bars.json()).bars.map((r) => {
+        const fresh = (await barsResp.json()).bars.map((r) => {
           const p = pressure.get(r.bucket_start);
           if (!p) return r;
           const contributions = Object.fromEntries(Object.entries(p.components).map(([k, c]) => [k, c.contribution]));
           return { ...r, final: p.final, spi: p.spi, regime: p.regime, spi_contributions: contributions };
         });
-        apply({ [config.interval]: rows });
+        apply({ [config.interval]: fresh });
       } catch (e) { /* the next reconnect tries again */ }
     };
 
-    main.draw();
+    charts[0].now();
     performance.mark("pw:chart-ready"); // the first chart drawn, measured from navigation (bench/first_chart.py)
-    if (spi) spi.request(); // below the price chart: drawn when it comes near the screen
+    for (const c of charts.slice(1)) c.request(); // drawn when they come near the screen
     if (!config.live) {
       PW.showHistorical(document.getElementById("conn-status"));
       return;

@@ -44,14 +44,17 @@
   });
 })();
 // Drawing is the costliest thing a page does. PW.drawer(el, draw, {lazy}) returns request(): the chart is drawn
-// at the next frame, never while the tab is hidden or the chart is off screen (a lazy chart is first drawn when it
-// comes near the screen), and live data redraws it at most once a second and at most a fifth of the time (the gap
-// after a redraw is at least four times what it took), so a slow phone stays responsive.
+// when the browser is next idle, never while the tab is hidden or the chart is off screen (a lazy chart is first
+// drawn when it comes near the screen), and live data redraws it at most once a second and at most a fifth of the
+// time (the gap after a redraw is at least four times what it took), so a slow phone stays responsive. Charts due
+// at the same time are drawn one per task (several never add up to one long task), paced together the same way.
 (function () {
   "use strict";
   const PW = (window.PW = window.PW || {});
   const MIN_GAP_MS = 1000;
   const states = new Map(); // el -> state
+  const queue = []; // states due, drawn one per idle callback
+  let waiting = false;
   const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const state = states.get(entry.target);
@@ -60,6 +63,9 @@
       pump(state);
     }
   }, { rootMargin: "300px 0px" }) : null;
+  // A busy page still draws within a second.
+  const whenIdle = window.requestIdleCallback ? (fn) => requestIdleCallback(fn, { timeout: 1000 })
+    : (fn) => setTimeout(fn, 50);
 
   // Draw now; the time it took sets the gap before the next redraw.
   function run(state) {
@@ -70,19 +76,53 @@
     state.lastMs = state.lastEnd - t0;
   }
 
-  function pump(state) {
-    if (!state.dirty || state.timer || document.hidden || !state.near) return;
-    const wait = Math.max(0, state.lastEnd + Math.max(MIN_GAP_MS, 4 * state.lastMs) - performance.now());
-    state.timer = setTimeout(() => requestAnimationFrame(() => {
-      state.timer = null;
-      if (!document.hidden && state.near) run(state); // else resumed when seen again
+  // Redraws keep that ratio across charts too: after one, the next (of any chart) waits four times as long, so all
+  // the charts of a page together redraw at most a fifth of the time. A round of redraws with a long task in it
+  // (over 50 ms: a slow device) leaves the page two seconds without any before the next round, for the user's input.
+  // A chart's first draw does not wait.
+  const LONG_TASK_MS = 50;
+  const AFTER_LONG_MS = 2000;
+  let freeAt = -Infinity;
+  let roundLong = false;
+  function drain() {
+    if (waiting) return;
+    if (!queue.length) {
+      if (roundLong) freeAt = Math.max(freeAt, performance.now() + AFTER_LONG_MS);
+      roundLong = false;
+      return;
+    }
+    waiting = true;
+    const wait = queue[0].lastEnd === -Infinity ? 0 : Math.max(0, freeAt - performance.now());
+    setTimeout(() => whenIdle(() => {
+      waiting = false;
+      const state = queue.shift();
+      state.queued = false;
+      const redraw = state.lastEnd !== -Infinity;
+      if (state.dirty && !document.hidden && state.near) { // else resumed when seen again
+        run(state);
+        if (redraw) freeAt = state.lastEnd + 4 * state.lastMs;
+        roundLong = roundLong || state.lastMs > LONG_TASK_MS;
+      }
+      drain();
     }), wait);
+  }
+
+  function pump(state) {
+    if (!state.dirty || state.timer || state.queued || document.hidden || !state.near) return;
+    const wait = Math.max(0, state.lastEnd + Math.max(MIN_GAP_MS, 4 * state.lastMs) - performance.now());
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      state.queued = true;
+      queue.push(state);
+      drain();
+    }, wait);
   }
 
   document.addEventListener("visibilitychange", () => { for (const state of states.values()) pump(state); });
 
   PW.drawer = (el, draw, { lazy = false } = {}) => {
-    const state = { draw, dirty: false, timer: null, near: !lazy || !observer, lastEnd: -Infinity, lastMs: 0 };
+    const state = { draw, dirty: false, timer: null, queued: false, near: !lazy || !observer, lastEnd: -Infinity,
+      lastMs: 0 };
     states.set(el, state);
     if (observer) observer.observe(el);
     return {

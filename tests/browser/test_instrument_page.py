@@ -1,15 +1,25 @@
 """Playwright driving Debian Chromium against Daphne, a Celery worker and beat."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from apps.pressure.models import PressureBar
+from apps.pressure.models import Episode, PressureBar
 from apps.replay.services import replay_streams_ensure
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "instrument-page.png"
+PANELS = ("chart", "chart-volume", "chart-ratio", "chart-cvd", "chart-imbalance", "chart-spread")
+SPOT = "/markets/binance-replay/spot/BTCUSDT/"
+
+
+def draw_every_panel(page) -> None:
+    """Scroll each panel near the screen (each is drawn only then) and wait until it is drawn."""
+    for panel in PANELS:
+        page.locator(f"#{panel}").scroll_into_view_if_needed()
+        page.wait_for_selector(f"#{panel}[data-ready='1'] .main-svg", timeout=20_000)
 
 
 def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, browser):
@@ -42,6 +52,78 @@ def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, br
     assert not errors, errors
 
 
+def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_with_the_others(stack_factory, browser):
+    """The six panels are figures of their own: one far below the screen is not drawn until it comes near; those near
+    it follow the live bars (the forming bar moves, final bars are appended), each with the episode shading; a zoom
+    in one applies to all, and autoscale brings them back to following the bars."""
+    streams = replay_streams_ensure(history_minutes=0)
+    spot = next(s.instrument for s in streams if s.instrument.market == "spot" and s.instrument.symbol == "BTCUSDT")
+    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    Episode.objects.create(instrument=spot, start=now - timedelta(minutes=8), confirmed_at=now, peak_time=now,
+                           peak_spi=83.5, bars=8, drawdown=0.0123, source="mixed")
+    stack = stack_factory(beat=True, extra_env={"REPLAY_SPEED": "20"})
+    wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument=spot).count() >= 2, 60,
+             f"no bars from the replay\n{stack.logs()}")
+
+    page = browser.new_page(viewport={"width": 1400, "height": 700})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(stack.url + SPOT)
+    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
+    assert page.get_attribute("#chart-spread", "data-ready") is None, "a panel far below the screen was drawn"
+
+    last = "(id) => { const d = document.getElementById(id).data[0]; return [d.x.length, d.x.at(-1), " \
+           "d.close ? d.close.at(-1) : d.y.at(-1)]; }"
+    seen = {"moved": False, "appended": False, "labelled": False}
+    _, first_x, first_close = before = page.evaluate(last, "chart")
+
+    def live() -> bool:
+        nonlocal before
+        now_ = page.evaluate(last, "chart")
+        if now_[1] == before[1] and now_[2] != before[2]:
+            seen["moved"] = True  # the forming bar, redrawn with its new values
+        if now_[0] > before[0] or now_[1] > before[1]:
+            seen["appended"] = True
+        seen["labelled"] |= page.evaluate(
+            "document.getElementById('chart').layout.annotations.some((a) => a.text === 'forming')")
+        before = now_
+        return all(seen.values())
+
+    wait_for(live, 60, f"the price panel did not follow the live bars: {seen}")
+    assert (before[1], before[2]) != (first_x, first_close)
+    # A panel near the screen follows the same bars.
+    wait_for(lambda: page.evaluate(last, "chart-volume")[1] == page.evaluate(last, "chart")[1], 10,
+             "the volume panel did not follow the live bars")
+
+    draw_every_panel(page)  # the price panel is now off the screen: not redrawn until it comes back
+    newest = "document.getElementById('last-update').textContent.slice(0, 16)"
+    wait_for(lambda: page.evaluate(last, "chart-spread")[1].replace("T", " ")[:16] == page.evaluate(newest), 10,
+             "the spread panel, drawn late, does not follow the newest bar")
+    shaded = page.evaluate("(ids) => ids.map((id) => document.getElementById(id).layout.shapes"
+                           ".some((s) => s.type === 'rect' && s.fillcolor === 'rgba(239,83,80,0.10)'))", list(PANELS))
+    assert all(shaded), dict(zip(PANELS, shaded, strict=True))
+
+    # Each panel's time axis range, to the second (Plotly may write a date with a space for the T).
+    ranges = "(ids) => ids.map((id) => document.getElementById(id)._fullLayout.xaxis.range" \
+             ".map((v) => String(v).replace('T', ' ').slice(0, 19)))"
+    x = [v.replace("T", " ")[:19] for v in page.evaluate("document.getElementById('chart').data[0].x")]
+    zoom = [x[0], x[len(x) // 2]]
+    page.evaluate("(r) => Plotly.relayout('chart-volume', {'xaxis.range': r})", zoom)
+    wait_for(lambda: all(r == zoom for r in page.evaluate(ranges, list(PANELS))), 10,
+             f"a zoom did not apply to every panel: {page.evaluate(ranges, list(PANELS))}")
+    page.evaluate("Plotly.relayout('chart-ratio', {'xaxis.autorange': true})")
+
+    def following() -> bool:
+        got = page.evaluate(ranges, list(PANELS))
+        newest = page.evaluate("document.getElementById('chart').data[0].x.at(-1)").replace("T", " ")[:19]
+        return len({tuple(r) for r in got}) == 1 and got[0][1] > newest
+
+    wait_for(following, 10, "autoscale did not bring every panel back to following the bars: "
+             f"{page.evaluate(ranges, list(PANELS))}")
+    assert not errors, errors
+
+
 def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_factory, browser):
     """The README's picture: the page as a user sees it after `make run` (an hour of REPLAY history)."""
     from apps.replay.services import replay_advance
@@ -55,7 +137,8 @@ def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_f
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
     page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
-    page.locator("#spi-chart").scroll_into_view_if_needed()  # drawn when it comes near the screen
+    draw_every_panel(page)  # each drawn when it comes near the screen
+    page.locator("#spi-chart").scroll_into_view_if_needed()
     page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
     assert page.evaluate("document.getElementById('chart').data[0].x.length") >= 55
     assert page.evaluate("document.getElementById('spi-chart').data[0].y.filter(v => v !== null).length") >= 20
@@ -63,6 +146,7 @@ def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_f
     assert not errors, errors
     assert page.locator("#range-note").is_hidden()  # an hour of history fills the 1h range
     SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the picture, not across a chart
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     # 24 hours asked, one stored: the page says where the data starts instead of looking like the 1h chart.

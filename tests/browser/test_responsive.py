@@ -15,6 +15,7 @@ from apps.markets.services import instrument_ensure
 from apps.pressure.models import Episode
 from apps.replay.services import replay_advance, replay_streams_ensure
 from apps.watchlists import services as wl
+from tests.browser.test_instrument_page import PANELS, draw_every_panel
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long and unguessable passphrase 42"
@@ -77,7 +78,8 @@ def page_problems(page, axe: Axe) -> list[str]:
 def wait_ready(page, path: str) -> None:
     if path.startswith("/markets/"):
         page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
-        page.locator("#spi-chart").scroll_into_view_if_needed()  # drawn when it comes near the screen
+        draw_every_panel(page)  # each drawn when it comes near the screen
+        page.locator("#spi-chart").scroll_into_view_if_needed()
         page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
     elif path == "/api/v1/docs":
         page.wait_for_selector(".opblock-summary-path", timeout=20_000)
@@ -87,10 +89,12 @@ def wait_ready(page, path: str) -> None:
 
 
 def legend_clear_of_data(page, selector: str) -> bool:
-    """The chart's legend box overlaps none of its subplots' plot areas."""
+    """The chart's legend box (if it has one) overlaps none of its subplots' plot areas."""
     return page.evaluate("""(sel) => {
       const el = document.querySelector(sel);
-      const legend = el.querySelector('.legend').getBoundingClientRect();
+      const box = el.querySelector('.legend');
+      if (!box) return true; // a panel of one trace: its title, no legend
+      const legend = box.getBoundingClientRect();
       return [...el.querySelectorAll('.nsewdrag')].every((d) => {
         const r = d.getBoundingClientRect();
         return legend.bottom <= r.top || legend.top >= r.bottom || legend.right <= r.left || legend.left >= r.right;
@@ -115,7 +119,8 @@ def test_every_page_fits_the_screen_and_passes_axe(stack_factory, browser, viewp
         for path in (SPOT, PERP):
             page.goto(stack.url + path)
             wait_ready(page, path)
-            assert legend_clear_of_data(page, "#chart"), f"{theme} {path}: the legend covers the price chart"
+            for panel in PANELS:
+                assert legend_clear_of_data(page, f"#{panel}"), f"{theme} {path}: the legend covers #{panel}"
         log_in(page, stack.url)
         for path in PRIVATE:
             path = path.format(**data)
