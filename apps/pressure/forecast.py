@@ -7,7 +7,7 @@ open/high/low/close/volume/taker_sell_ratio, optionally ``trades`` and index com
 - ``fit(frame, spec=, train_end_ms=)`` -> ``DropRiskModel`` or None (not enough history). Uses only
   bars whose whole horizon ended by ``train_end_ms`` (s_t + H + D <= train_end_ms).
 - ``DropRiskModel.predict(frame)`` -> Series of probabilities (NaN where a feature is missing);
-  ``model.version`` ("dr1-<UTC date of train_end>-<8 hex of the recipe>", stored with each
+  ``model.version`` ("dr2-<UTC date of train_end>-<8 hex of the recipe>", stored with each
   prediction); ``model.to_json()`` / ``DropRiskModel.from_json(text)`` round-trip exactly.
 - ``walk_forward(frame, spec=)`` -> (DataFrame ``drop_risk``, ``drop_risk_model`` per bar, models):
   a refit at every UTC month start (``refit_times``), each from the bars before it; bars before
@@ -18,13 +18,17 @@ Model (two linear stages, so it stays small, stable on little data and serialisa
 1. Scale: ridge regression of log(future range) = log(log(max high / min low) over the bars in
    (t, t+H]) on log mean |log return| and log mean high-low range over 1 bar, 15 min, 1 h, 4 h, 1 day,
    relative volume (and trade count) over 1 bar and 1 h vs 1 day, the time-of-day volatility of the
-   next H over the last 28 days, and a weekend flag. This stage learns from every bar, not only
-   from the rare drops.
-2. Direction and calibration: logistic regression of the drop event (``track_record.drop_events``)
-   on the stage-1 prediction, the share of downward movement over 1 h and 4 h, the return over 1 bar
-   and 1 h, the taker sell ratio of the bar and over 1 h, the distance from the 1 h high and low,
-   and the index components (standardised; a missing component counts as its training mean).
-Features are standardised with the training rows' mean and standard deviation.
+   next H over the last 28 days, the UTC time of day (sin and cos of 1x and 2x its angle) and a
+   weekend flag. This stage learns from every bar, not only from the rare drops.
+2. Direction and calibration: logistic regression (L2, C = 1) of the drop event
+   (``track_record.drop_events``) on the stage-1 prediction z, the share of downward movement over
+   1 h and 4 h, the return over 1 bar and 1 h, the taker sell ratio of the bar and over 1 h, the
+   distance from the 1 h high and low, the index components (a missing component counts as its
+   training mean), and the product (z - mean training log future range) * 1 h down share, so the
+   weight of the recent direction grows with the expected range (``model.interactions``).
+Features are standardised with the training rows' mean and standard deviation. Recipe "dr2"; "dr1" had
+neither the time-of-day terms nor the product (stored dr1 models load with ``interactions`` empty and
+predict as before).
 """
 
 from __future__ import annotations
@@ -43,12 +47,13 @@ from apps.pressure.track_record import drop_events
 if TYPE_CHECKING:
     from sklearn.preprocessing import StandardScaler
 
-RECIPE = "dr1"
+RECIPE = "dr2"
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 WINDOWS_MINUTES = (15, 60, 240, 1440)  # plus one bar
 SEASONAL_DAYS = 28
 SEASONAL_MIN_DAYS = 3
+TIME_OF_DAY_HARMONICS = 2  # sin/cos of 1x and 2x the UTC time-of-day angle
 HISTORY_DAYS = SEASONAL_DAYS + 2  # bars a prediction reads: the seasonal days, the day-long windows, a bar
 MIN_TRAIN_DAYS = 28
 MIN_TRAIN_EVENTS = 20
@@ -131,6 +136,11 @@ def _scale_features(b: pd.DataFrame, spec: DropRiskSpec, seasonal: np.ndarray) -
             for n in sorted({1, _bars(60, d)}):
                 out[f"log_rel_{col}_{n * d // MINUTE_MS}m"] = np.log(_mean(b[col], n) / typical + 0.01)
     out["log_seasonal_abs_return"] = pd.Series(np.log(seasonal + EPS), index=b.index)
+    angle = 2 * np.pi * (b.index.to_numpy(dtype=np.int64) % DAY_MS) / DAY_MS
+    angle[b["close"].isna().to_numpy()] = np.nan  # no bar, no features
+    for k in range(1, TIME_OF_DAY_HARMONICS + 1):
+        out[f"time_of_day_sin_{k}"] = pd.Series(np.sin(k * angle), index=b.index)
+        out[f"time_of_day_cos_{k}"] = pd.Series(np.cos(k * angle), index=b.index)
     weekday = (b.index.to_numpy(dtype=np.int64) // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
     out["weekend"] = pd.Series((weekday >= 5).astype(np.float64), index=b.index).where(b["close"].notna())
     return out
@@ -156,6 +166,19 @@ def _direction_features(b: pd.DataFrame, spec: DropRiskSpec) -> dict[str, pd.Ser
     out["from_high_60m"] = log_close - np.log(b["high"].rolling(hour, min_periods=1).max())
     out["from_low_60m"] = log_close - np.log(b["low"].rolling(hour, min_periods=1).min())
     return out
+
+
+def _interactions(spec: DropRiskSpec) -> list[str]:
+    """Direction features that stage 2 also takes multiplied by the centred stage-1 prediction: the 1 h down share."""
+    hour = _bars(60, spec.interval_ms)
+    return [f"down_share_{hour * spec.interval_ms // MINUTE_MS}m"]
+
+
+def _stage2_matrix(z: np.ndarray, centre: float, x2: np.ndarray, direction_features: list[str],
+                   interactions: list[str]) -> np.ndarray:
+    """Stage-2 inputs: z, the direction features, then (z - centre) * each interaction feature."""
+    crossed = [(z - centre) * x2[:, direction_features.index(name)] for name in interactions]
+    return np.column_stack([z, x2, *crossed])
 
 
 def _feature_groups(frame: pd.DataFrame, spec: DropRiskSpec,
@@ -218,6 +241,7 @@ class DropRiskModel:
     train_bars: int
     train_events: int
     recipe: dict = field(default_factory=dict)
+    interactions: list[str] = field(default_factory=list)  # empty in dr1 models
 
     @property
     def base_rate(self) -> float:
@@ -227,15 +251,16 @@ class DropRiskModel:
     def version(self) -> str:
         day = datetime.fromtimestamp(self.train_end_ms / 1000, tz=UTC).strftime("%Y%m%d")
         digest = hashlib.sha256(json.dumps(self.recipe, sort_keys=True).encode()).hexdigest()[:8]
-        return f"{RECIPE}-{day}-{digest}"
+        return f"{self.recipe.get('recipe', RECIPE)}-{day}-{digest}"
 
     def predict_features(self, table: pd.DataFrame) -> pd.Series:
         x1 = table[self.scale_features].to_numpy(dtype=np.float64)
         x2 = table[self.direction_features].to_numpy(dtype=np.float64)
         comp = np.array([c.startswith("component_") for c in self.direction_features], dtype=bool)
         z = self.stage1(x1)
-        x2 = np.where(comp & np.isnan(x2), np.asarray(self.stage2.mean[1:]), x2)
-        logit = self.stage2(np.column_stack([z, x2]))
+        x2 = np.where(comp & np.isnan(x2), np.asarray(self.stage2.mean[1:1 + x2.shape[1]]), x2)
+        logit = self.stage2(_stage2_matrix(z, self.stage1.intercept, x2, self.direction_features,
+                                           self.interactions))
         return pd.Series(1.0 / (1.0 + np.exp(-logit)), index=table.index, name="drop_risk")
 
     def predict(self, frame: pd.DataFrame, *, last: int | None = None) -> pd.Series:
@@ -257,7 +282,8 @@ class DropRiskModel:
 def recipe(spec: DropRiskSpec, scale_features: list[str], direction_features: list[str]) -> dict:
     return {"recipe": RECIPE, **asdict(spec), "components": list(spec.components),
             "scale_features": scale_features, "direction_features": direction_features,
-            "ridge_alpha": RIDGE_ALPHA, "logistic_c": LOGISTIC_C, "seasonal_days": SEASONAL_DAYS}
+            "interactions": _interactions(spec), "ridge_alpha": RIDGE_ALPHA, "logistic_c": LOGISTIC_C,
+            "seasonal_days": SEASONAL_DAYS, "time_of_day_harmonics": TIME_OF_DAY_HARMONICS}
 
 
 @dataclass(frozen=True)
@@ -301,13 +327,15 @@ def _fit_rows(tr: _Training, train_end_ms: int) -> DropRiskModel | None:
                                                                         tr.future_log_range[rows]))
     x2 = tr.table.loc[rows, tr.direction_features].to_numpy()
     x2 = np.where(np.isnan(x2), pd.DataFrame(x2).mean().fillna(0.0).to_numpy(), x2)  # only components are NaN
-    x2 = np.column_stack([stage1(x1), x2])
+    interactions = _interactions(spec)
+    x2 = _stage2_matrix(stage1(x1), stage1.intercept, x2, tr.direction_features, interactions)
     scaler2 = StandardScaler().fit(x2)
     clf = LogisticRegression(C=LOGISTIC_C, max_iter=5000).fit(scaler2.transform(x2), y)
     return DropRiskModel(spec=spec, train_end_ms=int(train_end_ms), scale_features=tr.scale_features,
                          direction_features=tr.direction_features, stage1=stage1,
                          stage2=Linear.from_sklearn(scaler2, clf), train_bars=int(rows.sum()),
-                         train_events=int(y.sum()), recipe=recipe(spec, tr.scale_features, tr.direction_features))
+                         train_events=int(y.sum()), recipe=recipe(spec, tr.scale_features, tr.direction_features),
+                         interactions=interactions)
 
 
 def fit(frame: pd.DataFrame, *, spec: DropRiskSpec, train_end_ms: int) -> DropRiskModel | None:

@@ -59,7 +59,7 @@ def test_walk_forward_fits_from_the_first_month_with_enough_history(synthetic, w
     later = risk.loc[t >= ms("2024-02-01")]
     assert later["drop_risk"].between(0, 1).all() and later["drop_risk"].notna().all()
     assert (later["drop_risk_model"] == model.version).all()
-    assert model.version.startswith("dr1-20240201-") and len(model.version) == len("dr1-20240201-") + 8
+    assert model.version.startswith("dr2-20240201-") and len(model.version) == len("dr2-20240201-") + 8
     assert model.train_events >= forecast.MIN_TRAIN_EVENTS
     assert "component_cvd_slope" in model.direction_features
 
