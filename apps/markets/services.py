@@ -143,6 +143,7 @@ def _insert_trades_postgresql(cursor, pk: int, rows: list[TradeRow]) -> int:
     # Fast path: the rows are known to be fresh (_fresh_rows), so COPY straight into the table. If a
     # concurrent writer stored some of them meanwhile, the COPY fails on the unique constraint and
     # the batch goes through a staging table with ON CONFLICT DO NOTHING.
+    # Each step holds its own savepoint, so a refusal rolls back only that step (_insert_splitting).
     try:
         with transaction.atomic():
             with cursor.cursor.copy(f"COPY {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)}) FROM STDIN") as copy:
@@ -150,19 +151,20 @@ def _insert_trades_postgresql(cursor, pk: int, rows: list[TradeRow]) -> int:
         return len(rows)
     except psycopg.errors.UniqueViolation:
         logger.info("concurrent insert of the same trades; retrying with ON CONFLICT")
-    cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS trade_stage (instrument_id bigint, trade_id bigint, time_ms bigint,"
-        " price numeric, qty numeric, taker_sell boolean) ON COMMIT DELETE ROWS"
-    )
-    with cursor.cursor.copy(f"COPY trade_stage ({', '.join(_TRADE_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(_copy_text(pk, rows))
-    cursor.execute(
-        f"INSERT INTO {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)})"
-        f" SELECT {', '.join(_TRADE_COLUMNS)} FROM trade_stage"
-        " ON CONFLICT (instrument_id, trade_id) DO NOTHING"
-    )
-    inserted = cursor.rowcount
-    cursor.execute("TRUNCATE trade_stage")
+    with transaction.atomic():
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS trade_stage (instrument_id bigint, trade_id bigint, time_ms bigint,"
+            " price numeric, qty numeric, taker_sell boolean) ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(f"COPY trade_stage ({', '.join(_TRADE_COLUMNS)}) FROM STDIN") as copy:
+            copy.write(_copy_text(pk, rows))
+        cursor.execute(
+            f"INSERT INTO {Trade._meta.db_table} ({', '.join(_TRADE_COLUMNS)})"
+            f" SELECT {', '.join(_TRADE_COLUMNS)} FROM trade_stage"
+            " ON CONFLICT (instrument_id, trade_id) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute("TRUNCATE trade_stage")
     return inserted
 
 
@@ -182,12 +184,11 @@ _REFUSALS = (DataError, IntegrityError, InternalError, psycopg.errors.DataError,
 def _insert_splitting(cursor, pk: int, rows: list[TradeRow], refused: list[tuple[TradeRow, str]]) -> int:
     """Insert rows; a batch the database refuses is halved and retried down to the rows it refuses,
     which land in `refused` with the database's reason. Good rows are never lost with a bad one."""
-    insert = {
-        "sqlite": _insert_trades_sqlite,
-        "postgresql": _insert_trades_postgresql,
-    }.get(connection.vendor, _insert_trades_generic)
     try:
+        if connection.vendor == "postgresql":  # savepoints of its own
+            return _insert_trades_postgresql(cursor, pk, rows)
         with transaction.atomic():
+            insert = _insert_trades_sqlite if connection.vendor == "sqlite" else _insert_trades_generic
             return insert(cursor, pk, rows)
     except _REFUSALS as exc:
         if len(rows) == 1:
@@ -208,7 +209,8 @@ def trades_store(
     taken here when not given). Duplicates with other contents are counted as conflicts.
     """
     rows = list(rows)
-    with transaction.atomic():
+    # Inside a caller's transaction no savepoint: a failure here fails the caller's whole batch anyway.
+    with transaction.atomic(savepoint=False):
         if scale is None:
             scale = instrument_lock(instrument=instrument)
         checked, widened = scale_admit(validated or trades_validate(rows), scale)

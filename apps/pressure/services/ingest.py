@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from apps.markets.models import Instrument
 from apps.markets.services import (
@@ -73,12 +74,22 @@ def _provisional_due(instrument_id: int, clock_ms: int) -> bool:
     return True
 
 
-def _kline_buckets(*, instrument: Instrument, start_ms: int, end_ms: int) -> list[int]:
-    """Pks of imported kline bars in [start, end): trade-built bars replace them, and a replaced bar is
-    not final until the trades' own clock says so."""
-    return list(PressureBar.objects.filter(instrument=instrument, source=PressureBar.Source.KLINES,
-                                           bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms))
-                .values_list("pk", flat=True))
+def _hour_bars(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple[list[dict], list[int]]:
+    """One read of the bars of the hours in [start, end): the trade-built 1m bars (what a batch's minutes grow
+    from and what the 5m and 1h rollups add up), by bucket; and the pks of imported kline bars of any interval
+    (trade-built bars replace them, and a replaced bar is not final until the trades' own clock says so)."""
+    minutes, klines = [], []
+    for pk, source, bucket, *values in PressureBar.objects.filter(
+        Q(interval="1m", source=PressureBar.Source.TRADES) | Q(source=PressureBar.Source.KLINES),
+        # Every interval named, so each is a range scan of the (instrument, interval, bucket) index.
+        instrument=instrument, interval__in=list(barmath.INTERVAL_MS),
+        bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
+    ).order_by("bucket_start").values_list("pk", "source", "bucket_start", *BAR_FIELDS):
+        if source == PressureBar.Source.KLINES:
+            klines.append(pk)
+        else:
+            minutes.append({"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))})
+    return minutes, klines
 
 
 def bars_refresh(
@@ -92,17 +103,17 @@ def bars_refresh(
     touched 1m bars (the forming one shows it provisionally) and for touched 5m and 1h bars that are
     final or due (a late trade); a forming coarse bar gets its index when it is made final.
     """
-    minute = barmath.INTERVAL_MS["1m"]
+    minute, hour = barmath.INTERVAL_MS["1m"], barmath.INTERVAL_MS["1h"]
     lo = start_ms - start_ms % minute
     hi = end_ms - end_ms % minute + minute
+    stored, replaced = _hour_bars(instrument=instrument, start_ms=lo - lo % hour,
+                                  end_ms=(hi - 1) - (hi - 1) % hour + hour)
     rows = None
     if appended is not None:
-        rows = minute_bars_extend(instrument=instrument, appended=appended, start_ms=lo, end_ms=hi)
+        rows = minute_bars_extend(instrument=instrument, appended=appended, start_ms=lo, end_ms=hi,
+                                  stored=[m for m in stored if lo <= m["bucket_ms"] < hi])
     if rows is None:
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
-    hour = barmath.INTERVAL_MS["1h"]
-    replaced = _kline_buckets(instrument=instrument, start_ms=lo - lo % hour,
-                              end_ms=(hi - 1) - (hi - 1) % hour + hour)
     changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
     clock = clock_ms or now_ms()
     late = lo + minute + settings.BAR_FINAL_GRACE_MS <= clock  # a final (or due) minute changed
@@ -112,14 +123,9 @@ def bars_refresh(
         for bar in changed["1m"]:
             for name, value in spi.get(_dt_to_ms(bar.bucket_start), {}).items():
                 setattr(bar, name, value)
-    # One read of the minutes of every touched hour serves the 5m and the 1h rollups.
-    minutes = [
-        {"bucket_ms": _dt_to_ms(bucket), **dict(zip(BAR_FIELDS, values, strict=True))}
-        for bucket, *values in PressureBar.objects.filter(
-            instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,  # kline minutes stay out
-            bucket_start__gte=_ms_to_dt(lo - lo % hour), bucket_start__lt=_ms_to_dt((hi - 1) - (hi - 1) % hour + hour),
-        ).order_by("bucket_start").values_list("bucket_start", *BAR_FIELDS)
-    ]
+    # The minutes of every touched hour as they now stand serve the 5m and the 1h rollups.
+    merged = {m["bucket_ms"]: m for m in stored} | {r["bucket_ms"]: r for r in rows}
+    minutes = [merged[b] for b in sorted(merged)]
     for interval in ("5m", "1h"):
         size = barmath.INTERVAL_MS[interval]
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size

@@ -3,6 +3,7 @@ large-trade sums; whole minutes recomputed, or grown by a batch of newer trades.
 
 from __future__ import annotations
 
+import bisect
 import io
 import itertools
 import logging
@@ -18,9 +19,6 @@ from apps.markets.models import BookSample, Instrument, Trade
 from apps.markets.validation import TradeRow
 from apps.pressure import bars as barmath
 from apps.pressure.indicators import ofi, orderbook, orderflow
-from apps.pressure.models import PressureBar
-from pressureweb.lib.times import dt_to_ms as _dt_to_ms
-from pressureweb.lib.times import ms_to_dt as _ms_to_dt
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +64,23 @@ def trade_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> tuple
     return flat[:, 0], flat[:, 1], flat[:, 2], flat[:, 3].astype(bool)
 
 
+# Book samples come about every second, so the one just before a range is nearly always within this of it.
+_BOOK_LOOKBACK_MS = 5_000
+
+
 def book_arrays(*, instrument: Instrument, start_ms: int, end_ms: int) -> dict[str, np.ndarray]:
     """Book samples in [start, end) plus the one just before (the state OFI starts from)."""
     columns = ["time_ms", "bid_price", "bid_qty", "ask_price", "ask_qty", *_DEPTH_COLUMNS]
     samples = BookSample.objects.filter(instrument=instrument)
-    rows = list(samples.filter(time_ms__gte=start_ms, time_ms__lt=end_ms).order_by("time_ms").values_list(*columns))
-    before = samples.filter(time_ms__lt=start_ms).order_by("-time_ms").values_list(*columns[1:5]).first()
+    # One read from a little before start; a second one for the sample before only after a longer gap.
+    rows = list(samples.filter(time_ms__gte=start_ms - _BOOK_LOOKBACK_MS, time_ms__lt=end_ms).order_by("time_ms")
+                .values_list(*columns))
+    first = bisect.bisect_left(rows, start_ms, key=lambda row: row[0])
+    if first:
+        before = rows[first - 1][1:5]
+    else:
+        before = samples.filter(time_ms__lt=start_ms).order_by("-time_ms").values_list(*columns[1:5]).first()
+    rows = rows[first:]
     arr = np.array(rows, dtype=np.float64).reshape(-1, len(columns))
     depth = arr[:, 5:]
     return {
@@ -219,9 +228,11 @@ def minute_bars_compute(*, instrument: Instrument, start_ms: int, end_ms: int) -
 
 
 def minute_bars_extend(
-    *, instrument: Instrument, appended: AppendedTrades, start_ms: int, end_ms: int,
+    *, instrument: Instrument, appended: AppendedTrades, start_ms: int, end_ms: int, stored: list[dict],
 ) -> list[dict] | None:
-    """The 1m bars of [start, end) grown by `appended`: stored bar + the batch's own trade bars.
+    """The 1m bars of [start, end) grown by `appended`: `stored` (the minutes' trade-built bars as read in this
+    transaction, dicts with bucket_ms and BAR_FIELDS; a kline bar of a minute is replaced, never grown by
+    trades) + the batch's own trade bars.
 
     Equal to minute_bars_compute over the same minutes (the quote side is recomputed: a minute holds
     a few hundred book samples but up to a million trades). None when a stored bar lacks the sums
@@ -235,17 +246,12 @@ def minute_bars_extend(
     large = _large_trade_sums(instrument=instrument, t=t, qty=appended.qty / 10.0**qd, sell=sell,
                               start_ms=int(t[0]) if len(t) else start_ms, first_id=appended.first_id,
                               appended=appended)
-    stored = PressureBar.objects.filter(  # a kline bar of the minute is replaced, never grown by trades
-        instrument=instrument, interval="1m", source=PressureBar.Source.TRADES,
-        bucket_start__gte=_ms_to_dt(start_ms), bucket_start__lt=_ms_to_dt(end_ms),
-    ).values("bucket_start", "open", "high", "low", "close", "large_trade_sell_share", *_ADDITIVE)
     bars: dict[int, dict] = {}
     for row in stored:
-        share = row.pop("large_trade_sell_share")
-        if row["trades"] and share is not None and not row["large_trade_base"]:
+        if row["trades"] and row["large_trade_sell_share"] is not None and not row["large_trade_base"]:
             return None
-        bucket = _dt_to_ms(row.pop("bucket_start"))
-        bars[bucket] = {"bucket_ms": bucket, **row}
+        bars[row["bucket_ms"]] = {"bucket_ms": row["bucket_ms"],
+                                  **{name: row[name] for name in ("open", "high", "low", "close", *_ADDITIVE)}}
     touched = set()
     for i, bucket in enumerate(tb.bucket_ms.tolist()):
         touched.add(bucket)
