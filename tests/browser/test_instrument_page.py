@@ -1,5 +1,6 @@
 """Playwright driving Debian Chromium against Daphne, a Celery worker and beat."""
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from apps.replay.services import replay_streams_ensure
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
+# The README's picture, taken again only when asked (README_SCREENSHOT=1): a test run leaves the tree as it was.
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "instrument-page.png"
 PANELS = ("chart", "chart-volume", "chart-ratio", "chart-cvd", "chart-imbalance", "chart-spread")
 SPOT = "/markets/binance-replay/spot/BTCUSDT/"
@@ -124,7 +126,7 @@ def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_wi
     assert not errors, errors
 
 
-def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_factory, browser):
+def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_factory, browser, tmp_path):
     """The README's picture: the page as a user sees it after `make run` (an hour of REPLAY history)."""
     from apps.replay.services import replay_advance
 
@@ -145,9 +147,10 @@ def test_readme_screenshot_of_an_instrument_page_with_an_hour_of_history(stack_f
     assert page.locator("#spi-explain").is_visible()
     assert not errors, errors
     assert page.locator("#range-note").is_hidden()  # an hour of history fills the 1h range
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    picture = SCREENSHOT if os.environ.get("README_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
     page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the picture, not across a chart
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(picture), full_page=True)
+    assert picture.stat().st_size > 50_000  # a page with its charts, not a blank one
 
     # 24 hours asked, one stored: the page says where the data starts instead of looking like the 1h chart.
     page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/?range=24h")
