@@ -44,10 +44,11 @@
   });
 })();
 // Drawing is the costliest thing a page does. PW.drawer(el, draw, {lazy}) returns request(): the chart is drawn
-// when the browser is next idle, never while the tab is hidden or the chart is off screen (a lazy chart is first
-// drawn when it comes near the screen), and live data redraws it at most once a second and at most a fifth of the
-// time (the gap after a redraw is at least four times what it took), so a slow phone stays responsive. Charts due
-// at the same time are drawn one per task (several never add up to one long task), paced together the same way.
+// when the browser is next idle, never while the tab is hidden (a lazy chart is first drawn when it comes near the
+// screen, so it is ready when scrolled to), and live data redraws it only while it is on the screen (one off it is
+// brought up to date as it comes back), at most once a second and at most a fifth of the time (the gap after a
+// redraw is at least four times what it took), so a slow phone stays responsive. Charts due at the same time are
+// drawn one per task (several never add up to one long task), paced together the same way.
 (function () {
   "use strict";
   const PW = (window.PW = window.PW || {});
@@ -55,14 +56,19 @@
   const states = new Map(); // el -> state
   const queue = []; // states due, drawn one per idle callback
   let waiting = false;
-  const observer = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  // Near: within 300 px of the screen (first drawn); seen: on it (redrawn).
+  const watch = (key, rootMargin) => ("IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const state = states.get(entry.target);
       if (!state) continue;
-      state.near = entry.isIntersecting;
+      state[key] = entry.isIntersecting;
       pump(state);
     }
-  }, { rootMargin: "300px 0px" }) : null;
+  }, { rootMargin }) : null);
+  const observer = watch("near", "300px 0px");
+  const onScreen = watch("seen", "0px");
+  // Due now: a first draw once the chart is near the screen, a redraw while it is on it.
+  const due = (state) => !document.hidden && (state.lastEnd === -Infinity ? state.near : state.seen);
   // A busy page still draws within a second.
   const whenIdle = window.requestIdleCallback ? (fn) => requestIdleCallback(fn, { timeout: 1000 })
     : (fn) => setTimeout(fn, 50);
@@ -98,7 +104,7 @@
       const state = queue.shift();
       state.queued = false;
       const redraw = state.lastEnd !== -Infinity;
-      if (state.dirty && !document.hidden && state.near) { // else resumed when seen again
+      if (state.dirty && due(state)) { // else resumed when seen again
         run(state);
         if (redraw) freeAt = state.lastEnd + 4 * state.lastMs;
         roundLong = roundLong || state.lastMs > LONG_TASK_MS;
@@ -108,7 +114,7 @@
   }
 
   function pump(state) {
-    if (!state.dirty || state.timer || state.queued || document.hidden || !state.near) return;
+    if (!state.dirty || state.timer || state.queued || !due(state)) return;
     const wait = Math.max(0, state.lastEnd + Math.max(MIN_GAP_MS, 4 * state.lastMs) - performance.now());
     state.timer = setTimeout(() => {
       state.timer = null;
@@ -121,10 +127,11 @@
   document.addEventListener("visibilitychange", () => { for (const state of states.values()) pump(state); });
 
   PW.drawer = (el, draw, { lazy = false } = {}) => {
-    const state = { draw, dirty: false, timer: null, queued: false, near: !lazy || !observer, lastEnd: -Infinity,
-      lastMs: 0 };
+    const state = { draw, dirty: false, timer: null, queued: false, near: !lazy || !observer, seen: !onScreen,
+      lastEnd: -Infinity, lastMs: 0 };
     states.set(el, state);
     if (observer) observer.observe(el);
+    if (onScreen) onScreen.observe(el);
     return {
       request() { state.dirty = true; pump(state); },
       now() { run(state); }, // the page's first chart: drawn at once

@@ -1,5 +1,5 @@
 """Static files as `make run` serves them (collected, STATIC_COLLECTED=1): hashed names, Brotli, cached for a
-year; the instrument page loads the plotly.js finance bundle and draws its first chart from it."""
+year; the instrument page loads the custom plotly.js bundle and draws its first chart from it."""
 
 import os
 import re
@@ -33,7 +33,7 @@ def test_static_files_are_hashed_compressed_and_cached_and_the_chart_draws(stack
     assert page.evaluate("Plotly.version") == "4.1.1"
 
     names = {r.url.rsplit("/", 1)[-1]: r for r in static}
-    assert any(n.startswith("plotly-finance.min.") for n in names), sorted(names)
+    assert any(n.startswith("plotly-custom.min.") for n in names), sorted(names)
     for name, response in names.items():
         headers = response.all_headers()
         assert re.search(r"\.[0-9a-f]{12}\.\w+$", name), f"{name}: no content hash in the name"
@@ -44,7 +44,7 @@ def test_static_files_are_hashed_compressed_and_cached_and_the_chart_draws(stack
     sizes = page.evaluate("""(() => {
       const res = performance.getEntriesByType('resource');
       const nav = performance.getEntriesByType('navigation')[0];
-      return {plotly: res.find((r) => r.name.includes('plotly-finance')).transferSize,
+      return {plotly: res.find((r) => r.name.includes('plotly-custom')).transferSize,
               total: nav.transferSize + res.reduce((a, r) => a + r.transferSize, 0),
               chart: performance.getEntriesByName('pw:chart-ready')[0].startTime};
     })()""")
