@@ -41,18 +41,24 @@ from pressureweb.lib.times import now_ms
 logger = logging.getLogger(__name__)
 
 
-def _bars_upsert(*, instrument: Instrument, interval: str, rows: list[dict]) -> list[PressureBar]:
-    objs = [
-        PressureBar(
-            instrument=instrument, interval=interval, bucket_start=_ms_to_dt(row["bucket_ms"]),
-            source=PressureBar.Source.TRADES, **{name: row[name] for name in BAR_FIELDS},
-        )
-        for row in rows
-    ]
-    if objs:
+def _bars_upsert(*, instrument: Instrument, rows: dict[str, list[dict]]) -> dict[str, list[PressureBar]]:
+    """Write the bars of each interval in `rows` ({interval: [row, ...]}) in one statement; the written bars by
+    interval."""
+    objs = {
+        interval: [
+            PressureBar(
+                instrument=instrument, interval=interval, bucket_start=_ms_to_dt(row["bucket_ms"]),
+                source=PressureBar.Source.TRADES, **{name: row[name] for name in BAR_FIELDS},
+            )
+            for row in interval_rows
+        ]
+        for interval, interval_rows in rows.items()
+    }
+    every = [obj for interval_objs in objs.values() for obj in interval_objs]
+    if every:
         # A bar built from trades replaces an imported kline bar of its bucket: the two never mix.
         PressureBar.objects.bulk_create(
-            objs, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
+            every, update_conflicts=True, unique_fields=["instrument", "interval", "bucket_start"],
             update_fields=[*BAR_FIELDS, "source", "updated_at"],  # a trade-built bar replaces a kline bar
         )
         # Cached ranges of this instrument are stale from the moment this commits.
@@ -114,7 +120,7 @@ def bars_refresh(
                                   stored=[m for m in stored if lo <= m["bucket_ms"] < hi])
     if rows is None:
         rows = minute_bars_compute(instrument=instrument, start_ms=lo, end_ms=hi)
-    changed = {"1m": _bars_upsert(instrument=instrument, interval="1m", rows=rows)}
+    changed = _bars_upsert(instrument=instrument, rows={"1m": rows})
     clock = clock_ms or now_ms()
     late = lo + minute + settings.BAR_FINAL_GRACE_MS <= clock  # a final (or due) minute changed
     if changed["1m"] and (late or _provisional_due(instrument.pk, clock)):
@@ -126,13 +132,15 @@ def bars_refresh(
     # The minutes of every touched hour as they now stand serve the 5m and the 1h rollups.
     merged = {m["bucket_ms"]: m for m in stored} | {r["bucket_ms"]: r for r in rows}
     minutes = [merged[b] for b in sorted(merged)]
+    coarse = {}
     for interval in ("5m", "1h"):
         size = barmath.INTERVAL_MS[interval]
         c_lo, c_hi = lo - lo % size, (hi - 1) - (hi - 1) % size + size
-        rows = barmath.rollup([m for m in minutes if c_lo <= m["bucket_ms"] < c_hi], interval_ms=size)
-        changed[interval] = _bars_upsert(instrument=instrument, interval=interval, rows=rows)
-        settled = (clock_ms or now_ms()) - settings.BAR_FINAL_GRACE_MS - size
-        late = [b for b in (r["bucket_ms"] for r in rows) if b <= settled]
+        coarse[interval] = barmath.rollup([m for m in minutes if c_lo <= m["bucket_ms"] < c_hi], interval_ms=size)
+    changed |= _bars_upsert(instrument=instrument, rows=coarse)
+    for interval, interval_rows in coarse.items():
+        settled = (clock_ms or now_ms()) - settings.BAR_FINAL_GRACE_MS - barmath.INTERVAL_MS[interval]
+        late = [b for b in (r["bucket_ms"] for r in interval_rows) if b <= settled]
         if late:
             spi = spi_refresh(instrument=instrument, interval=interval, start_ms=late[0], end_ms=late[-1])
             for bar in changed[interval]:
