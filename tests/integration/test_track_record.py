@@ -98,6 +98,8 @@ def test_imported_history_gets_an_index_a_forecast_and_an_honest_track_record(sh
 
     page = client.get("/track-record/").content.decode()
     assert 'id="roc-figure"' in page and 'id="reliability-figure"' in page and 'data-signal="drop_risk"' in page
+    # The figures are drawn by figures.js with Plotly, which must load before it.
+    assert -1 < page.find("vendor/plotly/plotly-custom") < page.find("js/figures.js")
     assert "needs-more-history" not in page
 
 
