@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
@@ -22,6 +20,7 @@ from apps.alerts.models import AlertEvent, AlertRule, AlertRuleState
 from apps.markets.models import Instrument
 from apps.markets.naming import instrument_full_name
 from apps.pressure.models import PressureBar
+from pressureweb.lib.channels import group_send
 from pressureweb.lib.times import iso_z
 
 logger = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ def _dispatch(event: AlertEvent) -> None:
 
 def alert_toast_push(*, event: AlertEvent) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(user_group(event.rule.user_id), {
+        group_send([(user_group(event.rule.user_id), {
             "type": "alert.fired",
             "event": {
                 "id": event.pk, "title": str(event.rule), "value": event.value, "threshold": event.threshold,
@@ -140,7 +139,7 @@ def alert_toast_push(*, event: AlertEvent) -> None:
                 "url": event.instrument.get_absolute_url() if event.instrument_id else None,
                 "at": iso_z(event.bucket_start),
             },
-        })
+        })])
     except Exception:  # the toast is a courtesy; the event and its email stand
         logger.exception("toast push failed for alert event %s", event.pk)
 

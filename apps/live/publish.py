@@ -10,11 +10,10 @@ import logging
 from datetime import datetime
 
 import orjson
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from apps.pressure.overview import cvd_change
 from apps.pressure.selectors import bar_serialize, decimal_plain, index_headline
+from pressureweb.lib.channels import group_send
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +38,10 @@ def bars_message(*, group: str, instrument_id: int, bars: dict, headline: dict |
     return {"type": "bars.update", "group": group, "instrument": instrument_id, "text": text}
 
 
-async def _group_send_all(messages: list[tuple[str, dict]]) -> None:
-    layer = get_channel_layer()
-    for group, message in messages:
-        await layer.group_send(group, message)
-
-
 def bars_payload_send(*, instrument_id: int, payload: dict, headline: dict | None = None,
                       overview: dict | None = None) -> None:
     """Send serialised bars ({interval: [bar, ...]}) to the instrument's group and the newest 1m bar to the
-    overview (with the 1m headline and ``overview`` extras when a minute closed), in one event loop (one Redis
-    connection) rather than one per group."""
+    overview (with the 1m headline and ``overview`` extras when a minute closed)."""
     group = instrument_group(instrument_id)
     messages = [(group, bars_message(group=group, instrument_id=instrument_id, bars=payload, headline=headline))]
     latest = payload.get("1m", [])[-1:]
@@ -59,7 +51,7 @@ def bars_payload_send(*, instrument_id: int, payload: dict, headline: dict | Non
         if shown and overview:
             message.update(overview)
         messages.append((OVERVIEW_GROUP, message))
-    async_to_sync(_group_send_all)(messages)
+    group_send(messages)
 
 
 def bars_publish(*, instrument, changed: dict, finalized: dict | None = None) -> None:

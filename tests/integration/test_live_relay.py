@@ -130,3 +130,37 @@ async def test_losing_redis_closes_every_local_socket_so_browsers_reconnect_and_
         await comm.disconnect()
     finally:
         redis.kill()
+
+
+async def test_pushes_from_sync_code_share_one_connection_and_survive_a_redis_restart(settings, tmp_path):
+    """Ingestion and tasks (plain threads, no event loop of their own) push over one event loop per process:
+    its Redis connection is kept between pushes (a new one per push cost more than the push), and a restarted
+    Redis is reconnected to."""
+    import redis as redis_py
+
+    from pressureweb.lib.channels import group_send
+
+    port = free_port()
+    server = redis_start(port, tmp_path)
+    try:
+        settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"],
+                                               "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add("pushes", channel)
+        stats = redis_py.Redis(host="127.0.0.1", port=port)
+        await asyncio.to_thread(group_send, [("pushes", {"type": "push", "n": 0})])
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 0
+        before = stats.info("stats")["total_connections_received"]
+        for n in range(1, 21):
+            await asyncio.to_thread(group_send, [("pushes", {"type": "push", "n": n})])
+        assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(20)] == list(range(1, 21))
+        assert stats.info("stats")["total_connections_received"] - before <= 1  # this probe's own
+        server.kill()
+        server.wait(5)
+        server = redis_start(port, tmp_path)
+        await layer.group_add("pushes", channel)  # memberships went with the old server
+        await asyncio.to_thread(group_send, [("pushes", {"type": "push", "n": 21})])
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 21
+    finally:
+        server.kill()

@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
@@ -20,6 +18,7 @@ from apps.flows.aggregate import add_usd, flows_by_hour, netflow_zscore
 from apps.flows.models import ALL_EXCHANGES, ASSET_DECIMALS, ChainCursor, FlowBar
 from apps.flows.services.store import flows_changed, unix_to_dt
 from apps.flows.signals import flow_bars_changed
+from pressureweb.lib.channels import group_send
 from pressureweb.lib.times import iso_z
 
 logger = logging.getLogger(__name__)
@@ -166,10 +165,10 @@ def flows_publish(*, chain: str, asset: str, start: datetime, end: datetime) -> 
     """Send the bars of [start, end] to the "flows" group; pages merge them by (asset, exchange, hour)."""
     rows = selectors.flow_bars(chain=chain, asset=asset, start=start, end=end + HOUR)
     try:
-        async_to_sync(get_channel_layer().group_send)(FLOWS_GROUP, {
+        group_send([(FLOWS_GROUP, {
             "type": "flows.update", "chain": chain, "asset": asset, "bars": rows[-500:],
             "pending": [{**p, "oldest": iso_z(p["oldest"])}
                         for p in selectors.pending_inflows(chain=chain, asset=asset)],
-        })
+        })])
     except Exception:  # a live push must never fail the sync that already committed
         logger.exception("flows live push failed for %s %s", chain, asset)
