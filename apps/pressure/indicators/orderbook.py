@@ -43,14 +43,13 @@ def book_sample_sums(
     ask_depth: np.ndarray,
     *,
     interval_ms: int,
-    bands: tuple[str, ...] | None = None,
+    bands: tuple[str, ...],
     index=None,
-) -> pd.DataFrame:
-    """Additive per-bar sums and counts of the sample figures (so batches can be merged):
+) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """The bar grid and additive per-bar sums and counts of the sample figures on it (so batches can be merged):
     ``samples``, ``spread_sum``/``spread_n`` and per band ``imbalance_sum_<b>``/``imbalance_n_<b>``,
     ``bid_depth_sum_<b>``, ``ask_depth_sum_<b>``, ``depth_n_<b>``."""
     grid, pos, inside = place_in_bars(time_ms, "book samples", interval_ms=interval_ms, index=index)
-    bands = band_names(bid_depth, bands)
     bid_depth = np.asarray(bid_depth, dtype=np.float64).reshape(len(pos), len(bands))
     ask_depth = np.asarray(ask_depth, dtype=np.float64).reshape(len(pos), len(bands))
     pos = pos[inside]
@@ -70,24 +69,42 @@ def book_sample_sums(
         cols[f"bid_depth_sum_{band}"] = bar_sum(pos, np.where(ok, bd[:, j], 0.0), n)
         cols[f"ask_depth_sum_{band}"] = bar_sum(pos, np.where(ok, ad[:, j], 0.0), n)
         cols[f"depth_n_{band}"] = bar_sum(pos, ok, n)
-    return pd.DataFrame(cols, index=grid)
+    return grid, cols
 
 
-def book_means(sums: pd.DataFrame, bands: tuple[str, ...]) -> pd.DataFrame:
+def book_means(sums: dict[str, np.ndarray], bands: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per-bar means from :func:`book_sample_sums`: ``spread_bps``, ``imbalance_<b>``,
     ``bid_depth_<b>``, ``ask_depth_<b>`` (NaN for bars without samples) and ``samples``."""
     def mean(total: str, count: str) -> np.ndarray:
-        # Plain arrays: this runs on every live batch, where pandas' per-column overhead was most of it.
-        n = sums[count].to_numpy()
+        n = sums[count]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(n > 0, sums[total].to_numpy() / np.where(n > 0, n, 1.0), np.nan)
+            return np.where(n > 0, sums[total] / np.where(n > 0, n, 1.0), np.nan)
 
-    out = {"samples": sums["samples"].to_numpy(), "spread_bps": mean("spread_sum", "spread_n")}
+    out = {"samples": sums["samples"], "spread_bps": mean("spread_sum", "spread_n")}
     for band in bands:
         out[f"imbalance_{band}"] = mean(f"imbalance_sum_{band}", f"imbalance_n_{band}")
         out[f"bid_depth_{band}"] = mean(f"bid_depth_sum_{band}", f"depth_n_{band}")
         out[f"ask_depth_{band}"] = mean(f"ask_depth_sum_{band}", f"depth_n_{band}")
-    return pd.DataFrame(out, index=sums.index)
+    return out
+
+
+def book_sample_bar_arrays(
+    time_ms: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    bid_depth: np.ndarray,
+    ask_depth: np.ndarray,
+    *,
+    interval_ms: int,
+    bands: tuple[str, ...] | None = None,
+    index=None,
+) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """:func:`book_sample_bars` as the bar grid and plain arrays: every live batch computes them, and building
+    DataFrames cost more than the arithmetic."""
+    bands = band_names(bid_depth, bands)
+    grid, sums = book_sample_sums(time_ms, bid, ask, bid_depth, ask_depth, interval_ms=interval_ms, bands=bands,
+                                  index=index)
+    return grid, book_means(sums, bands)
 
 
 def book_sample_bars(
@@ -102,10 +119,9 @@ def book_sample_bars(
     index=None,
 ) -> pd.DataFrame:
     """Mean spread, band imbalances and band depths per bar (see :func:`book_means`)."""
-    bands = band_names(bid_depth, bands)
-    sums = book_sample_sums(time_ms, bid, ask, bid_depth, ask_depth, interval_ms=interval_ms, bands=bands,
-                            index=index)
-    return book_means(sums, bands)
+    grid, means = book_sample_bar_arrays(time_ms, bid, ask, bid_depth, ask_depth, interval_ms=interval_ms,
+                                         bands=bands, index=index)
+    return pd.DataFrame(means, index=grid)
 
 
 def bid_withdrawal(bid_depth, *, window: int = 60, min_periods: int = 10):

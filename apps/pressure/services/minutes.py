@@ -186,22 +186,21 @@ def _trade_fields(tb: barmath.TradeBars, i: int, *, price_decimals: int, qty_dec
 def _book_fields(bars: dict[int, dict], book: dict, *, qty_decimals: int) -> None:
     """Set the quote-side fields (spread, imbalances, depth, samples, OFI) of every bar in `bars`, and
     add bars for minutes with book samples only. `book` holds all samples of those minutes."""
-    minute = barmath.INTERVAL_MS["1m"]
-    means = _book_means(book, interval_ms=minute)
     ofi_sums = _ofi_by_minute(book)
-    for bucket, row in means.iterrows():
-        bar = bars.setdefault(bucket, _empty_bar(bucket, qty_decimals))
-        bar["spread_bps"] = _finite_or_none(row["spread_bps"])
-        for band in barmath.BAND_NAMES:
-            bar[f"imbalance_{band}"] = _finite_or_none(row[f"imbalance_{band}"])
-        bar["bid_depth_0_5pct"] = _finite_or_none(row["bid_depth_0_5pct"])
-        bar["book_samples"] = int(row["samples"])
+    if len(book["time_ms"]):
+        grid, means = orderbook.book_sample_bar_arrays(
+            book["time_ms"], book["bid"], book["ask"], book["bid_depth"], book["ask_depth"],
+            interval_ms=barmath.INTERVAL_MS["1m"], bands=barmath.BAND_NAMES)
+        names = ["spread_bps", "bid_depth_0_5pct", *(f"imbalance_{band}" for band in barmath.BAND_NAMES)]
+        for i in np.flatnonzero(means["samples"] > 0).tolist():
+            bucket = int(grid[i])
+            bar = bars.setdefault(bucket, _empty_bar(bucket, qty_decimals))
+            bar.update({name: _finite_or_none(means[name][i]) for name in names})
+            bar["book_samples"] = int(means["samples"][i])
     for bucket, bar in bars.items():
-        bar.setdefault("spread_bps", None)
-        bar.setdefault("bid_depth_0_5pct", None)
+        for name in ("spread_bps", "bid_depth_0_5pct", *(f"imbalance_{band}" for band in barmath.BAND_NAMES)):
+            bar.setdefault(name, None)
         bar.setdefault("book_samples", 0)
-        for band in barmath.BAND_NAMES:
-            bar.setdefault(f"imbalance_{band}", None)
         bar["ofi"] = _finite_or_none(ofi_sums.get(bucket, np.nan))
 
 
@@ -344,15 +343,6 @@ def _ofi_by_minute(book: dict) -> dict[int, float]:
     events = ofi.ofi_events(book["bid"], book["bid_qty"], book["ask"], book["ask_qty"], previous=book["previous"])
     bucket = book["time_ms"] - book["time_ms"] % barmath.INTERVAL_MS["1m"]
     return pd.Series(events).groupby(bucket).sum().to_dict()
-
-
-def _book_means(book: dict, *, interval_ms: int) -> pd.DataFrame:
-    """Mean spread, band imbalances and band depths of the minutes that have book samples."""
-    if not len(book["time_ms"]):
-        return pd.DataFrame()
-    means = orderbook.book_sample_bars(book["time_ms"], book["bid"], book["ask"], book["bid_depth"],
-                                       book["ask_depth"], interval_ms=interval_ms, bands=barmath.BAND_NAMES)
-    return means[means["samples"] > 0]
 
 
 def _finite_or_none(value) -> float | None:
