@@ -107,20 +107,10 @@ def book_sample_bar_arrays(
     return grid, book_means(sums, bands)
 
 
-def book_sample_bars(
-    time_ms: np.ndarray,
-    bid: np.ndarray,
-    ask: np.ndarray,
-    bid_depth: np.ndarray,
-    ask_depth: np.ndarray,
-    *,
-    interval_ms: int,
-    bands: tuple[str, ...] | None = None,
-    index=None,
-) -> pd.DataFrame:
-    """Mean spread, band imbalances and band depths per bar (see :func:`book_means`)."""
-    grid, means = book_sample_bar_arrays(time_ms, bid, ask, bid_depth, ask_depth, interval_ms=interval_ms,
-                                         bands=bands, index=index)
+def book_sample_bars(*args, **kwargs) -> pd.DataFrame:
+    """Mean spread, band imbalances and band depths per bar (see :func:`book_means`) as a DataFrame on the bar
+    grid; the arguments of :func:`book_sample_bar_arrays`."""
+    grid, means = book_sample_bar_arrays(*args, **kwargs)
     return pd.DataFrame(means, index=grid)
 
 
