@@ -100,6 +100,10 @@ class PressureBar(models.Model):
             # The few bars not final yet, found without walking the history (bars_finalize).
             models.Index(fields=["instrument", "interval", "bucket_start"], condition=models.Q(final=False),
                          name="bar_not_final"),
+            # The headline's bar (the newest final bar with an index) in one step, also where the newest bars
+            # have none (bars imported with --no-index, a market still gathering its index window).
+            models.Index(fields=["instrument", "interval", "-bucket_start"],
+                         condition=models.Q(final=True, spi__isnull=False), name="bar_latest_final_spi"),
         ]
 
     def __str__(self) -> str:
