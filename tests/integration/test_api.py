@@ -133,7 +133,10 @@ def btc_with_spi(settings):
 
     streams = replay_streams_ensure(history_minutes=30)
     btc = next(s for s in streams if s.name == "binance-spot-btcusdt")
-    replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + 30 * 60_000, publish=False)
+    # The feed stops half a minute into a minute, whatever second the anchor (the wall clock) fell on: its clock
+    # then leaves exactly one bar forming (ending within BAR_FINAL_GRACE_MS of a minute left two).
+    end = btc.anchor_ms + 30 * 60_000
+    replay_advance(stream_id=btc.pk, until_ms=end - end % 60_000 - 30_000, publish=False)
     return btc.instrument
 
 
