@@ -183,6 +183,10 @@ def _trade_fields(tb: barmath.TradeBars, i: int, *, price_decimals: int, qty_dec
     }
 
 
+# The book means a 1m bar keeps (None for a minute without samples).
+_BOOK_MEANS = ("spread_bps", "bid_depth_0_5pct", *(f"imbalance_{band}" for band in barmath.BAND_NAMES))
+
+
 def _book_fields(bars: dict[int, dict], book: dict, *, qty_decimals: int) -> None:
     """Set the quote-side fields (spread, imbalances, depth, samples, OFI) of every bar in `bars`, and
     add bars for minutes with book samples only. `book` holds all samples of those minutes."""
@@ -191,14 +195,13 @@ def _book_fields(bars: dict[int, dict], book: dict, *, qty_decimals: int) -> Non
         grid, means = orderbook.book_sample_bar_arrays(
             book["time_ms"], book["bid"], book["ask"], book["bid_depth"], book["ask_depth"],
             interval_ms=barmath.INTERVAL_MS["1m"], bands=barmath.BAND_NAMES)
-        names = ["spread_bps", "bid_depth_0_5pct", *(f"imbalance_{band}" for band in barmath.BAND_NAMES)]
         for i in np.flatnonzero(means["samples"] > 0).tolist():
             bucket = int(grid[i])
             bar = bars.setdefault(bucket, _empty_bar(bucket, qty_decimals))
-            bar.update({name: _finite_or_none(means[name][i]) for name in names})
+            bar.update({name: _finite_or_none(means[name][i]) for name in _BOOK_MEANS})
             bar["book_samples"] = int(means["samples"][i])
     for bucket, bar in bars.items():
-        for name in ("spread_bps", "bid_depth_0_5pct", *(f"imbalance_{band}" for band in barmath.BAND_NAMES)):
+        for name in _BOOK_MEANS:
             bar.setdefault(name, None)
         bar.setdefault("book_samples", 0)
         bar["ofi"] = _finite_or_none(ofi_sums.get(bucket, np.nan))
