@@ -51,7 +51,10 @@ serve:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Lint, then every test (unit, integration, browser). Exit code 5 (no tests ran) counts as failure.
+# Lint, then every test (unit, integration, browser) in TEST_WORKERS processes (pytest-xdist; a file's tests stay
+# in one process; tests/workers.py gives each its own Redis, pytest-django its own test database). Exit code 5 (no
+# tests ran) counts as failure.
+TEST_WORKERS ?= 2
 test: export DEBUG ?= 1
 test: export EMBEDDED_REDIS_PORT ?= 6391
 test: export CONN_MAX_AGE ?= 0
@@ -59,7 +62,7 @@ test: $(STAMP)
 	@mkdir -p var/staticfiles
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The randomized tests with fresh random examples, many more of them than `make test` draws: the import path's
 # property tests (PROPERTY_EXAMPLES each), then schemathesis against /api/v1 (FUZZ_EXAMPLES per operation) from a
