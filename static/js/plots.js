@@ -56,7 +56,9 @@
   const states = new Map(); // el -> state
   const queue = []; // states due, drawn one per idle callback
   let waiting = false;
-  // Near: within 300 px of the screen (first drawn); seen: on it (redrawn).
+  // Near: within 300 px of the screen (first drawn); seen: on it (redrawn). On a phone-sized screen a chart is first
+  // drawn when it comes onto the screen: drawing the ones below it while the page loads costs a slow phone a
+  // tenth of a second each before it answers a touch.
   const watch = (key, rootMargin) => ("IntersectionObserver" in window ? new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const state = states.get(entry.target);
@@ -65,7 +67,7 @@
       pump(state);
     }
   }, { rootMargin }) : null);
-  const observer = watch("near", "300px 0px");
+  const observer = watch("near", window.matchMedia("(max-width: 640px)").matches ? "0px" : "300px 0px");
   const onScreen = watch("seen", "0px");
   // Due now: a first draw once the chart is near the screen, a redraw while it is on it.
   const due = (state) => !document.hidden && (state.lastEnd === -Infinity ? state.near : state.seen);

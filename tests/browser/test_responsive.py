@@ -181,3 +181,34 @@ def test_the_phone_menu_is_folded_from_the_first_paint_and_open_without_scripts(
     assert not page.locator("#menu-toggle").is_visible()
     assert page.locator("#site-menu nav").get_by_role("link", name="Episodes", exact=True).is_visible()
     context.close()
+
+
+# Resolves once the chart drawer has had its turns: each first draw is queued by a timer and run when the browser
+# is idle, so a few rounds of both mean any draw that was due has run.
+DRAWER_SETTLED = """() => new Promise((done) => {
+  let rounds = 4;
+  const turn = () => (rounds-- ? setTimeout(() => requestIdleCallback(turn, { timeout: 1000 }), 20) : done());
+  turn();
+})"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["390x844", "1440x900"])
+def test_on_a_phone_a_chart_below_the_screen_is_first_drawn_when_it_comes_onto_it(stack_factory, browser,
+                                                                                   viewport):
+    streams = replay_streams_ensure(history_minutes=10)
+    replay_advance(stream_id=streams[0].pk, until_ms=streams[0].anchor_ms + 10 * 60_000, publish=False)
+    stack = stack_factory()
+    page = browser.new_page(viewport=viewport)
+    page.goto(stack.url + SPOT)
+    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    # The panel under the price chart: below a phone's screen, within 300 px of it; on a desk, on the screen.
+    top = page.evaluate("document.getElementById('chart-volume').getBoundingClientRect().top")
+    page.evaluate(DRAWER_SETTLED)
+    drawn = page.evaluate("document.getElementById('chart-volume').dataset.ready === '1'")
+    if viewport is PHONE:
+        assert viewport["height"] < top < viewport["height"] + 300
+        assert not drawn  # a slow phone is not kept busy with what is not on its screen
+        page.locator("#chart-volume").scroll_into_view_if_needed()
+        page.wait_for_selector("#chart-volume[data-ready='1'] .main-svg", timeout=20_000)
+    else:
+        assert top < viewport["height"] and drawn
