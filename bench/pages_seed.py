@@ -1,6 +1,11 @@
 """The data bench/pages.py serves: 30 days of 1m bars (with their 5m and 1h roll-ups) for 50 instruments,
 and 30 days of hourly exchange flows, seeded into PostgreSQL once (COPY; kept in the pressureweb_pages database).
 
+Bars: final (but the roll-ups still forming at seed time), with their index, calibrated regimes and episodes
+computed by the real engine (history_index_refresh, as `import_klines` does), so every page carries what a
+market with history carries. Redone when the newest 1m bar is more than BARS_STALE old: the 24h range would
+otherwise show an empty chart and measure nothing.
+
 Flows (the /flows/ page): the shipped wallet labels (the real import), ~925k synthetic final FlowTx
 rows of the most labelled exchanges (BTC on chain btc: its 5 labelled exchanges, ~150 transactions
 an hour; USDT and USDC on chain eth: 13 exchanges, ~800 and ~300 an hour), a few pending BTC inflows
@@ -27,12 +32,13 @@ FLOW_ASSETS = {"BTC": ("btc", 150, 0.05, 2.0, 2_000), "USDT": ("eth", 800, 2_000
                "USDC": ("eth", 300, 2_000.0, 2.2, 10**8)}
 FLOW_EXCHANGES = 13
 FLOW_STALE = timedelta(days=1)  # an older flows seed is redone: the 7d range would lose its newest bars
+BARS_STALE = timedelta(hours=6)
 BTC_START_PRICE = 65_000.0
 BAR_COLUMNS = ["instrument_id", "interval", "bucket_start", "open", "high", "low", "close", "vwap", "trades",
                "taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote", "delta_base",
                "taker_sell_ratio", "spread_bps", "imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct",
                "imbalance_2pct", "book_samples", "buy_trades", "sell_trades", "updated_at", "spi_components",
-               "spi_missing", "regime"]
+               "spi_missing", "regime", "source", "final"]
 FLOW_TX_COLUMNS = ("chain, asset, txid, exchange, counterparty, exchange_to_exchange, inflow, outflow, internal, "
                    "fee, block_height, block_time, confirmed, created_at, updated_at")
 
@@ -66,6 +72,10 @@ def _rollups(connection) -> None:
                         f"SELECT instrument_id, '{interval}', {bucket}, {', '.join(select)} FROM pressure_pressurebar "
                         f"WHERE interval = '1m' GROUP BY instrument_id, {bucket}")
             print(f"rolled up {cur.rowcount} {interval} bars", file=sys.stderr, flush=True)
+            # The newest bucket of each roll-up is still forming when it reaches past the newest 1m bar.
+            cur.execute(f"UPDATE pressure_pressurebar SET final = false WHERE interval = '{interval}' AND "
+                        f"bucket_start + interval '{seconds} seconds' > (SELECT max(bucket_start) + "
+                        f"interval '1 minute' FROM pressure_pressurebar WHERE interval = '1m')")
 
 
 def _database_ensure() -> None:
@@ -94,7 +104,7 @@ def _instrument_bars_text(*, pk: int, n: int, start: datetime, minutes: int, tai
         buf.write(f"{pk}\t1m\t{ts.isoformat()}\t{price:.2f}\t{price * 1.001:.2f}\t{price * 0.999:.2f}\t"
                   f"{price:.2f}\t{price:.2f}\t{m % 50 + 1}\t{buy}\t{sell}\t{buy * price:.4f}\t"
                   f"{sell * price:.4f}\t{buy - sell}\t{sell / (buy + sell)}\t0.5\t-0.1\t-0.05\t0\t0.02\t60\t"
-                  f"10\t12\t{ts.isoformat()}\t{{}}\t[]\t{tail}\n")
+                  f"10\t12\t{ts.isoformat()}\t{{}}\t[]\t\ttrades\tt{tail}\n")
     return buf.getvalue()
 
 
@@ -103,9 +113,11 @@ def _bars_seed(connection) -> None:
     import psycopg
 
     from apps.markets.services import instrument_ensure
-    from apps.pressure.models import PressureBar
+    from apps.pressure.models import Episode, PressureBar, RegimeCalibration
 
     PressureBar.objects.all().delete()
+    Episode.objects.all().delete()
+    RegimeCalibration.objects.all().delete()
     end = datetime.now(tz=UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=DAYS)
     cols = list(BAR_COLUMNS)
@@ -133,10 +145,36 @@ def seed() -> dict:
     from apps.pressure.models import PressureBar
 
     call_command("migrate", verbosity=0)
-    if PressureBar.objects.filter(interval="1m").count() < INSTRUMENTS * DAYS * 1440:
+    newest = PressureBar.objects.filter(interval="1m").order_by("-bucket_start").values_list(
+        "bucket_start", flat=True).first()
+    if (PressureBar.objects.filter(interval="1m").count() < INSTRUMENTS * DAYS * 1440
+            or newest < datetime.now(tz=UTC) - BARS_STALE):
         _bars_seed(connection)
     _rollups(connection)
+    _index_seed()
     return _flows_seed(connection)
+
+
+def _index_seed() -> None:
+    """The index, regimes and episodes of every instrument's final bars, by the real engine, when missing."""
+    from apps.markets.models import Instrument
+    from apps.pressure.models import PressureBar
+    from apps.pressure.services.history import history_index_refresh
+
+    for inst in Instrument.objects.filter(exchange__slug="bench").order_by("symbol"):
+        for interval in ("1m", "5m", "1h"):
+            bars = PressureBar.objects.filter(instrument=inst, interval=interval, final=True)
+            if bars.filter(spi__isnull=False).exists():
+                continue
+            first, last = (bars.order_by(order).values_list("bucket_start", flat=True).first()
+                           for order in ("bucket_start", "-bucket_start"))
+            if first is None:
+                continue
+            started = time.monotonic()
+            done = history_index_refresh(instrument=inst, interval=interval, start_ms=int(first.timestamp() * 1000),
+                                         end_ms=int(last.timestamp() * 1000) + 1)
+            print(f"index of {inst.symbol} {interval}: {done:,} bars in {time.monotonic() - started:.1f} s",
+                  file=sys.stderr, flush=True)
 
 
 def _flows_seeded(now: datetime) -> bool:

@@ -145,7 +145,9 @@ def section_pages() -> list[str]:
     figures = run_module("bench.pages")
     lines = [f"{figures['clients']} concurrent clients, {figures['daphne_processes']} Daphne processes, "
              f"{figures['seconds_per_page']} s per page and phase. Cold = the first request after new data (one at a "
-             "time); live = the load while real ingestion writes bars. The goal counts every phase, cold included.", "",
+             "time); live = the load while real ingestion writes bars. The goal counts every phase, cold included. "
+             "The seeded bars are final and carry their index, regimes and episodes (computed by the real engine).",
+             "",
              "| page | warm p50 / p95 | live p50 / p95 | cold p50 / p95 | size | goal p95 < 100 ms (all phases) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for page, warm in figures["pages"].items():
