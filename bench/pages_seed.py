@@ -159,20 +159,16 @@ def _index_seed() -> None:
     """The index, regimes and episodes of every instrument's final bars, by the real engine, when missing."""
     from apps.markets.models import Instrument
     from apps.pressure.models import PressureBar
-    from apps.pressure.services.history import history_index_refresh
+    from apps.pressure.services.history import history_index_refresh, history_span
 
     for inst in Instrument.objects.filter(exchange__slug="bench").order_by("symbol"):
         for interval in ("1m", "5m", "1h"):
-            bars = PressureBar.objects.filter(instrument=inst, interval=interval, final=True)
-            if bars.filter(spi__isnull=False).exists():
-                continue
-            first, last = (bars.order_by(order).values_list("bucket_start", flat=True).first()
-                           for order in ("bucket_start", "-bucket_start"))
-            if first is None:
+            span = history_span(instrument=inst, interval=interval)
+            if span is None or PressureBar.objects.filter(instrument=inst, interval=interval,
+                                                          spi__isnull=False).exists():
                 continue
             started = time.monotonic()
-            done = history_index_refresh(instrument=inst, interval=interval, start_ms=int(first.timestamp() * 1000),
-                                         end_ms=int(last.timestamp() * 1000) + 1)
+            done = history_index_refresh(instrument=inst, interval=interval, start_ms=span[0], end_ms=span[1] + 1)
             print(f"index of {inst.symbol} {interval}: {done:,} bars in {time.monotonic() - started:.1f} s",
                   file=sys.stderr, flush=True)
 

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const PW = (window.PW = window.PW || {});
-  const NARROW = 640;
+  const NARROW = (PW.NARROW = 640); // px: below it a screen is laid out (and drawn) as a phone's
   const wide = new WeakMap(); // el -> the layout's own legend, margin and height
   const fitted = new Set();
 
@@ -67,7 +67,7 @@
       pump(state);
     }
   }, { rootMargin }) : null);
-  const observer = watch("near", window.matchMedia("(max-width: 640px)").matches ? "0px" : "300px 0px");
+  const observer = watch("near", window.innerWidth < PW.NARROW ? "0px" : "300px 0px");
   const onScreen = watch("seen", "0px");
   // Due now: a first draw once the chart is near the screen, a redraw while it is on it.
   const due = (state) => !document.hidden && (state.lastEnd === -Infinity ? state.near : state.seen);

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from allauth.account.models import EmailAddress
 from axe_playwright_python.sync_playwright import Axe
-from django.core.management import call_command
 
 from apps.accounts.models import User
 from apps.alerts.models import AlertEvent, AlertRule
@@ -27,7 +26,6 @@ PERP = "/markets/binance-replay/usdm/BTCUSDT/"
 def world() -> dict:
     """The glossary, ten minutes of REPLAY bars, an episode, a live source with a feed, a watchlist, a rule that
     fired."""
-    call_command("load_glossary", verbosity=0)  # a flushed test database (an earlier transactional test) has none
     streams = replay_streams_ensure(history_minutes=10)
     for stream in streams:
         replay_advance(stream_id=stream.pk, until_ms=stream.anchor_ms + 10 * 60_000, publish=False)
