@@ -257,6 +257,8 @@ REPLAY_DIR = Path(env("REPLAY_DIR", default=str(BASE_DIR / "data" / "replay")))
 REPLAY_SPEED = env.float("REPLAY_SPEED", default=1.0)
 REPLAY_ENABLED = env.bool("REPLAY_ENABLED", default=True)
 REPLAY_HISTORY_MINUTES = env.int("REPLAY_HISTORY_MINUTES", default=60)
+# Recordings as parsed, so a restarted worker replays at once instead of parsing for 20 s; "" turns it off.
+REPLAY_CACHE_DIR = env("REPLAY_CACHE_DIR", default=str(BASE_DIR / "var" / "cache" / "replay"))
 
 # --- I18N / time ------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

