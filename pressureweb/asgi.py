@@ -22,6 +22,22 @@ application = ProtocolTypeRouter(
     }
 )
 
+
+def _first_request_warm() -> None:
+    """Load now what the first request of each page would: the URL resolver and the project's page templates
+    (compiled, with their tag libraries). Otherwise the first visitor after a start waits over a second."""
+    from django.conf import settings
+    from django.template.loader import get_template
+    from django.urls import get_resolver
+
+    get_resolver().reverse_dict  # noqa: B018 - populates the resolver, as the first reverse() would
+    for folder in settings.TEMPLATES[0]["DIRS"]:
+        for path in sorted(folder.rglob("*.html")):
+            get_template(path.relative_to(folder).as_posix())
+
+
+_first_request_warm()
+
 # A web process holds ~300,000 long-lived objects once Django, Twisted and the URL confs are loaded. Under
 # a busy fan-out, a full collection walked all of them (and every socket's) every ~2.5 s: 140-180 ms with
 # the event loop stopped, which was the whole p99 tail of live updates. Start-up objects are frozen out

@@ -11,7 +11,7 @@ from django.db.models import Sum
 
 from apps.markets.models import Instrument
 from apps.pressure.models import PressureBar
-from apps.pressure.selectors import index_headline, latest_bars
+from apps.pressure.selectors import index_headlines, latest_bars
 from pressureweb.lib.times import iso_z
 
 GLANCE_MINUTES = 60
@@ -21,7 +21,7 @@ GLANCE_MINUTES = 60
 class OverviewRow:
     instrument: Instrument
     bar: PressureBar | None  # the newest 1m bar, forming or final
-    headline: dict | None  # index_headline of the latest final 1m bar
+    headline: dict | None  # index_headlines: of the latest final 1m bar
     cvd_change: Decimal | None  # base currency, over the closed minutes of the last hour
     spark: dict  # {"x": [ISO time], "y": [index]}, final 1m bars of the last hour
 
@@ -63,7 +63,7 @@ def overview_rows(*, instruments: list[Instrument], since: datetime | None = Non
     ids = [inst.pk for inst in instruments]
     bars = latest_bars(instrument_ids=ids)
     sparks = index_recent(instrument_ids=ids, since=since)
-    headlines = {inst.pk: index_headline(instrument=inst, interval="1m") for inst in instruments}
+    headlines = index_headlines(instrument_ids=ids, interval="1m")
     changes = cvd_changes(ends={pk: datetime.fromisoformat(h["bucket_start"]) for pk, h in headlines.items() if h})
     return [OverviewRow(inst, bars.get(inst.pk), headlines[inst.pk], changes.get(inst.pk), sparks[inst.pk])
             for inst in instruments]

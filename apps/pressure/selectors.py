@@ -432,7 +432,32 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
         return None
     day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
     calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
-    normal = _base_rate(instrument, interval, bar.drop_risk_model)
+    return _headline(bar, interval, calibration, _base_rate(instrument, interval, bar.drop_risk_model))
+
+
+def index_headlines(*, instrument_ids: list[int], interval: str = "1m") -> dict[int, dict | None]:
+    """index_headline of many instruments in four queries, whatever their number (the overview)."""
+    latest = (PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval, final=True)
+              .exclude(spi=None).order_by("-bucket_start"))
+    bar_ids = (Instrument.objects.filter(pk__in=instrument_ids)
+               .annotate(bar_id=Subquery(latest.values("pk")[:1])).values_list("bar_id", flat=True))
+    bars = {bar.instrument_id: bar for bar in PressureBar.objects.filter(pk__in=[b for b in bar_ids if b])}
+    days = {bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0) for bar in bars.values()}
+    calibrations = {(c.instrument_id, c.day): c for c in RegimeCalibration.objects.filter(
+        instrument_id__in=bars, interval=interval, day__in=days)}
+    models = {bar.drop_risk_model for bar in bars.values() if bar.drop_risk_model}
+    base_rates = {(pk, version): rate for pk, version, rate in ForecastModel.objects.filter(
+        instrument_id__in=bars, interval=interval, version__in=models).values_list(
+        "instrument_id", "version", "base_rate")}
+    out: dict[int, dict | None] = dict.fromkeys(instrument_ids)
+    for pk, bar in bars.items():
+        day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        out[pk] = _headline(bar, interval, calibrations.get((pk, day)),
+                            base_rates.get((pk, bar.drop_risk_model)) if bar.drop_risk_model else None)
+    return out
+
+
+def _headline(bar: PressureBar, interval: str, calibration: RegimeCalibration | None, normal: float | None) -> dict:
     return {
         "bucket_start": iso_z(bar.bucket_start), "interval": interval, "spi": bar.spi, "regime": bar.regime or None,
         "regime_meaning": regime_meaning(bar.regime, calibration), "explanation": spi_explain(bar),

@@ -125,3 +125,47 @@ def test_an_instrument_without_bars_shows_no_index_rather_than_warming_up(client
     html = client.get("/").content.decode()
     assert _cell(html, "spi")[1] == "\u2013" and "warming up" not in html
     assert "No trade bars yet" in html
+
+
+def test_the_overview_reads_every_headline_in_a_few_queries_and_each_equals_the_instrument_pages(inst):
+    """index_headlines (the overview, all instruments at once) gives what index_headline gives each instrument
+    page: the latest final bar's index, its regime's calibrated meaning and the drop risk against its model's
+    base rate; an instrument still warming up, or without bars, has none."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.pressure.models import ForecastModel, RegimeCalibration
+    from apps.pressure.selectors import index_headline, index_headlines
+
+    warming = instrument_ensure(exchange_slug="glance", market="spot", symbol="WRMUSDT", base="WRM", quote="USDT")
+    empty = instrument_ensure(exchange_slug="glance", market="spot", symbol="NONUSDT", base="NON", quote="USDT")
+    plain = instrument_ensure(exchange_slug="glance", market="spot", symbol="PLNUSDT", base="PLN", quote="USDT")
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4"), (82, False, 99.0, "1")])
+    _bars(warming, [(81, True, None, "1")])
+    _bars(plain, [(79, True, 30.0, "1")])
+    PressureBar.objects.filter(instrument=inst, bucket_start=T0 + timedelta(minutes=81)).update(
+        drop_risk=0.062, drop_risk_model="v7")
+    PressureBar.objects.filter(instrument=plain).update(drop_risk=0.01, drop_risk_model="v-other")
+    day = (T0 + timedelta(minutes=81)).replace(hour=0, minute=0)
+    for instrument, levels in ((inst, (55.0, 71.3, 84.0)), (plain, (60.0, 75.0, 90.0))):
+        RegimeCalibration.objects.create(instrument=instrument, interval="1m", day=day, elevated=levels[0],
+                                         high=levels[1], extreme=levels[2], bars=40_000)
+    RegimeCalibration.objects.create(instrument=inst, interval="1m", day=day - timedelta(days=1), elevated=1,
+                                     high=2, extreme=3, bars=40_000)  # another day's: not this bar's
+    for version, rate in (("v6", 0.5), ("v7", 0.0124)):
+        ForecastModel.objects.create(instrument=inst, interval="1m", horizon_minutes=15, drop_pct=1.0,
+                                     train_end=T0 - timedelta(days=int(version[1:])), version=version,
+                                     base_rate=rate, params="{}")
+    ids = [inst.pk, warming.pk, empty.pk, plain.pk]
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        many = index_headlines(instrument_ids=ids)
+    assert len(queries) <= 4
+    assert many == {pk: index_headline(instrument=i, interval="1m") for pk, i in zip(
+        ids, (inst, warming, empty, plain), strict=True)}
+    got = many[inst.pk]
+    assert (got["spi"], got["regime"], got["drop_risk_normal"], got["thresholds"]) == (80.0, "high", 0.0124,
+                                                                                     (55.0, 71.3, 84.0))
+    assert got["drop_risk_ratio"] == pytest.approx(0.062 / 0.0124)
+    assert many[plain.pk]["drop_risk_normal"] is None and many[plain.pk]["thresholds"] == (60.0, 75.0, 90.0)
+    assert many[warming.pk] is None and many[empty.pk] is None
