@@ -223,9 +223,11 @@ def interval_for_points(*, instrument: Instrument, interval: str, start: datetim
     return order[-1]
 
 
-def latest_bars(*, instrument_ids, interval: str = "1m") -> dict[int, PressureBar]:
-    """The newest bar of each instrument, in two indexed queries."""
+def latest_bars(*, instrument_ids, interval: str = "1m", with_index: bool = False) -> dict[int, PressureBar]:
+    """The newest bar of each instrument, in two indexed queries; with_index: the newest final bar with an index."""
     latest = PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval).order_by("-bucket_start")
+    if with_index:
+        latest = latest.filter(final=True).exclude(spi=None)
     bar_ids = (Instrument.objects.filter(pk__in=instrument_ids)
                .annotate(bar_id=Subquery(latest.values("pk")[:1])).values_list("bar_id", flat=True))
     return {bar.instrument_id: bar for bar in PressureBar.objects.filter(pk__in=[b for b in bar_ids if b])}
@@ -430,19 +432,15 @@ def index_headline(*, instrument: Instrument, interval: str = "1m", version: int
     bar = bar_latest_with_spi(instrument=instrument, version=version, interval=interval)
     if bar is None:
         return None
-    day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
-    calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval, day=day).first()
+    calibration = RegimeCalibration.objects.filter(instrument=instrument, interval=interval,
+                                                   day=_utc_day(bar.bucket_start)).first()
     return _headline(bar, interval, calibration, _base_rate(instrument, interval, bar.drop_risk_model))
 
 
 def index_headlines(*, instrument_ids: list[int], interval: str = "1m") -> dict[int, dict | None]:
     """index_headline of many instruments in four queries, whatever their number (the overview)."""
-    latest = (PressureBar.objects.filter(instrument=OuterRef("pk"), interval=interval, final=True)
-              .exclude(spi=None).order_by("-bucket_start"))
-    bar_ids = (Instrument.objects.filter(pk__in=instrument_ids)
-               .annotate(bar_id=Subquery(latest.values("pk")[:1])).values_list("bar_id", flat=True))
-    bars = {bar.instrument_id: bar for bar in PressureBar.objects.filter(pk__in=[b for b in bar_ids if b])}
-    days = {bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0) for bar in bars.values()}
+    bars = latest_bars(instrument_ids=instrument_ids, interval=interval, with_index=True)
+    days = {_utc_day(bar.bucket_start) for bar in bars.values()}
     calibrations = {(c.instrument_id, c.day): c for c in RegimeCalibration.objects.filter(
         instrument_id__in=bars, interval=interval, day__in=days)}
     models = {bar.drop_risk_model for bar in bars.values() if bar.drop_risk_model}
@@ -451,10 +449,14 @@ def index_headlines(*, instrument_ids: list[int], interval: str = "1m") -> dict[
         "instrument_id", "version", "base_rate")}
     out: dict[int, dict | None] = dict.fromkeys(instrument_ids)
     for pk, bar in bars.items():
-        day = bar.bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
-        out[pk] = _headline(bar, interval, calibrations.get((pk, day)),
+        out[pk] = _headline(bar, interval, calibrations.get((pk, _utc_day(bar.bucket_start))),
                             base_rates.get((pk, bar.drop_risk_model)) if bar.drop_risk_model else None)
     return out
+
+
+def _utc_day(ts: datetime) -> datetime:
+    """The start of the UTC day of a bar: the day its regime calibration is stored under."""
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _headline(bar: PressureBar, interval: str, calibration: RegimeCalibration | None, normal: float | None) -> dict:
