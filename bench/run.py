@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int(os.environ.get("BENCH_TRADES", "1000000"))
+# No section of this machine's run took more than ~12 minutes; one that hangs must not stall the rest.
+SECTION_TIMEOUT_S = float(os.environ.get("BENCH_SECTION_TIMEOUT_S", "1800"))
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 console = Console()
 
@@ -28,13 +31,24 @@ def _ok(met: bool) -> str:
     return "OK" if met else "MISSED"
 
 
-def run_module(module: str, *args: str, env: dict | None = None) -> dict:
-    """Run `python -m module args` and return the JSON object its last line prints."""
-    out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-    if out.returncode != 0:
-        raise RuntimeError(f"exit {out.returncode}: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_module(module: str, *args: str, env: dict | None = None, timeout_s: float = SECTION_TIMEOUT_S) -> dict:
+    """Run `python -m module args` and return the JSON object its last line prints.
+
+    A run that outlives `timeout_s` is killed with everything it started, and raises: its section is
+    marked missing instead of the whole benchmark waiting forever."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        last = (stderr or stdout).strip().splitlines()[-1:]
+        raise RuntimeError(f"killed after {timeout_s:.0f} s without finishing; last line: {last}") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {(stderr or stdout).strip().splitlines()[-1:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def fresh_postgres(name: str) -> str | None:

@@ -149,13 +149,13 @@ class Collector:
         await self.stopping.wait()
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _settled(tasks, "stream tasks")
         flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+        await _settled([flusher], "the flusher")
         if self._inflight is not None:
-            await asyncio.gather(self._inflight, return_exceptions=True)
+            await _settled([self._inflight], "the batch being written")
         await self._flush()
-        await asyncio.gather(*(x for x in (self._inflight, *self._writes) if x is not None), return_exceptions=True)
+        await _settled([x for x in (self._inflight, *self._writes) if x is not None], "writes and backfills")
         await self._in_writer(feeds_disconnected_mark, feed_ids=list(self._feeds))
         for ex in self._exchanges.values():
             with contextlib.suppress(Exception):
@@ -173,6 +173,7 @@ class Collector:
     def stop(self) -> None:
         logger.info("collector: stopping (flushing what is buffered)")
         self.stopping.set()
+        self._wake.set()
 
     def summary(self) -> dict:
         s = self.stats
@@ -404,9 +405,12 @@ class Collector:
         return task
 
     async def _flusher(self) -> None:
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.batch_ms / 1000)
+        # Ends on stop, not on cancellation alone: Python 3.11's asyncio.wait_for loses a cancel that
+        # lands as its inner wait completes, and this loop then ran forever (the stop hung).
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.batch_ms / 1000):
+                    await self._wake.wait()
             self._wake.clear()
             if self._inflight is not None and not self._inflight.done():
                 # The writer is busy: keep accumulating into a bigger batch, written as soon as it is free.
@@ -441,6 +445,30 @@ class Collector:
         self.stats.lags_ms.extend(lags)
         if self.on_flush:
             self.on_flush(pending, results)
+
+
+async def _settled(aws: list, what: str, timeout: float = 30.0) -> None:
+    """Wait for `aws` at stop, but never forever: log what is still pending (with its stack)."""
+    if not aws:
+        return
+    _, pending = await asyncio.wait([asyncio.ensure_future(a) for a in aws], timeout=timeout)
+    for p in pending:
+        logger.error("collector: %s did not finish %.0f s after stop: %s", what, timeout, " <- ".join(_awaiting(p)))
+
+
+def _awaiting(task: asyncio.Future) -> list[str]:
+    """Where a pending task waits: its chain of awaits, innermost last."""
+    chain, coro = [], task.get_coro() if isinstance(task, asyncio.Task) else None
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if nxt is not None and not hasattr(nxt, "cr_frame") and not hasattr(nxt, "gi_frame"):
+            chain.append(repr(nxt)[:200])
+            break
+        coro = nxt
+    return chain or [repr(task)[:200]]
 
 
 def collector_run(**kwargs) -> Stats:
