@@ -184,9 +184,7 @@ class Collector:
     # ------------------------------------------------------------------ watch loops
 
     async def _retry_sleep(self, attempt: int) -> None:
-        delay = min(ratelimit.backoff_s(attempt), 30.0)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+        await self._sleep_or_stop(min(ratelimit.backoff_s(attempt), 30.0))
 
     async def _failed(self, st: FeedState, exc: BaseException, what: str, attempt: int) -> int:
         """Count and log a failed watch or backfill, then back off; returns the attempt's number."""
@@ -327,8 +325,9 @@ class Collector:
         task.add_done_callback(self._writes.discard)
 
     async def _sleep_or_stop(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=max(0.05, seconds))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.05, seconds)):
+                await self.stopping.wait()
 
     async def _book_loop(self, st: FeedState, ex) -> None:
         attempt = 0
@@ -448,27 +447,12 @@ class Collector:
 
 
 async def _settled(aws: list, what: str, timeout: float = 30.0) -> None:
-    """Wait for `aws` at stop, but never forever: log what is still pending (with its stack)."""
+    """Wait for `aws` at stop, but never forever: log what is still pending."""
     if not aws:
         return
     _, pending = await asyncio.wait([asyncio.ensure_future(a) for a in aws], timeout=timeout)
     for p in pending:
-        logger.error("collector: %s did not finish %.0f s after stop: %s", what, timeout, " <- ".join(_awaiting(p)))
-
-
-def _awaiting(task: asyncio.Future) -> list[str]:
-    """Where a pending task waits: its chain of awaits, innermost last."""
-    chain, coro = [], task.get_coro() if isinstance(task, asyncio.Task) else None
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename}:{frame.f_lineno})")
-        nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-        if nxt is not None and not hasattr(nxt, "cr_frame") and not hasattr(nxt, "gi_frame"):
-            chain.append(repr(nxt)[:200])
-            break
-        coro = nxt
-    return chain or [repr(task)[:200]]
+        logger.error("collector: %s did not finish %.0f s after stop: %r", what, timeout, p)  # names its line
 
 
 def collector_run(**kwargs) -> Stats:
