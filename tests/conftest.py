@@ -137,6 +137,18 @@ def redis_start(port: int, tmp_path, timeout: float = 10) -> subprocess.Popen:
     raise AssertionError(f"Redis on 127.0.0.1:{port} did not answer within {timeout}s (exit code {proc.poll()})")
 
 
+def procfile_command(role: str) -> list[str]:
+    """The Procfile's command for `role`, split as a shell would (without its substitutions: the worker's has
+    none)."""
+    import shlex
+
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name == role:
+            return shlex.split(command)
+    raise LookupError(f"no {role!r} role in the Procfile")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -178,11 +190,10 @@ class Stack:
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def spawn_worker(self, name: str = "worker") -> None:
-        """Start (or, after a kill, start again) one Celery worker under `name`."""
-        self._spawn(name, [str(BIN / "celery"), "-A", "pressureweb", "worker", "--pool", self.pool,
-                           "--concurrency", str(self.concurrency),
-                           "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-                           "--hostname", f"{name}@%h"])
+        """Start (or, after a kill, start again) one Celery worker under `name`: the Procfile's command, with this
+        stack's pool, concurrency and an INFO log (a repeated option's last value wins)."""
+        self._spawn(name, [str(BIN / "celery"), *procfile_command("worker")[1:], "--pool", self.pool,
+                           "--concurrency", str(self.concurrency), "--loglevel", "INFO", "--hostname", f"{name}@%h"])
 
     def start(self) -> Stack:
         if self.web:
