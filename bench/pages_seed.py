@@ -32,7 +32,9 @@ FLOW_ASSETS = {"BTC": ("btc", 150, 0.05, 2.0, 2_000), "USDT": ("eth", 800, 2_000
                "USDC": ("eth", 300, 2_000.0, 2.2, 10**8)}
 FLOW_EXCHANGES = 13
 FLOW_STALE = timedelta(days=1)  # an older flows seed is redone: the 7d range would lose its newest bars
-BARS_STALE = timedelta(hours=6)
+# An older seed is redone: the overview's sparklines show the last hour and the instrument pages' default range
+# ends now, so bars that stop earlier would make lighter pages than a live install serves.
+BARS_STALE = timedelta(minutes=5)
 BTC_START_PRICE = 65_000.0
 BAR_COLUMNS = ["instrument_id", "interval", "bucket_start", "open", "high", "low", "close", "vwap", "trades",
                "taker_buy_base", "taker_sell_base", "taker_buy_quote", "taker_sell_quote", "delta_base",

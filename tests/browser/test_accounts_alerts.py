@@ -12,7 +12,8 @@ PASSWORD = "a long and unguessable passphrase 42"
 
 def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     replay_streams_ensure(history_minutes=0)
-    stack = stack_factory(beat=True, extra_env={"EMAIL_URL": smtp_sink.url})
+    # The replay at 10x: a replayed minute ends every 6 s, so the toast comes without waiting out a real minute.
+    stack = stack_factory(beat=True, extra_env={"EMAIL_URL": smtp_sink.url, "REPLAY_SPEED": "10"})
     page = browser.new_page()
     page.goto(stack.url + "/accounts/signup/")
     page.fill("input[name=email]", "frank@example.com")
@@ -45,7 +46,7 @@ def test_signup_verify_watch_alert_and_toast(stack_factory, smtp_sink, browser):
     page.fill("input[name=threshold]", "1")  # 1%: any selling fires it; the point is the live toast
     page.click("#rule-form button[type=submit]")
     page.wait_for_selector("text=Created the rule")
-    # Rules act on final bars: the first replayed minute ends and becomes final within about 62 s.
-    page.wait_for_selector(".toast", timeout=80_000)
+    # Rules act on final bars: the next replayed minute ends and becomes final within about 8 s.
+    page.wait_for_selector(".toast", timeout=60_000)
     assert "taker sell ratio" in page.inner_text(".toast")
     assert "ETHUSDT spot · Binance (REPLAY)" in page.inner_text(".toast")
