@@ -149,11 +149,17 @@ def seed() -> dict:
     call_command("migrate", verbosity=0)
     newest = PressureBar.objects.filter(interval="1m").order_by("-bucket_start").values_list(
         "bucket_start", flat=True).first()
-    if (PressureBar.objects.filter(interval="1m").count() < INSTRUMENTS * DAYS * 1440
-            or newest < datetime.now(tz=UTC) - BARS_STALE):
+    reseed = (PressureBar.objects.filter(interval="1m").count() < INSTRUMENTS * DAYS * 1440
+              or newest < datetime.now(tz=UTC) - BARS_STALE)
+    if reseed:
         _bars_seed(connection)
     _rollups(connection)
     _index_seed()
+    if reseed:
+        with connection.cursor() as cur:
+            # The index pass rewrote every bar: without this, autovacuum would clean up millions of dead rows
+            # while the pages are timed, which a live install (vacuumed as it goes) never does all at once.
+            cur.execute("VACUUM ANALYZE pressure_pressurebar")
     return _flows_seed(connection)
 
 
