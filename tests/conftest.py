@@ -138,15 +138,13 @@ def redis_start(port: int, tmp_path, timeout: float = 10) -> subprocess.Popen:
 
 
 def procfile_command(role: str) -> list[str]:
-    """The Procfile's command for `role`, split as a shell would (without its substitutions: the worker's has
-    none)."""
+    """The Procfile's command for `role` as honcho (what `make run` runs it with) reads it, split as a shell would
+    (without its substitutions: the worker's has none)."""
     import shlex
 
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = line.partition(":")
-        if name == role:
-            return shlex.split(command)
-    raise LookupError(f"no {role!r} role in the Procfile")
+    from honcho.environ import parse_procfile
+
+    return shlex.split(parse_procfile((ROOT / "Procfile").read_text()).processes[role])
 
 
 def free_port() -> int:
