@@ -38,7 +38,7 @@ def test_each_panel_is_a_figure_drawn_near_the_screen_redrawn_live_and_zoomed_wi
     wait_for(lambda: PressureBar.objects.filter(interval="1m", instrument=spot).count() >= 2, 60,
              f"no bars from the replay\n{stack.logs()}")
 
-    page = browser.new_page(viewport={"width": 1400, "height": 700})
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
