@@ -76,8 +76,7 @@ def page_problems(page, axe: Axe) -> list[str]:
 
 def wait_ready(page, path: str) -> None:
     if path.startswith("/markets/"):
-        page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
-        draw_every_panel(page)  # each drawn when it comes near the screen
+        draw_every_panel(page)  # each drawn when it comes near the screen (on a phone, the price panel too)
         page.locator("#spi-chart").scroll_into_view_if_needed()
         page.wait_for_selector("#spi-chart .main-svg", timeout=20_000)
     elif path == "/api/v1/docs":
@@ -196,6 +195,7 @@ def test_on_a_phone_a_chart_below_the_screen_is_first_drawn_when_it_comes_onto_i
     stack = stack_factory()
     page = browser.new_page(viewport=viewport)
     page.goto(stack.url + SPOT)
+    page.locator("#chart").scroll_into_view_if_needed()
     page.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
     # The panel under the price chart: on a phone, scrolled to 100 px below the screen (within the 300 px a desk
     # draws ahead); on a desk, on the screen.
@@ -212,3 +212,24 @@ def test_on_a_phone_a_chart_below_the_screen_is_first_drawn_when_it_comes_onto_i
         page.wait_for_selector("#chart-volume[data-ready='1'] .main-svg", timeout=20_000)
     else:
         assert top < viewport["height"] and drawn
+
+
+def test_on_a_phone_the_price_panel_under_the_index_is_drawn_when_it_comes_onto_the_screen(stack_factory, browser):
+    """A phone's first screen is the index strip: the price panel below it waits, like the other panels, until it
+    comes onto the screen. On a desk it is the first thing drawn."""
+    streams = replay_streams_ensure(history_minutes=10)
+    replay_advance(stream_id=streams[0].pk, until_ms=streams[0].anchor_ms + 10 * 60_000, publish=False)
+    stack = stack_factory()
+    phone = browser.new_page(viewport={"width": 390, "height": 600})
+    phone.goto(stack.url + SPOT)
+    assert phone.evaluate("document.getElementById('chart').getBoundingClientRect().top") > 600
+    phone.evaluate(DRAWER_SETTLED)
+    assert phone.get_attribute("#chart", "data-ready") is None
+    assert not phone.evaluate("performance.getEntriesByName('pw:chart-ready').length")
+    phone.locator("#chart").scroll_into_view_if_needed()
+    phone.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    assert phone.evaluate("performance.getEntriesByName('pw:chart-ready').length") == 1
+    desk = browser.new_page(viewport=DESK)
+    desk.goto(stack.url + SPOT)
+    desk.wait_for_selector("#chart[data-ready='1'] .main-svg", timeout=20_000)
+    assert desk.evaluate("performance.getEntriesByName('pw:chart-ready').length") == 1
