@@ -162,7 +162,8 @@ def section_pages() -> list[str]:
              "time); live = the load while real ingestion writes bars. The goal counts every phase, cold included. "
              "The seeded bars are final and carry their index, regimes and episodes (computed by the real engine).",
              "",
-             "| page | warm p50 / p95 | live p50 / p95 | cold p50 / p95 | size | goal p95 < 100 ms (all phases) |",
+             "| page | warm p50 / p95 | live p50 / p95 | cold p50 / p95 | size sent (gzip) "
+             "| goal p95 < 100 ms (all phases) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for page, warm in figures["pages"].items():
         live, cold = figures["pages_live_writes"][page], figures["pages_cold"][page]
