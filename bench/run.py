@@ -197,6 +197,9 @@ def section_browser() -> list[str]:
         tbts = " / ".join(f"{t:,}" for t in s.get("tbt_runs_ms", [s["tbt_ms"]]))
         lines.append(f"| {page} | {s['accessibility']} | {s['performance']} | {s['lcp_ms']:,} ms | {s['tbt_ms']:,} ms "
                      f"| {every} | {tbts} ms | a11y >= 95, perf >= 90 {_ok(met)} |")
+    failed = {page: s["failed_starts"] for page, s in r["lighthouse"].items() if s.get("failed_starts")}
+    if failed:
+        lines += ["", f"Lighthouse runs that failed to start and were started once more: {failed}"]
     return lines
 
 
