@@ -6,7 +6,7 @@ once installed), and measures:
 - the first chart on a cold browser cache at 1440x900 (bench.first_chart, each run in a fresh browser context);
 - Lighthouse 12.2.3 (npm, run with Node and Debian Chromium) accessibility and performance on the overview and an
   instrument page, desktop and mobile: LIGHTHOUSE_RUNS runs each, of which the run with the median performance score
-  is reported beside the lowest and highest score (Lighthouse's own advice for its run-to-run variance:
+  is reported beside every run's score and TBT (Lighthouse's own advice for its run-to-run variance:
   https://github.com/GoogleChrome/lighthouse/blob/main/docs/variability.md).
 Prints one JSON object on its last line.
 """
