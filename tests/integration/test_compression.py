@@ -43,3 +43,23 @@ def test_answers_are_gzipped_for_a_client_that_accepts_it_and_plain_otherwise(cl
         assert len(unzipped) == len(body)
     else:
         assert unzipped == body
+
+
+def test_a_pages_bars_are_compressed_once_and_spliced_into_every_gzipped_view_of_it(client, monkeypatch):
+    """The day of bars is the page's megabyte: compressed on the first gzipped view, then only the page around it."""
+    from pressureweb import page_payloads
+
+    sizes: list[int] = []
+    deflate = page_payloads.deflate
+    monkeypatch.setattr(page_payloads, "deflate", lambda data: sizes.append(len(data)) or deflate(data))
+    bars = client.get(PAGE).content
+    bars = bars[bars.index(b'<script id="bars-data"'):]
+    bars = len(bars[:bars.index(b"</script>") + len(b"</script>")])
+
+    first = client.get(PAGE, HTTP_ACCEPT_ENCODING="gzip")
+    assert sizes.count(bars) == 1
+    sizes.clear()
+    second = client.get(PAGE, HTTP_ACCEPT_ENCODING="gzip")
+    assert sizes and bars not in sizes  # the rest of the page, compressed anew
+    assert b'<script id="bars-data"' in gzip.decompress(second.content)
+    assert len(gzip.decompress(first.content)) == len(gzip.decompress(second.content))
