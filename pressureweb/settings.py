@@ -191,8 +191,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-# An unacknowledged task (its worker died) is redelivered after this many seconds.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=300)}
+# An unacknowledged task (its worker died) is redelivered after this many seconds. A worker looks for such tasks
+# when it starts and then every unacked_restore_interval seconds; kombu 5.7 scans only every 10th look by default
+# (unacked_restore_throttle), which left a task whose worker died just before its replacement started waiting
+# 100 s past its timeout.
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT,
+                                   "unacked_restore_interval": max(1, min(10, _VISIBILITY_TIMEOUT // 2)),
+                                   "unacked_restore_throttle": 1}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 
 
