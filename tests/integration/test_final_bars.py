@@ -65,10 +65,9 @@ def test_a_replay_through_the_live_path_signals_only_on_final_bars(settings, fra
     final = [b for b in bars.values() if b.final]
     # Not final: the forming bar, and the one before it when the feed's clock (its newest event) is still within
     # the grace for late trades after the minute ended.
-    clock = max(Trade.objects.filter(instrument=btc.instrument).aggregate(m=Max("time_ms"))["m"],
-                BookSample.objects.filter(instrument=btc.instrument).aggregate(m=Max("time_ms"))["m"] or 0)
+    clock = _feed_clock(btc.instrument)
     for bar in bars.values():
-        assert bar.final == (dt_to_ms(bar.bucket_start) + 60_000 + settings.BAR_FINAL_GRACE_MS <= clock), bar
+        assert bar.final == _due_final(bar, clock, settings), bar
     assert len(final) >= 35 and 1 <= sum(not b.final for b in bars.values()) <= 2
     # Regimes: every final bar's regime is its final index against the thresholds of its day.
     for bar in final:
@@ -110,6 +109,17 @@ def test_a_replay_through_the_live_path_signals_only_on_final_bars(settings, fra
     assert headlines >= 25  # a final bar with an index each minute once the window has 10 bars
 
 
+def _feed_clock(instrument) -> int:
+    """The feed's clock: its newest event, trade or book sample."""
+    return max(Trade.objects.filter(instrument=instrument).aggregate(m=Max("time_ms"))["m"],
+               BookSample.objects.filter(instrument=instrument).aggregate(m=Max("time_ms"))["m"] or 0)
+
+
+def _due_final(bar, clock: int, settings) -> bool:
+    """A 1m bar is final once it has ended and the grace for late trades has passed on the feed's clock."""
+    return dt_to_ms(bar.bucket_start) + 60_000 + settings.BAR_FINAL_GRACE_MS <= clock
+
+
 def _dt(text):
     from datetime import datetime
 
@@ -123,9 +133,7 @@ def test_a_bar_waits_for_the_feed_clock_not_the_wall_clock(settings):
     replay_advance(stream_id=btc.pk, until_ms=btc.anchor_ms + 150_000, publish=False)  # 2.5 minutes
     bars = list(PressureBar.objects.filter(instrument=btc.instrument, interval="1m").order_by("bucket_start"))
     # The feed's clock: its newest event (trade or book sample); the wall clock is ~10 minutes ahead of it.
-    clock = max(Trade.objects.filter(instrument=btc.instrument).aggregate(m=Max("time_ms"))["m"],
-                BookSample.objects.filter(instrument=btc.instrument).aggregate(m=Max("time_ms"))["m"] or 0)
+    clock = _feed_clock(btc.instrument)
     for bar in bars:
-        ended = dt_to_ms(bar.bucket_start) + 60_000 + settings.BAR_FINAL_GRACE_MS <= clock
-        assert bar.final == ended, (bar.bucket_start, bar.final)
+        assert bar.final == _due_final(bar, clock, settings), (bar.bucket_start, bar.final)
     assert not bars[-1].final
