@@ -24,16 +24,20 @@ application = ProtocolTypeRouter(
 
 
 def _first_request_warm() -> None:
-    """Load now what the first request of each page would: the URL resolver and the project's page templates
-    (compiled, with their tag libraries). Otherwise the first visitor after a start waits over a second."""
+    """Load now what the first request of each page would: the URL resolver, the project's page templates
+    (compiled, with their tag libraries) and the instrument pages' figures. Otherwise the first visitor after a
+    start waits over a second."""
     from django.conf import settings
     from django.template.loader import get_template
     from django.urls import get_resolver
+
+    from apps.dashboard.views import instrument_figures_warm
 
     get_resolver().reverse_dict  # noqa: B018 - populates the resolver, as the first reverse() would
     for folder in settings.TEMPLATES[0]["DIRS"]:
         for path in sorted(folder.rglob("*.html")):
             get_template(path.relative_to(folder).as_posix())
+    instrument_figures_warm()
 
 
 _first_request_warm()

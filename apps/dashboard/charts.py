@@ -59,13 +59,29 @@ def instrument_panel_sizes(*, base: str, quote: str, theme: str = "dark") -> lis
     return [{"id": p["id"], "height": p["height"]} for p in _instrument_panels_parsed(base, quote, theme)["panels"]]
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _instrument_panels_parsed(base: str, quote: str, theme: str) -> dict:
     return json.loads(_instrument_panels_cached(base, quote, theme))  # read only: callers copy what they change
 
 
-@functools.lru_cache(maxsize=64)
+# Plotly takes about 0.1 s to build the six panels, so they are built once per theme with these stand-ins for the
+# instrument's base and quote, which are then written into the JSON text: a new instrument costs a string replace.
+_BASE, _QUOTE = "__PW_BASE__", "__PW_QUOTE__"
+
+
+@functools.lru_cache(maxsize=256)
 def _instrument_panels_cached(base: str, quote: str, theme: str) -> str:
+    text = _instrument_panels_themed(theme)
+    return text.replace(_BASE, json.dumps(base)[1:-1]).replace(_QUOTE, json.dumps(quote)[1:-1])
+
+
+@functools.cache
+def _instrument_panels_themed(theme: str) -> str:
+    return instrument_panels_build(base=_BASE, quote=_QUOTE, theme=theme)
+
+
+def instrument_panels_build(*, base: str, quote: str, theme: str) -> str:
+    """The panels of :func:`instrument_panels` (without episodes), built with Plotly."""
     t = THEMES.get(theme, THEMES["dark"])
     figs = [go.Figure() for _ in PANELS]
     _price_and_volume_traces(figs[0], figs[1], base=base, quote=quote)
@@ -153,41 +169,57 @@ COMPONENT_COLORS = ("#ef5350", "#ab47bc", "#42a5f5", "#26c6da", "#ffb300", "#8d6
 
 def spi_figure_empty(*, components: tuple[str, ...], labels: dict[str, str], theme: str = "dark",
                      thresholds: tuple[float, float, float]) -> str:
-    """The index figure without data, its regime bands at the instrument's thresholds (elevated, high, extreme)."""
+    """The index figure without data (the page fills it from its bars), its regime bands at the instrument's
+    thresholds (elevated, high, extreme)."""
     return _spi_figure_cached(components, tuple(sorted(labels.items())), theme,
                               tuple(round(t, 1) for t in thresholds))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _spi_figure_cached(components: tuple[str, ...], labels: tuple, theme: str, thresholds: tuple) -> str:
-    return spi_figure([], components=list(components), labels=dict(labels), theme=theme, thresholds=thresholds)
+    figure = json.loads(_spi_figure_build(components, labels, theme))
+    shapes, names = regime_bands(thresholds)
+    layout = figure["layout"]
+    layout["shapes"] = [*layout.get("shapes", []), *shapes]
+    layout["annotations"] = [*layout.get("annotations", []), *names]
+    return json.dumps(figure)
 
 
-def spi_figure(rows: list[dict], *, components: list[str], labels: dict[str, str], theme: str = "dark",
-               thresholds: tuple[float, float, float]) -> str:
-    """The index over its regime bands (final bars a line, the forming bar a hollow marker), and below it each
-    component's signed contribution, stacked (final bars)."""
+def regime_bands(thresholds: tuple[float, float, float]) -> tuple[list[dict], list[dict]]:
+    """The index panel's regime bands between (0, elevated, high, extreme, 100), as Plotly layout shapes below the
+    data, and their names at each band's top left: the layout Plotly's add_hrect writes, written here because the
+    bands move with each instrument's calibrated thresholds and a Plotly build of the figure takes ~50 ms."""
+    edges = (0.0, *thresholds, 100.0)
+    shapes, names = [], []
+    for (name, color), lo, hi in zip(REGIME_COLORS.items(), edges[:-1], edges[1:], strict=True):
+        shapes.append({"type": "rect", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y", "y0": lo, "y1": hi,
+                       "fillcolor": color, "line": {"width": 0}, "layer": "below"})
+        names.append({"text": name, "xref": "x domain", "x": 0, "xanchor": "left", "yref": "y", "y": hi,
+                      "yanchor": "top", "showarrow": False, "font": {"size": 10}})
+    return shapes, names
+
+
+@functools.lru_cache(maxsize=16)
+def _spi_figure_build(components: tuple[str, ...], labels: tuple, theme: str) -> str:
+    """The index over its bands (final bars a line, the forming bar a hollow marker), and below it each component's
+    signed contribution, stacked (final bars); without data and without the bands."""
     t = THEMES.get(theme, THEMES["dark"])
-    x = [r["bucket_start"] for r in rows]
+    labels = dict(labels)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.55, 0.45],
                         subplot_titles=["Selling Pressure Index (0-100)", "What drives it: contribution per component"])
-    edges = (0.0, *thresholds, 100.0)
-    for (name, color), lo, hi in zip(REGIME_COLORS.items(), edges[:-1], edges[1:], strict=True):
-        fig.add_hrect(y0=lo, y1=hi, fillcolor=color, line_width=0, row=1, col=1,
-                      annotation_text=name, annotation_position="top left", annotation_font_size=10)
     line = "#ffffff" if theme == "dark" else "#111111"
     fig.add_trace(go.Scatter(
-        x=x, y=[r.get("spi") for r in rows], name="SPI (final bars)", mode="lines", line={"color": line, "width": 2},
+        x=[], y=[], name="SPI (final bars)", mode="lines", line={"color": line, "width": 2},
         meta={"y": "spi", "final": True}, hovertemplate="SPI %{y:.1f}<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Scatter(
-        x=x, y=[None for _ in rows], name="SPI (forming bar, provisional)", mode="markers",
+        x=[], y=[], name="SPI (forming bar, provisional)", mode="markers",
         marker={"symbol": "circle-open", "size": 9, "color": line}, meta={"y": "spi", "forming": True},
         hovertemplate="SPI %{y:.1f} (forming, provisional)<extra></extra>",
     ), row=1, col=1)
     for i, name in enumerate(components):
         fig.add_trace(go.Bar(
-            x=x, y=[(r.get("spi_contributions") or {}).get(name) for r in rows], name=labels.get(name, name),
+            x=[], y=[], name=labels.get(name, name),
             marker_color=COMPONENT_COLORS[i % len(COMPONENT_COLORS)], meta={"contrib": name, "final": True},
             hovertemplate=f"{labels.get(name, name)}: %{{y:+.3f}}<extra></extra>",
         ), row=2, col=1)

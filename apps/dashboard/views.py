@@ -34,6 +34,7 @@ from apps.pressure.selectors import (
 from apps.pressure.services.forecast import track_record_timeline
 from apps.pressure.spi import weights as spi_weights
 from apps.watchlists.selectors import watchlists_containing
+from pressureweb.lib.charts import THEMES
 from pressureweb.lib.ranges import PRESETS, chart_range_parse
 from pressureweb.lib.times import iso_z
 from pressureweb.page_payloads import render_with_payloads
@@ -151,6 +152,15 @@ def instrument(request, exchange, market, symbol):
                            f"&symbol={inst.symbol}&interval={interval}",
         },
     }, payloads=[bars.element])
+
+
+def instrument_figures_warm() -> None:
+    """Build the figures every instrument page shares, in both themes: a process's first Plotly build also loads
+    Plotly's validators (~0.5 s), which the first visitor after a start would otherwise wait for."""
+    for theme in THEMES:
+        charts.instrument_panels(base="BTC", quote="USDT", theme=theme)
+        charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS, theme=theme,
+                                thresholds=settings.SPI_REGIME_THRESHOLDS)
 
 
 def episodes_page(request):
