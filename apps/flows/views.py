@@ -62,8 +62,7 @@ def _page_data(*, chain: str, asset: str, start: datetime, end: datetime, top: i
     def build() -> dict:
         exchanges = selectors.flow_exchanges_ranked(chain=chain, asset=asset, start=start, end=end, limit=top)
         shown = {*exchanges, ALL_EXCHANGES}
-        rows = [r for r in selectors.flow_bars(chain=chain, asset=asset, start=start, end=end)
-                if r["exchange"] in shown]
+        rows = selectors.flow_bars(chain=chain, asset=asset, start=start, end=end, exchanges=shown)
         for stable in STABLECOINS:
             if stable != asset:
                 rows += selectors.flow_bars(chain=ASSET_CHAIN[stable], asset=stable, start=start, end=end,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -211,3 +212,18 @@ def test_api_per_block_adds_up_to_the_hourly_bars(client, recent):
     for name in ("inflow", "outflow", "netflow"):
         assert sum(Decimal(b[name]) for b in blocks) == sum(Decimal(h[name]) for h in hours)
     assert [b["block_height"] for b in blocks] == sorted(b["block_height"] for b in blocks)
+
+
+@pytest.mark.django_db
+def test_the_page_draws_the_top_exchanges_and_all(client, monkeypatch):
+    """Only the exchanges with the largest gross flows in the range are sent, beside ``all``, each bar exactly."""
+    monkeypatch.setattr("apps.flows.views.TOP_EXCHANGES", 2)
+    hour = datetime.now(tz=UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    gross = {"binance": 5, "kraken": 9, "okx": 1, "coinbase": 7}  # BTC in, per hour
+    for exchange, coins in [*gross.items(), ("all", sum(gross.values()))]:
+        FlowBar.objects.create(chain="btc", asset="BTC", exchange=exchange, bucket_start=hour,
+                               inflow=coins * 10**8, netflow=coins * 10**8, inflow_txs=1)
+    html = client.get(reverse("flows:page"), {"asset": "BTC", "range": "24h"}).content.decode()
+    rows = json.loads(re.search(r'<script id="flow-rows" type="application/json">(.*?)</script>', html, re.S)[1])
+    sent = {r["exchange"]: r["inflow"] for r in rows if r["asset"] == "BTC"}
+    assert sent == {"kraken": "9", "coinbase": "7", "all": "22"}
