@@ -131,9 +131,8 @@ def instrument(request, exchange, market, symbol):
     figure = script_element(charts.instrument_panels(
         base=inst.base, quote=inst.quote, theme=theme,
         shapes=charts.episode_shapes(episodes, end_iso=iso_z(chart_range.end))), "figure-data")
-    spi_figure = script_element(charts.spi_figure_empty(
-        components=tuple(spi_weights()), labels=SPI_LABELS, theme=theme,
-        thresholds=(headline or {}).get("thresholds") or settings.SPI_REGIME_THRESHOLDS), "spi-figure-data")
+    spi_figure = script_element(_index_figure(theme=theme, thresholds=(headline or {}).get("thresholds")),
+                                "spi-figure-data")
     return render_with_payloads(request, "dashboard/instrument.html", {
         "instrument": inst, "interval": interval, "asked_interval": asked, "intervals": list(INTERVALS),
         "range": chart_range, "presets": list(PRESETS), "range_error": range_error,
@@ -157,13 +156,18 @@ def instrument(request, exchange, market, symbol):
     }, payloads=[bars.element, figure, spi_figure])
 
 
+def _index_figure(*, theme: str, thresholds: tuple[float, float, float] | None) -> str:
+    """The index chart without data, its bands at the instrument's thresholds (the defaults until calibrated)."""
+    return charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS, theme=theme,
+                                   thresholds=thresholds or settings.SPI_REGIME_THRESHOLDS)
+
+
 def instrument_figures_warm() -> None:
     """Build the figures every instrument page shares, in both themes: a process's first Plotly build also loads
     Plotly's validators (~0.5 s), which the first visitor after a start would otherwise wait for."""
     for theme in THEMES:
         charts.instrument_panels(base="BTC", quote="USDT", theme=theme)
-        charts.spi_figure_empty(components=tuple(spi_weights()), labels=SPI_LABELS, theme=theme,
-                                thresholds=settings.SPI_REGIME_THRESHOLDS)
+        _index_figure(theme=theme, thresholds=None)
 
 
 def episodes_page(request):

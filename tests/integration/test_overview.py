@@ -169,3 +169,27 @@ def test_the_overview_reads_every_headline_in_a_few_queries_and_each_equals_the_
     assert got["drop_risk_ratio"] == pytest.approx(0.062 / 0.0124)
     assert many[plain.pk]["drop_risk_normal"] is None and many[plain.pk]["thresholds"] == (60.0, 75.0, 90.0)
     assert many[warming.pk] is None and many[empty.pk] is None
+
+
+def test_the_instrument_pages_index_chart_has_its_bands_at_the_calibrated_thresholds(client, inst):
+    """The bands behind the index are where the instrument's regimes change on its latest final bar's day; with no
+    calibration yet, at the documented defaults."""
+    import json
+
+    from django.conf import settings
+
+    from apps.pressure.models import RegimeCalibration
+
+    def bands() -> list[tuple[float, float]]:
+        cache.clear()
+        html = client.get(f"/markets/glance/perp/{inst.symbol}/").content.decode()
+        text = re.search(r'<script id="spi-figure-data" type="application/json">(.*?)</script>', html, re.S)[1]
+        return [(s["y0"], s["y1"]) for s in json.loads(json.loads(text))["layout"]["shapes"]]
+
+    _bars(inst, [(80, True, 50.0, "2.5"), (81, True, 80.0, "-4")])
+    low, high, top = settings.SPI_REGIME_THRESHOLDS
+    assert bands() == [(0.0, low), (low, high), (high, top), (top, 100.0)]
+    day = (T0 + timedelta(minutes=81)).replace(hour=0, minute=0)
+    RegimeCalibration.objects.create(instrument=inst, interval="1m", day=day, elevated=55.0, high=71.3, extreme=84.0,
+                                     bars=40_000)
+    assert bands() == [(0.0, 55.0), (55.0, 71.3), (71.3, 84.0), (84.0, 100.0)]
